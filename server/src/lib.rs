@@ -15,3 +15,7 @@ pub mod cursor;
 pub mod date;
 pub mod event;
 pub mod occ;
+pub mod conditions;
+pub mod feed;
+pub mod filter;
+pub mod process;

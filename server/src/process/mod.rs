@@ -1,0 +1,1 @@
+//! Flow detection (in progress).
