@@ -1,0 +1,378 @@
+//! The bus: where prints and flow events travel between the roles.
+//!
+//! Two implementations sit behind one interface, [`Bus`]:
+//! - [`RedisBus`](redis::RedisBus), the production bus: raw prints on sharded
+//!   Redis streams read through a consumer group, flow events on one bounded
+//!   stream plus Pub/Sub for instant fan-out (layout in [`keys`] and
+//!   `docs/redis.md`);
+//! - [`MemoryBus`](memory::MemoryBus), the same semantics inside one process,
+//!   for `--memory`, single-user runs and the TUI's demo mode.
+//!
+//! Exactly-once processing rests on three operations that both buses provide:
+//! a shard is processed by the holder of its lease only; a processor commits
+//! flow events together with the raw entry ids they reflect into a guard set,
+//! atomically with the lease check ([`Bus::commit_flow`]); and it acknowledges
+//! raw entries (adding their day volume) only after that commit
+//! ([`Bus::ack_raw`]). A processor that takes a shard over re-reads the
+//! pending entries and skips those already in the guard.
+
+pub mod keys;
+pub mod memory;
+pub mod redis;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cursor::Cursor;
+use crate::date::Date;
+use crate::event::{Print, Sentiment};
+use crate::occ::Right;
+
+pub use keys::{shard_of, Keys};
+pub use memory::MemoryBus;
+pub use redis::RedisBus;
+
+/// Sizes and bounds shared by both buses.
+#[derive(Clone, Debug)]
+pub struct BusConfig {
+    /// Key namespace (`ft`).
+    pub namespace: String,
+    /// Number of raw print shards.
+    pub shards: u16,
+    /// Approximate maximum entries kept per raw shard: the backlog the
+    /// processors may fall behind by before unprocessed prints are trimmed.
+    pub raw_max_len: u64,
+    /// Approximate maximum events kept in the flow stream.
+    pub flow_max_len: u64,
+    /// Maximum age of flow events kept (zero: no age limit).
+    pub flow_max_age: Duration,
+    /// Time to live of per-day keys (day volume, premium aggregates).
+    pub day_ttl: Duration,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            namespace: "ft".into(),
+            shards: 8,
+            raw_max_len: 1_000_000,
+            flow_max_len: 1_000_000,
+            flow_max_age: Duration::from_secs(24 * 3600),
+            day_ttl: Duration::from_secs(48 * 3600),
+        }
+    }
+}
+
+/// One raw stream entry. `print` is `None` when the entry could not be
+/// decoded: it is counted, acknowledged and skipped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawEntry {
+    pub id: Cursor,
+    pub print: Option<Print>,
+}
+
+/// One flow stream entry: its cursor and the event JSON as stored (without `id`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowEntry {
+    pub id: Cursor,
+    pub json: Arc<str>,
+}
+
+/// A flow event to commit, with the raw entry ids it reflects (first leg first).
+#[derive(Clone, Copy, Debug)]
+pub struct NewEvent<'a> {
+    pub legs: &'a [Cursor],
+    pub json: &'a str,
+}
+
+/// A raw entry to acknowledge, with what it adds to the day's aggregates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ack {
+    pub id: Cursor,
+    pub delta: Option<DayDelta>,
+}
+
+/// What one print adds to its trading day's volume and premium aggregates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DayDelta {
+    pub day: Date,
+    /// Unpadded OSI symbol.
+    pub occ: String,
+    pub size: u64,
+    pub sym: String,
+    pub right: Right,
+    pub sentiment: Sentiment,
+    /// Premium in cents.
+    pub premium_cents: i64,
+}
+
+impl DayDelta {
+    /// The premium aggregate fields this delta adds to: `SYM:call|put` and
+    /// `SYM:bull|bear` (neutral premium counts in neither direction).
+    pub fn premium_fields(&self) -> (String, Option<String>) {
+        let bucket = match self.right {
+            Right::Call => "call",
+            Right::Put => "put",
+        };
+        let dir = match self.sentiment {
+            Sentiment::Bull => Some(format!("{}:bull", self.sym)),
+            Sentiment::Bear => Some(format!("{}:bear", self.sym)),
+            Sentiment::Neutral => None,
+        };
+        (format!("{}:{}", self.sym, bucket), dir)
+    }
+}
+
+/// A message from the live fan-out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Live {
+    Entry(FlowEntry),
+    /// Messages may have been missed (the subscription was lost and restored,
+    /// or the subscriber lagged): repair from the stream by cursor.
+    Gap,
+}
+
+/// Length and ends of the flow stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowBounds {
+    pub len: u64,
+    pub first: Option<Cursor>,
+    pub last: Option<Cursor>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot reach Redis at {url}: {reason} (start redis-server, or run with --memory)")]
+    Unavailable { url: String, reason: String },
+    #[error("invalid Redis URL {url}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("the lease on shard {0} is held by another processor")]
+    LeaseLost(u16),
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("unexpected reply from Redis: {0}")]
+    Protocol(String),
+}
+
+/// The bus the roles talk through; cheap to clone.
+#[derive(Clone)]
+pub enum Bus {
+    Memory(Arc<MemoryBus>),
+    Redis(RedisBus),
+}
+
+/// A dedicated reader of one raw shard (on Redis, its own connection, since
+/// blocking reads hold a connection).
+pub enum ShardReader {
+    Memory(Arc<MemoryBus>, u16),
+    Redis(redis::RedisShardReader),
+}
+
+/// The live fan-out subscription of one gateway.
+pub enum LiveFeed {
+    Memory(tokio::sync::broadcast::Receiver<FlowEntry>),
+    Redis(tokio::sync::mpsc::Receiver<Live>),
+}
+
+impl Bus {
+    pub fn memory(config: BusConfig) -> Bus {
+        Bus::Memory(Arc::new(MemoryBus::new(config)))
+    }
+
+    /// Connects to Redis, checks it answers, and creates the consumer groups.
+    pub async fn redis(url: &str, config: BusConfig) -> Result<Bus, BusError> {
+        Ok(Bus::Redis(RedisBus::connect(url, config).await?))
+    }
+
+    pub fn config(&self) -> &BusConfig {
+        match self {
+            Bus::Memory(m) => m.config(),
+            Bus::Redis(r) => r.config(),
+        }
+    }
+
+    /// The shard an underlying's prints go to.
+    pub fn shard_of(&self, underlying: &str) -> u16 {
+        shard_of(underlying, self.config().shards)
+    }
+
+    pub async fn ping(&self) -> Result<(), BusError> {
+        match self {
+            Bus::Memory(_) => Ok(()),
+            Bus::Redis(r) => r.ping().await,
+        }
+    }
+
+    /// Appends prints to their shards' raw streams, in order, in one round trip.
+    pub async fn append_raw(&self, prints: &[Print]) -> Result<(), BusError> {
+        match self {
+            Bus::Memory(m) => {
+                m.append_raw(prints);
+                Ok(())
+            }
+            Bus::Redis(r) => r.append_raw(prints).await,
+        }
+    }
+
+    /// Takes the lease on a shard if nobody holds it.
+    pub async fn acquire_lease(&self, shard: u16, owner: &str, ttl: Duration) -> Result<bool, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(m.acquire_lease(shard, owner, ttl)),
+            Bus::Redis(r) => r.acquire_lease(shard, owner, ttl).await,
+        }
+    }
+
+    /// Extends a lease this owner holds; false if it is no longer held.
+    pub async fn renew_lease(&self, shard: u16, owner: &str, ttl: Duration) -> Result<bool, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(m.renew_lease(shard, owner, ttl)),
+            Bus::Redis(r) => r.renew_lease(shard, owner, ttl).await,
+        }
+    }
+
+    /// Gives a held lease up, so another processor can take over at once.
+    pub async fn release_lease(&self, shard: u16, owner: &str) -> Result<(), BusError> {
+        match self {
+            Bus::Memory(m) => {
+                m.release_lease(shard, owner);
+                Ok(())
+            }
+            Bus::Redis(r) => r.release_lease(shard, owner).await,
+        }
+    }
+
+    pub async fn shard_reader(&self, shard: u16) -> Result<ShardReader, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(ShardReader::Memory(m.clone(), shard)),
+            Bus::Redis(r) => Ok(ShardReader::Redis(r.shard_reader(shard).await?)),
+        }
+    }
+
+    /// Raw entry ids of a shard already reflected in the flow stream but not acknowledged.
+    pub async fn guard_members(&self, shard: u16) -> Result<HashSet<Cursor>, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(m.guard_members(shard)),
+            Bus::Redis(r) => r.guard_members(shard).await,
+        }
+    }
+
+    /// Atomically, if `owner` holds the shard's lease: forgets `prune` from the
+    /// guard, and appends each event whose first leg is not in the guard to the
+    /// flow stream, adds its legs to the guard and publishes it. Returns each
+    /// event's cursor, or `None` for an event skipped as already committed.
+    pub async fn commit_flow(
+        &self,
+        shard: u16,
+        owner: &str,
+        events: &[NewEvent<'_>],
+        prune: &[Cursor],
+    ) -> Result<Vec<Option<Cursor>>, BusError> {
+        match self {
+            Bus::Memory(m) => m.commit_flow(shard, owner, events, prune),
+            Bus::Redis(r) => r.commit_flow(shard, owner, events, prune).await,
+        }
+    }
+
+    /// Acknowledges raw entries and, for each one acknowledged now (not
+    /// before), adds its delta to the day aggregates. Returns how many were
+    /// acknowledged now.
+    pub async fn ack_raw(&self, shard: u16, acks: &[Ack]) -> Result<u64, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(m.ack_raw(shard, acks)),
+            Bus::Redis(r) => r.ack_raw(shard, acks).await,
+        }
+    }
+
+    /// The persisted day volume of every contract of a shard (occ → contracts).
+    pub async fn day_volume(&self, shard: u16, day: Date) -> Result<Vec<(String, u64)>, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(m.day_volume(shard, day)),
+            Bus::Redis(r) => r.day_volume(shard, day).await,
+        }
+    }
+
+    /// Flow entries strictly after `after`, oldest first, at most `count`.
+    pub async fn flow_after(&self, after: Cursor, count: usize) -> Result<Vec<FlowEntry>, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(m.flow_after(after, count)),
+            Bus::Redis(r) => r.flow_after(after, count).await,
+        }
+    }
+
+    /// The newest `count` flow entries at or before `before` (all when `None`), oldest first.
+    pub async fn flow_before(&self, before: Option<Cursor>, count: usize) -> Result<Vec<FlowEntry>, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(m.flow_before(before, count)),
+            Bus::Redis(r) => r.flow_before(before, count).await,
+        }
+    }
+
+    pub async fn flow_bounds(&self) -> Result<FlowBounds, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(m.flow_bounds()),
+            Bus::Redis(r) => r.flow_bounds().await,
+        }
+    }
+
+    /// Subscribes to the live fan-out. On Redis, the subscription reconnects
+    /// by itself and reports [`Live::Gap`] when it may have missed messages.
+    pub async fn subscribe_live(&self) -> Result<LiveFeed, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(LiveFeed::Memory(m.subscribe_live())),
+            Bus::Redis(r) => Ok(LiveFeed::Redis(r.subscribe_live().await?)),
+        }
+    }
+}
+
+impl ShardReader {
+    /// Up to `count` entries never delivered to the group before, waiting up
+    /// to `block` for the first; they become pending for `consumer`.
+    pub async fn read_new(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<RawEntry>, BusError> {
+        match self {
+            ShardReader::Memory(m, shard) => Ok(m.read_new(*shard, consumer, count, block).await),
+            ShardReader::Redis(r) => r.read_new(consumer, count, block).await,
+        }
+    }
+
+    /// Transfers every pending entry of the shard (whoever held it) to
+    /// `consumer` and returns them, oldest first. Pending entries already
+    /// trimmed from the stream are dropped from the pending list and counted
+    /// in the second value.
+    pub async fn claim_all(&mut self, consumer: &str) -> Result<(Vec<RawEntry>, u64), BusError> {
+        match self {
+            ShardReader::Memory(m, shard) => Ok(m.claim_all(*shard, consumer)),
+            ShardReader::Redis(r) => r.claim_all(consumer).await,
+        }
+    }
+}
+
+impl LiveFeed {
+    /// The next live message; `None` once the bus is gone.
+    pub async fn recv(&mut self) -> Option<Live> {
+        match self {
+            LiveFeed::Memory(rx) => match rx.recv().await {
+                Ok(entry) => Some(Live::Entry(entry)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(Live::Gap),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+            },
+            LiveFeed::Redis(rx) => rx.recv().await,
+        }
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The MINID cutoff for age-based retention, or `None` without an age limit.
+pub(crate) fn min_id_cutoff(max_age: Duration) -> Option<Cursor> {
+    if max_age.is_zero() {
+        return None;
+    }
+    Some(Cursor::new(now_ms().saturating_sub(max_age.as_millis() as u64), 0))
+}
