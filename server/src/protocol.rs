@@ -20,6 +20,13 @@ pub const MAX_BACKFILL: u32 = 5_000;
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 pub const CLOSE_SLOW_CONSUMER_REASON: &str = "slow consumer, resume with your cursor";
 
+/// Close code and reason for a client that did not answer the server's pings in time.
+pub const CLOSE_HEARTBEAT_TIMEOUT: u16 = 4009;
+pub const CLOSE_HEARTBEAT_TIMEOUT_REASON: &str = "heartbeat timeout";
+
+/// Reason sent with close code 1001 when the server shuts down.
+pub const CLOSE_GOING_AWAY_REASON: &str = "going away";
+
 /// A message from client to server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
@@ -36,7 +43,9 @@ pub enum ClientMessage {
         since: Option<Cursor>,
     },
     /// Change the filter without reconnecting.
-    Filter { filter: String },
+    Filter {
+        filter: String,
+    },
     Ping,
 }
 
@@ -85,6 +94,8 @@ pub enum ErrorCode {
     BadCursor,
     RateLimited,
     Unauthorized,
+    /// `filter` before any `subscribe`.
+    NotSubscribed,
     Internal,
 }
 
@@ -93,9 +104,14 @@ pub enum ErrorCode {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ServerMessage {
     /// One flow event and its cursor.
-    Event { cursor: Cursor, event: FlowEvent },
+    Event {
+        cursor: Cursor,
+        event: FlowEvent,
+    },
     /// Several events in one frame (used at peaks), oldest first.
-    Events { events: Vec<EventItem> },
+    Events {
+        events: Vec<EventItem>,
+    },
     Status {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         feed: Option<FeedStatus>,
@@ -127,7 +143,8 @@ pub struct EventItem {
 pub fn event_frame(cursor: &str, stored_json: &str) -> String {
     let body = stored_json.strip_prefix('{').unwrap_or(stored_json);
     let mut out = String::with_capacity(stored_json.len() + 2 * cursor.len() + 48);
-    out.push_str("{\"type\":\"event\",\"cursor\":\"");
+    out.push_str(EVENT_FRAME_HEAD);
+    out.push_str("\"cursor\":\"");
     out.push_str(cursor);
     out.push_str("\",\"event\":{\"id\":\"");
     out.push_str(cursor);
@@ -137,15 +154,35 @@ pub fn event_frame(cursor: &str, stored_json: &str) -> String {
     out
 }
 
+/// The start of every [`event_frame`], up to the cursor.
+const EVENT_FRAME_HEAD: &str = "{\"type\":\"event\",";
+
+/// The text of one `events` batch frame built from event frames (as made by
+/// [`event_frame`]), oldest first, without re-serializing them:
+/// `{"type":"events","events":[{"cursor":"…","event":{…}},…]}`.
+pub fn events_frame<'a>(event_frames: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::from("{\"type\":\"events\",\"events\":[");
+    for (i, frame) in event_frames.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        out.push_str(frame.strip_prefix(EVENT_FRAME_HEAD).unwrap_or(frame));
+    }
+    out.push_str("]}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn client_messages_parse() {
-        let m: ClientMessage =
-            serde_json::from_str(r#"{"op":"subscribe","filter":"AAPL premium>=250k","backfill":100}"#)
-                .unwrap_or(ClientMessage::Ping);
+        let m: ClientMessage = serde_json::from_str(
+            r#"{"op":"subscribe","filter":"AAPL premium>=250k","backfill":100}"#,
+        )
+        .unwrap_or(ClientMessage::Ping);
         assert_eq!(
             m,
             ClientMessage::Subscribe {
@@ -154,11 +191,17 @@ mod tests {
                 since: None
             }
         );
-        let m: Result<ClientMessage, _> = serde_json::from_str(r#"{"op":"subscribe","since":"17-2"}"#);
-        assert!(matches!(m, Ok(ClientMessage::Subscribe { since: Some(c), .. }) if c == Cursor::new(17, 2)));
+        let m: Result<ClientMessage, _> =
+            serde_json::from_str(r#"{"op":"subscribe","since":"17-2"}"#);
+        assert!(
+            matches!(m, Ok(ClientMessage::Subscribe { since: Some(c), .. }) if c == Cursor::new(17, 2))
+        );
         assert!(serde_json::from_str::<ClientMessage>(r#"{"op":"dance"}"#).is_err());
         assert!(serde_json::from_str::<ClientMessage>(r#"{"op":"filter","filter":7}"#).is_err());
-        assert_eq!(serde_json::to_string(&ClientMessage::Ping).unwrap_or_default(), r#"{"op":"ping"}"#);
+        assert_eq!(
+            serde_json::to_string(&ClientMessage::Ping).unwrap_or_default(),
+            r#"{"op":"ping"}"#
+        );
     }
 
     #[test]
@@ -173,6 +216,15 @@ mod tests {
                 assert_eq!(event.sym, "SPY");
             }
             other => panic!("not an event: {other:?}"),
+        }
+        let batch = events_frame([frame.as_str(), event_frame("5-2", stored).as_str()]);
+        match serde_json::from_str::<ServerMessage>(&batch) {
+            Ok(ServerMessage::Events { events }) => {
+                let cursors: Vec<Cursor> = events.iter().map(|e| e.cursor).collect();
+                assert_eq!(cursors, [Cursor::new(5, 1), Cursor::new(5, 2)]);
+                assert_eq!(events[1].event.id, "5-2");
+            }
+            other => panic!("not an events batch: {other:?}"),
         }
         let pong = serde_json::to_string(&ServerMessage::Pong).unwrap_or_default();
         assert_eq!(pong, r#"{"type":"pong"}"#);

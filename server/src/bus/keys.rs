@@ -102,7 +102,11 @@ mod tests {
         for &byte in tag.as_bytes() {
             crc ^= u16::from(byte) << 8;
             for _ in 0..8 {
-                crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
             }
         }
         crc % 16384
@@ -131,7 +135,10 @@ mod tests {
         assert_eq!(shard_of("AAPL", 8), shard_of("AAPL", 8));
         assert_eq!(shard_of("AAPL", 1), 0);
         let mut seen = std::collections::HashSet::new();
-        for t in ["SPY", "QQQ", "AAPL", "TSLA", "NVDA", "AMZN", "META", "MSFT", "IWM", "AMD", "GOOGL", "NFLX"] {
+        for t in [
+            "SPY", "QQQ", "AAPL", "TSLA", "NVDA", "AMZN", "META", "MSFT", "IWM", "AMD", "GOOGL",
+            "NFLX",
+        ] {
             seen.insert(shard_of(t, 4));
         }
         assert!(seen.len() >= 3, "{seen:?}");

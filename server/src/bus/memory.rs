@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, Notify};
 
-use super::{min_id_cutoff, now_ms, shard_of, Ack, BusConfig, BusError, FlowBounds, FlowEntry, NewEvent, RawEntry};
+use super::{
+    min_id_cutoff, now_ms, shard_of, Ack, BusConfig, BusError, FlowBounds, FlowEntry, NewEvent,
+    RawEntry,
+};
 use crate::cursor::Cursor;
 use crate::date::Date;
 use crate::event::Print;
@@ -38,12 +41,20 @@ struct FlowLog {
     last_id: Cursor,
 }
 
+/// One shard's aggregates for one trading day, and when they were last
+/// written: like a Redis key with a TTL, they expire `day_ttl` after that.
+#[derive(Default)]
+struct DayAggregates {
+    /// occ → contracts.
+    volume: HashMap<String, u64>,
+    /// `SYM:call|put|bull|bear` → cents.
+    premium: HashMap<String, i64>,
+    written: Option<Instant>,
+}
+
 #[derive(Default)]
 struct DayStats {
-    /// (shard, day) → occ → contracts.
-    volume: HashMap<(u16, Date), HashMap<String, u64>>,
-    /// (shard, day) → `SYM:field` → cents.
-    premium: HashMap<(u16, Date), HashMap<String, i64>>,
+    by_day: HashMap<(u16, Date), DayAggregates>,
 }
 
 pub struct MemoryBus {
@@ -148,7 +159,13 @@ impl MemoryBus {
         matches!(&s.lease, Some((holder, until)) if holder == owner && *until > Instant::now())
     }
 
-    pub(super) async fn read_new(&self, shard: u16, consumer: &str, count: usize, block: Duration) -> Vec<RawEntry> {
+    pub(super) async fn read_new(
+        &self,
+        shard: u16,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Vec<RawEntry> {
         let deadline = tokio::time::Instant::now() + block;
         loop {
             let arrived = self.arrivals[usize::from(shard) % self.arrivals.len()].notified();
@@ -193,7 +210,10 @@ impl MemoryBus {
             match found {
                 Some(print) => {
                     s.pending.insert(id, consumer.to_string());
-                    claimed.push(RawEntry { id, print: Some(print) });
+                    claimed.push(RawEntry {
+                        id,
+                        print: Some(print),
+                    });
                 }
                 None => {
                     s.pending.remove(&id);
@@ -261,40 +281,44 @@ impl MemoryBus {
         let mut acked = 0;
         let mut s = self.shard(shard);
         let mut days = lock(&self.days);
+        let now = Instant::now();
         for a in acks {
             if s.pending.remove(&a.id).is_none() {
                 continue;
             }
             acked += 1;
             let Some(d) = &a.delta else { continue };
-            *days.volume.entry((shard, d.day)).or_default().entry(d.occ.clone()).or_default() += d.size;
-            let premium = days.premium.entry((shard, d.day)).or_default();
+            let day = days.by_day.entry((shard, d.day)).or_default();
+            *day.volume.entry(d.occ.clone()).or_default() += d.size;
             let (bucket, dir) = d.premium_fields();
-            *premium.entry(bucket).or_default() += d.premium_cents;
+            *day.premium.entry(bucket).or_default() += d.premium_cents;
             if let Some(dir) = dir {
-                *premium.entry(dir).or_default() += d.premium_cents;
+                *day.premium.entry(dir).or_default() += d.premium_cents;
             }
+            day.written = Some(now);
         }
         drop(s);
-        // Per-day aggregates expire: keep only days within the TTL.
-        let ttl_days = (self.config.day_ttl.as_secs() / 86_400).max(1) as i64;
-        let today = crate::date::market_date(now_ms() as i64);
-        days.volume.retain(|(_, day), _| day.days_until(today) <= ttl_days);
-        days.premium.retain(|(_, day), _| day.days_until(today) <= ttl_days);
+        let ttl = self.config.day_ttl;
+        days.by_day
+            .retain(|_, agg| agg.written.is_some_and(|w| now.duration_since(w) <= ttl));
         acked
     }
 
     pub(super) fn day_volume(&self, shard: u16, day: Date) -> Vec<(String, u64)> {
         lock(&self.days)
-            .volume
+            .by_day
             .get(&(shard, day))
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .map(|agg| agg.volume.iter().map(|(k, v)| (k.clone(), *v)).collect())
             .unwrap_or_default()
     }
 
     /// The day's premium aggregates of one shard (`SYM:call|put|bull|bear` → cents).
     pub fn day_premium(&self, shard: u16, day: Date) -> HashMap<String, i64> {
-        lock(&self.days).premium.get(&(shard, day)).cloned().unwrap_or_default()
+        lock(&self.days)
+            .by_day
+            .get(&(shard, day))
+            .map(|agg| agg.premium.clone())
+            .unwrap_or_default()
     }
 
     /// Entries pending (delivered, not acknowledged) on a shard.

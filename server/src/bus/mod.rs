@@ -56,7 +56,7 @@ impl Default for BusConfig {
         BusConfig {
             namespace: "ft".into(),
             shards: 8,
-            raw_max_len: 1_000_000,
+            raw_max_len: 100_000,
             flow_max_len: 1_000_000,
             flow_max_age: Duration::from_secs(24 * 3600),
             day_ttl: Duration::from_secs(48 * 3600),
@@ -216,7 +216,12 @@ impl Bus {
     }
 
     /// Takes the lease on a shard if nobody holds it.
-    pub async fn acquire_lease(&self, shard: u16, owner: &str, ttl: Duration) -> Result<bool, BusError> {
+    pub async fn acquire_lease(
+        &self,
+        shard: u16,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, BusError> {
         match self {
             Bus::Memory(m) => Ok(m.acquire_lease(shard, owner, ttl)),
             Bus::Redis(r) => r.acquire_lease(shard, owner, ttl).await,
@@ -224,7 +229,12 @@ impl Bus {
     }
 
     /// Extends a lease this owner holds; false if it is no longer held.
-    pub async fn renew_lease(&self, shard: u16, owner: &str, ttl: Duration) -> Result<bool, BusError> {
+    pub async fn renew_lease(
+        &self,
+        shard: u16,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, BusError> {
         match self {
             Bus::Memory(m) => Ok(m.renew_lease(shard, owner, ttl)),
             Bus::Redis(r) => r.renew_lease(shard, owner, ttl).await,
@@ -293,7 +303,11 @@ impl Bus {
     }
 
     /// Flow entries strictly after `after`, oldest first, at most `count`.
-    pub async fn flow_after(&self, after: Cursor, count: usize) -> Result<Vec<FlowEntry>, BusError> {
+    pub async fn flow_after(
+        &self,
+        after: Cursor,
+        count: usize,
+    ) -> Result<Vec<FlowEntry>, BusError> {
         match self {
             Bus::Memory(m) => Ok(m.flow_after(after, count)),
             Bus::Redis(r) => r.flow_after(after, count).await,
@@ -301,7 +315,11 @@ impl Bus {
     }
 
     /// The newest `count` flow entries at or before `before` (all when `None`), oldest first.
-    pub async fn flow_before(&self, before: Option<Cursor>, count: usize) -> Result<Vec<FlowEntry>, BusError> {
+    pub async fn flow_before(
+        &self,
+        before: Option<Cursor>,
+        count: usize,
+    ) -> Result<Vec<FlowEntry>, BusError> {
         match self {
             Bus::Memory(m) => Ok(m.flow_before(before, count)),
             Bus::Redis(r) => r.flow_before(before, count).await,
@@ -328,7 +346,12 @@ impl Bus {
 impl ShardReader {
     /// Up to `count` entries never delivered to the group before, waiting up
     /// to `block` for the first; they become pending for `consumer`.
-    pub async fn read_new(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<RawEntry>, BusError> {
+    pub async fn read_new(
+        &mut self,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<RawEntry>, BusError> {
         match self {
             ShardReader::Memory(m, shard) => Ok(m.read_new(*shard, consumer, count, block).await),
             ShardReader::Redis(r) => r.read_new(consumer, count, block).await,
@@ -374,5 +397,8 @@ pub(crate) fn min_id_cutoff(max_age: Duration) -> Option<Cursor> {
     if max_age.is_zero() {
         return None;
     }
-    Some(Cursor::new(now_ms().saturating_sub(max_age.as_millis() as u64), 0))
+    Some(Cursor::new(
+        now_ms().saturating_sub(max_age.as_millis() as u64),
+        0,
+    ))
 }

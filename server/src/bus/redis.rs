@@ -26,7 +26,10 @@ use redis::{Script, Value};
 use tokio::sync::mpsc;
 
 use super::keys::PROCESS_GROUP;
-use super::{min_id_cutoff, shard_of, Ack, BusConfig, BusError, FlowBounds, FlowEntry, Keys, Live, NewEvent, RawEntry};
+use super::{
+    min_id_cutoff, shard_of, Ack, BusConfig, BusError, FlowBounds, FlowEntry, Keys, Live, NewEvent,
+    RawEntry,
+};
 use crate::cursor::Cursor;
 use crate::date::Date;
 use crate::event::Print;
@@ -201,7 +204,9 @@ impl RedisBus {
         }
         let mut pipe = redis::pipe();
         for p in prints {
-            let key = self.keys.raw_stream(shard_of(p.contract.underlying(), self.config.shards));
+            let key = self
+                .keys
+                .raw_stream(shard_of(p.contract.underlying(), self.config.shards));
             let json = serde_json::to_string(p).map_err(|e| BusError::Protocol(e.to_string()))?;
             pipe.cmd("XADD")
                 .arg(key)
@@ -218,7 +223,12 @@ impl RedisBus {
         Ok(())
     }
 
-    pub(super) async fn acquire_lease(&self, shard: u16, owner: &str, ttl: Duration) -> Result<bool, BusError> {
+    pub(super) async fn acquire_lease(
+        &self,
+        shard: u16,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, BusError> {
         let mut c = self.conn.clone();
         let key = self.keys.lease(shard);
         let set: Option<String> = redis::cmd("SET")
@@ -236,7 +246,12 @@ impl RedisBus {
         self.renew_lease(shard, owner, ttl).await
     }
 
-    pub(super) async fn renew_lease(&self, shard: u16, owner: &str, ttl: Duration) -> Result<bool, BusError> {
+    pub(super) async fn renew_lease(
+        &self,
+        shard: u16,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, BusError> {
         let script = Script::new(
             "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
         );
@@ -253,12 +268,19 @@ impl RedisBus {
     pub(super) async fn release_lease(&self, shard: u16, owner: &str) -> Result<(), BusError> {
         let script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0");
         let mut c = self.conn.clone();
-        let _: i64 = script.key(self.keys.lease(shard)).arg(owner).invoke_async(&mut c).await?;
+        let _: i64 = script
+            .key(self.keys.lease(shard))
+            .arg(owner)
+            .invoke_async(&mut c)
+            .await?;
         Ok(())
     }
 
     pub(super) async fn shard_reader(&self, shard: u16) -> Result<RedisShardReader, BusError> {
-        let conn = self.client.get_connection_manager_with_config(manager_config()).await?;
+        let conn = self
+            .client
+            .get_connection_manager_with_config(manager_config())
+            .await?;
         Ok(RedisShardReader {
             conn,
             stream: self.keys.raw_stream(shard),
@@ -267,8 +289,14 @@ impl RedisBus {
 
     pub(super) async fn guard_members(&self, shard: u16) -> Result<HashSet<Cursor>, BusError> {
         let mut c = self.conn.clone();
-        let ids: Vec<String> = redis::cmd("SMEMBERS").arg(self.keys.guard(shard)).query_async(&mut c).await?;
-        Ok(ids.iter().filter_map(|s| Cursor::from_str(s).ok()).collect())
+        let ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.guard(shard))
+            .query_async(&mut c)
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|s| Cursor::from_str(s).ok())
+            .collect())
     }
 
     pub(super) async fn commit_flow(
@@ -284,7 +312,11 @@ impl RedisBus {
             .key(self.keys.guard(shard))
             .arg(owner)
             .arg(self.config.flow_max_len)
-            .arg(min_id_cutoff(self.config.flow_max_age).map(|c| c.to_string()).unwrap_or_default())
+            .arg(
+                min_id_cutoff(self.config.flow_max_age)
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+            )
             .arg(self.keys.flow_channel())
             .arg(prune.len());
         for id in prune {
@@ -321,9 +353,12 @@ impl RedisBus {
         let mut ordered: Vec<(&Date, &usize)> = days.iter().collect();
         ordered.sort_by_key(|(_, i)| **i);
         for (day, _) in ordered {
-            inv.key(self.keys.day_volume(shard, *day)).key(self.keys.day_premium(shard, *day));
+            inv.key(self.keys.day_volume(shard, *day))
+                .key(self.keys.day_premium(shard, *day));
         }
-        inv.arg(PROCESS_GROUP).arg(self.config.day_ttl.as_secs().max(1)).arg(acks.len());
+        inv.arg(PROCESS_GROUP)
+            .arg(self.config.day_ttl.as_secs().max(1))
+            .arg(acks.len());
         for a in acks {
             inv.arg(a.id.to_string());
             match &a.delta {
@@ -346,14 +381,24 @@ impl RedisBus {
         Ok(acked)
     }
 
-    pub(super) async fn day_volume(&self, shard: u16, day: Date) -> Result<Vec<(String, u64)>, BusError> {
+    pub(super) async fn day_volume(
+        &self,
+        shard: u16,
+        day: Date,
+    ) -> Result<Vec<(String, u64)>, BusError> {
         let mut c = self.conn.clone();
-        let map: HashMap<String, u64> =
-            redis::cmd("HGETALL").arg(self.keys.day_volume(shard, day)).query_async(&mut c).await?;
+        let map: HashMap<String, u64> = redis::cmd("HGETALL")
+            .arg(self.keys.day_volume(shard, day))
+            .query_async(&mut c)
+            .await?;
         Ok(map.into_iter().collect())
     }
 
-    pub(super) async fn flow_after(&self, after: Cursor, count: usize) -> Result<Vec<FlowEntry>, BusError> {
+    pub(super) async fn flow_after(
+        &self,
+        after: Cursor,
+        count: usize,
+    ) -> Result<Vec<FlowEntry>, BusError> {
         let mut c = self.conn.clone();
         let v: Value = redis::cmd("XRANGE")
             .arg(self.keys.flow_stream())
@@ -366,7 +411,11 @@ impl RedisBus {
         flow_entries(v)
     }
 
-    pub(super) async fn flow_before(&self, before: Option<Cursor>, count: usize) -> Result<Vec<FlowEntry>, BusError> {
+    pub(super) async fn flow_before(
+        &self,
+        before: Option<Cursor>,
+        count: usize,
+    ) -> Result<Vec<FlowEntry>, BusError> {
         let mut c = self.conn.clone();
         let end = before.map(|b| b.to_string()).unwrap_or_else(|| "+".into());
         let v: Value = redis::cmd("XREVRANGE")
@@ -402,7 +451,9 @@ impl RedisBus {
             .arg(1)
             .query_async(&mut c)
             .await?;
-        let id_of = |v: Value| -> Result<Option<Cursor>, BusError> { Ok(flow_entries(v)?.first().map(|e| e.id)) };
+        let id_of = |v: Value| -> Result<Option<Cursor>, BusError> {
+            Ok(flow_entries(v)?.first().map(|e| e.id))
+        };
         Ok(FlowBounds {
             len,
             first: id_of(first)?,
@@ -427,7 +478,9 @@ impl RedisBus {
                     backoff = Duration::from_millis(50);
                     let mut stream = ps.into_on_message();
                     while let Some(msg) = futures_util::StreamExt::next(&mut stream).await {
-                        let Ok(payload) = msg.get_payload::<String>() else { continue };
+                        let Ok(payload) = msg.get_payload::<String>() else {
+                            continue;
+                        };
                         let Some(entry) = parse_live(&payload) else {
                             tracing::warn!("ignoring a malformed live message");
                             continue;
@@ -522,7 +575,10 @@ impl RedisShardReader {
         }
     }
 
-    pub(super) async fn claim_all(&mut self, consumer: &str) -> Result<(Vec<RawEntry>, u64), BusError> {
+    pub(super) async fn claim_all(
+        &mut self,
+        consumer: &str,
+    ) -> Result<(Vec<RawEntry>, u64), BusError> {
         let mut out = Vec::new();
         let mut trimmed = 0u64;
         let mut start = "0-0".to_string();
@@ -546,7 +602,9 @@ impl RedisShardReader {
                 Err(e) => return Err(e.into()),
             };
             let Value::Array(parts) = v else {
-                return Err(BusError::Protocol("XAUTOCLAIM reply is not an array".into()));
+                return Err(BusError::Protocol(
+                    "XAUTOCLAIM reply is not an array".into(),
+                ));
             };
             let mut parts = parts.into_iter();
             let next = parts.next().and_then(|v| string_of(&v));
@@ -599,7 +657,12 @@ fn stream_entries(v: Value) -> Result<Vec<(Cursor, Option<Vec<(String, String)>>
         let fields = match pair.next() {
             Some(Value::Array(kv)) => {
                 let flat: Vec<String> = kv.iter().filter_map(string_of).collect();
-                Some(flat.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect())
+                Some(
+                    flat.chunks(2)
+                        .filter(|c| c.len() == 2)
+                        .map(|c| (c[0].clone(), c[1].clone()))
+                        .collect(),
+                )
             }
             Some(Value::Map(kv)) => Some(
                 kv.iter()
@@ -614,7 +677,10 @@ fn stream_entries(v: Value) -> Result<Vec<(Cursor, Option<Vec<(String, String)>>
 }
 
 fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn raw_entry(id: Cursor, fields: &[(String, String)]) -> RawEntry {
@@ -632,10 +698,13 @@ fn raw_entry(id: Cursor, fields: &[(String, String)]) -> RawEntry {
 fn raw_entries_of_read(v: Value) -> Result<Vec<RawEntry>, BusError> {
     let streams = match v {
         Value::Nil => return Ok(Vec::new()),
-        Value::Array(streams) => streams.into_iter().map(|s| match s {
-            Value::Array(kv) => Ok(kv.into_iter().nth(1).unwrap_or(Value::Nil)),
-            other => Err(BusError::Protocol(format!("XREADGROUP stream: {other:?}"))),
-        }).collect::<Result<Vec<_>, _>>()?,
+        Value::Array(streams) => streams
+            .into_iter()
+            .map(|s| match s {
+                Value::Array(kv) => Ok(kv.into_iter().nth(1).unwrap_or(Value::Nil)),
+                other => Err(BusError::Protocol(format!("XREADGROUP stream: {other:?}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
         Value::Map(kv) => kv.into_iter().map(|(_, v)| v).collect(),
         other => return Err(BusError::Protocol(format!("XREADGROUP reply: {other:?}"))),
     };
@@ -656,7 +725,10 @@ fn flow_entries(v: Value) -> Result<Vec<FlowEntry>, BusError> {
         .into_iter()
         .filter_map(|(id, fields)| {
             let json = field(fields.as_deref()?, "e")?;
-            Some(FlowEntry { id, json: json.into() })
+            Some(FlowEntry {
+                id,
+                json: json.into(),
+            })
         })
         .collect())
 }
@@ -667,16 +739,28 @@ mod tests {
 
     #[test]
     fn urls_are_redacted() {
-        assert_eq!(redact_url("redis://:hunter2@db:6379/0"), "redis://:***@db:6379/0");
-        assert_eq!(redact_url("redis://app:hunter2@db:6379"), "redis://app:***@db:6379");
+        assert_eq!(
+            redact_url("redis://:hunter2@db:6379/0"),
+            "redis://:***@db:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://app:hunter2@db:6379"),
+            "redis://app:***@db:6379"
+        );
         assert_eq!(redact_url("rediss://token@db"), "rediss://***@db");
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 
     #[test]
     fn live_messages_parse() {
         let e = parse_live(r#"17-3 {"ts":1}"#);
-        assert_eq!(e.map(|e| (e.id, e.json.to_string())), Some((Cursor::new(17, 3), r#"{"ts":1}"#.to_string())));
+        assert_eq!(
+            e.map(|e| (e.id, e.json.to_string())),
+            Some((Cursor::new(17, 3), r#"{"ts":1}"#.to_string()))
+        );
         assert_eq!(parse_live("garbage"), None);
     }
 }

@@ -73,6 +73,13 @@ fn finite(v: Option<f64>) -> Option<f64> {
 /// against that leg's NBBO, so it can be checked from the event's own `price`,
 /// `bid` and `ask`); spot and open interest from the earliest leg that
 /// carries them.
+/// Rounds to `places` decimals: the event carries what is meaningful (cents
+/// of premium, basis points of percentages), not float noise.
+fn round_to(v: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (v * scale).round() / scale
+}
+
 pub fn describe(order: &Order, config: &DetectionConfig) -> FlowEvent {
     let first = order.first();
     let contract = first.contract;
@@ -119,17 +126,17 @@ pub fn describe(order: &Order, config: &DetectionConfig) -> FlowEvent {
         right: contract.right,
         side,
         size,
-        price,
-        premium,
+        price: round_to(price, 4),
+        premium: round_to(premium, 2),
         kind: kind_of(order, config),
         legs: u32::try_from(legs.len()).unwrap_or(u32::MAX),
         exchanges,
         spot,
-        otm: otm_percent(contract.right, strike, spot),
+        otm: otm_percent(contract.right, strike, spot).map(|v| round_to(v, 2)),
         dte: days_to_expiry(ts, contract.expiry),
         oi,
         vol: 0,
-        iv,
+        iv: iv.map(|v| round_to(v, 4)),
         bid,
         ask,
         tags: Tags::EMPTY,

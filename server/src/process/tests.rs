@@ -511,7 +511,8 @@ fn enrichment_reports_what_the_feed_gave() {
         ("SPX", "SPXW260320P05700000", "2026-03-20")
     );
     assert_eq!((e.strike, e.right, e.dte), (5_700.0, Right::Put, 3));
-    assert!(e.otm.is_some_and(|o| close(o, 100.0 / 58.0)), "{:?}", e.otm);
+    // 100 / 58 = 1.7241…, reported to two decimals.
+    assert_eq!(e.otm, Some(1.72));
     assert_eq!(
         (e.oi, e.bid, e.ask, e.side),
         (Some(1_234), Some(11.80), Some(12.20), Side::Mid)

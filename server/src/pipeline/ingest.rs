@@ -1,0 +1,91 @@
+//! Ingest: feed batches → raw shard streams.
+//!
+//! Batches waiting in the channel are coalesced into one append (one Redis
+//! round trip) of up to [`MAX_APPEND`] prints. A failed append is retried with
+//! backoff and never dropped: while Redis is away the channel fills and the
+//! feed is held back, which is the backpressure the feed side expects.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::bus::Bus;
+use crate::event::Print;
+use crate::shutdown::Shutdown;
+
+/// Most prints written in one append.
+pub const MAX_APPEND: usize = 4096;
+
+/// Counters of one ingest task.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    pub prints: AtomicU64,
+    pub appends: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// Appends every batch from `rx` to the bus until the feed closes the
+/// channel, or shutdown fires and the batches already queued are written.
+pub async fn run_ingest(
+    bus: Bus,
+    mut rx: mpsc::Receiver<Vec<Print>>,
+    shutdown: Shutdown,
+    stats: Arc<IngestStats>,
+) {
+    let mut batch: Vec<Print> = Vec::with_capacity(MAX_APPEND);
+    loop {
+        let first = tokio::select! {
+            biased;
+            b = rx.recv() => b,
+            _ = shutdown.wait() => {
+                // Drain: the feed stops on the same signal; write what it already handed over.
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(first) = first else { break };
+        batch.extend(first);
+        while batch.len() < MAX_APPEND {
+            match rx.try_recv() {
+                Ok(more) => batch.extend(more),
+                Err(_) => break,
+            }
+        }
+        append_with_retry(&bus, &batch, &shutdown, &stats).await;
+        batch.clear();
+    }
+}
+
+async fn append_with_retry(bus: &Bus, batch: &[Print], shutdown: &Shutdown, stats: &IngestStats) {
+    let mut backoff = Duration::from_millis(20);
+    for chunk in batch.chunks(MAX_APPEND) {
+        loop {
+            match bus.append_raw(chunk).await {
+                Ok(()) => {
+                    stats
+                        .prints
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    stats.appends.fetch_add(1, Ordering::Relaxed);
+                    backoff = Duration::from_millis(20);
+                    break;
+                }
+                Err(e) => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("ingest append failed, retrying in {backoff:?}: {e}");
+                    // Even during shutdown keep trying for a while: these prints are not written anywhere else.
+                    if shutdown.is_triggered() && backoff >= Duration::from_secs(2) {
+                        tracing::error!(
+                            "ingest giving up on {} prints at shutdown: {e}",
+                            chunk.len()
+                        );
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}

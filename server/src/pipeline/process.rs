@@ -1,0 +1,390 @@
+//! Processing: raw shard streams → flow events, exactly once.
+//!
+//! One [`ShardWorker`] per raw shard. A worker first takes the shard's lease
+//! (so exactly one processor in the deployment works a shard: sweep legs must
+//! meet in one detector), then:
+//! 1. takes over every pending entry of the shard (`XAUTOCLAIM`), treating
+//!    those already in the guard set as reflected (count their volume, ack
+//!    them) and re-detecting the rest;
+//! 2. loops: read new entries, detect, commit complete events with
+//!    [`Bus::commit_flow`], then acknowledge their raw entries with
+//!    [`Bus::ack_raw`], and prune the acknowledged ids from the guard with the
+//!    next commit.
+//!
+//! Prints in open sweep windows stay pending until their event is committed.
+//! A crash anywhere leaves the shard in a state the next owner resumes from
+//! without loss or duplicate: before the commit nothing was written; after it,
+//! the guard says so. On shutdown a worker commits what is complete, leaves
+//! open windows pending and releases its lease so another processor can take
+//! over at once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::bus::{Ack, Bus, BusError, DayDelta, NewEvent, RawEntry, ShardReader};
+use crate::conditions::ConditionTable;
+use crate::cursor::Cursor;
+use crate::date::market_date;
+use crate::event::Print;
+use crate::occ::Contract;
+use crate::process::side::{sentiment_of, side_of};
+use crate::process::{Detected, DetectionConfig, Detector};
+use crate::shutdown::Shutdown;
+
+/// How a processor runs.
+#[derive(Clone, Debug)]
+pub struct ProcessorConfig {
+    /// This processor's identity in leases and consumer names; unique per process.
+    pub owner: String,
+    /// Shard leases expire this long after the last renewal: how long a crashed
+    /// processor's shards wait before another takes them over.
+    pub lease_ttl: Duration,
+    /// Most raw entries read per round trip.
+    pub read_count: usize,
+    pub detection: DetectionConfig,
+    pub conditions: ConditionTable,
+}
+
+impl ProcessorConfig {
+    pub fn new(owner: String) -> ProcessorConfig {
+        ProcessorConfig {
+            owner,
+            lease_ttl: Duration::from_secs(5),
+            read_count: 2000,
+            detection: DetectionConfig::default(),
+            conditions: ConditionTable::default(),
+        }
+    }
+}
+
+/// Counters of one processor (all its shards).
+#[derive(Debug, Default)]
+pub struct ProcessStats {
+    /// Raw entries acknowledged.
+    pub prints: AtomicU64,
+    /// Flow events committed.
+    pub events: AtomicU64,
+    /// Events skipped because the guard showed them committed already.
+    pub duplicates_skipped: AtomicU64,
+    /// Raw entries that could not be decoded.
+    pub malformed: AtomicU64,
+    /// Pending raw entries trimmed from a stream before they were processed.
+    pub trimmed: AtomicU64,
+    /// Shard takeovers.
+    pub takeovers: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// Runs one worker per shard until shutdown; returns when all have drained.
+pub async fn run_processor(
+    bus: Bus,
+    config: ProcessorConfig,
+    shutdown: Shutdown,
+    stats: Arc<ProcessStats>,
+) {
+    let mut workers = tokio::task::JoinSet::new();
+    for shard in 0..bus.config().shards {
+        let worker = ShardWorker {
+            bus: bus.clone(),
+            shard,
+            config: config.clone(),
+            shutdown: shutdown.clone(),
+            stats: stats.clone(),
+        };
+        workers.spawn(worker.run());
+    }
+    while workers.join_next().await.is_some() {}
+}
+
+struct ShardWorker {
+    bus: Bus,
+    shard: u16,
+    config: ProcessorConfig,
+    shutdown: Shutdown,
+    stats: Arc<ProcessStats>,
+}
+
+/// Why a worker stopped owning its shard.
+enum Release {
+    Shutdown,
+    LeaseLost,
+}
+
+impl ShardWorker {
+    async fn run(self) {
+        let retry = self.config.lease_ttl / 5;
+        while !self.shutdown.is_triggered() {
+            match self
+                .bus
+                .acquire_lease(self.shard, &self.config.owner, self.config.lease_ttl)
+                .await
+            {
+                Ok(true) => match self.own().await {
+                    Ok(Release::Shutdown) => break,
+                    Ok(Release::LeaseLost) => {
+                        tracing::warn!(shard = self.shard, "lost the shard lease")
+                    }
+                    Err(e) => {
+                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(shard = self.shard, "shard worker error: {e}");
+                    }
+                },
+                Ok(false) => {}
+                Err(e) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(shard = self.shard, "cannot take the shard lease: {e}");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(retry) => {}
+                _ = self.shutdown.wait() => {}
+            }
+        }
+        if let Err(e) = self.bus.release_lease(self.shard, &self.config.owner).await {
+            tracing::warn!(shard = self.shard, "could not release the lease: {e}");
+        }
+    }
+
+    /// Works the shard while the lease holds.
+    async fn own(&self) -> Result<Release, BusError> {
+        tracing::info!(shard = self.shard, owner = %self.config.owner, "took the shard");
+        self.stats.takeovers.fetch_add(1, Ordering::Relaxed);
+        let mut state = ShardState::new(self);
+        let mut reader = self.bus.shard_reader(self.shard).await?;
+        self.recover(&mut state, &mut reader).await?;
+        let mut last_renewal = Instant::now();
+        loop {
+            if self.shutdown.is_triggered() {
+                state.commit(self).await?;
+                return Ok(Release::Shutdown);
+            }
+            if last_renewal.elapsed() >= self.config.lease_ttl / 3 {
+                if !self
+                    .bus
+                    .renew_lease(self.shard, &self.config.owner, self.config.lease_ttl)
+                    .await?
+                {
+                    return Ok(Release::LeaseLost);
+                }
+                last_renewal = Instant::now();
+            }
+            // Wake soon while a sweep window is open, so it closes on time.
+            let block = if state.detector.oldest_open().is_some() {
+                Duration::from_millis(2)
+            } else {
+                Duration::from_millis(100)
+            };
+            let entries = reader
+                .read_new(&self.consumer(), self.config.read_count, block)
+                .await?;
+            for entry in entries {
+                state.push(entry);
+            }
+            state.flush_due();
+            match state.commit(self).await {
+                Err(BusError::LeaseLost(_)) => return Ok(Release::LeaseLost),
+                other => other?,
+            }
+        }
+    }
+
+    fn consumer(&self) -> String {
+        format!("{}:{}", self.config.owner, self.shard)
+    }
+
+    /// Takes over the shard's pending entries and its guard.
+    async fn recover(
+        &self,
+        state: &mut ShardState,
+        reader: &mut ShardReader,
+    ) -> Result<(), BusError> {
+        let today = market_date(crate::bus::now_ms() as i64);
+        for (occ, vol) in self.bus.day_volume(self.shard, today).await? {
+            if let Ok(contract) = Contract::parse(&occ) {
+                state.detector.set_day_volume(contract, today, vol);
+            }
+        }
+        let guard = self.bus.guard_members(self.shard).await?;
+        let (pending, trimmed) = reader.claim_all(&self.consumer()).await?;
+        if trimmed > 0 {
+            self.stats.trimmed.fetch_add(trimmed, Ordering::Relaxed);
+            tracing::error!(
+                shard = self.shard,
+                trimmed,
+                "pending raw entries were trimmed before processing"
+            );
+        }
+        let pending_ids: HashSet<Cursor> = pending.iter().map(|e| e.id).collect();
+        // Guard members no longer pending were acknowledged before a crash: forget them.
+        state
+            .prune
+            .extend(guard.iter().filter(|id| !pending_ids.contains(id)));
+        if !pending.is_empty() {
+            tracing::info!(
+                shard = self.shard,
+                pending = pending.len(),
+                reflected = guard.len(),
+                "resuming pending entries"
+            );
+        }
+        for entry in pending {
+            match entry.print {
+                Some(print) if guard.contains(&entry.id) => {
+                    // Already in the flow stream; only its acknowledgement was lost.
+                    state.detector.note_volume(&print);
+                    state.acks.push(state.ack_for(entry.id, Some(&print)));
+                    state.prune.push(entry.id);
+                }
+                _ => state.push(entry),
+            }
+        }
+        state.commit(self).await
+    }
+}
+
+/// The worker's state while it owns the shard.
+struct ShardState {
+    detector: Detector,
+    conditions: ConditionTable,
+    detection: DetectionConfig,
+    /// Prints read and not yet acknowledged, by raw id.
+    in_flight: HashMap<Cursor, Print>,
+    /// Detector output not yet committed.
+    completed: Vec<Detected>,
+    /// Entries to acknowledge after the next commit.
+    acks: Vec<Ack>,
+    /// Guard members to forget in the next commit (acknowledged, or stale).
+    prune: Vec<Cursor>,
+    /// The newest print time seen, and when it was seen: the feed clock.
+    feed_clock: Option<(i64, Instant)>,
+    /// Raw entries that could not be decoded, not yet added to the stats.
+    malformed: u64,
+}
+
+impl ShardState {
+    fn new(worker: &ShardWorker) -> ShardState {
+        ShardState {
+            detector: Detector::new(
+                worker.config.detection.clone(),
+                worker.config.conditions.clone(),
+            ),
+            conditions: worker.config.conditions.clone(),
+            detection: worker.config.detection.clone(),
+            in_flight: HashMap::new(),
+            completed: Vec::new(),
+            acks: Vec::new(),
+            prune: Vec::new(),
+            feed_clock: None,
+            malformed: 0,
+        }
+    }
+
+    fn push(&mut self, entry: RawEntry) {
+        match entry.print {
+            Some(print) => {
+                if self.feed_clock.is_none_or(|(ts, _)| print.ts_ns > ts) {
+                    self.feed_clock = Some((print.ts_ns, Instant::now()));
+                }
+                self.in_flight.insert(entry.id, print.clone());
+                self.detector.push(entry.id, print, &mut self.completed);
+            }
+            None => {
+                self.malformed += 1;
+                self.acks.push(Ack {
+                    id: entry.id,
+                    delta: None,
+                });
+            }
+        }
+    }
+
+    /// Closes sweep windows that have passed on the feed clock: the newest
+    /// print time plus the real time elapsed since it was seen.
+    fn flush_due(&mut self) {
+        if let Some((ts, seen)) = self.feed_clock {
+            let now_ns = ts.saturating_add(seen.elapsed().as_nanos() as i64);
+            self.detector.flush_due(now_ns, &mut self.completed);
+        }
+    }
+
+    /// What acknowledging a raw entry adds to the day aggregates: nothing for
+    /// an undecodable entry or a cancelled trade.
+    fn ack_for(&self, id: Cursor, print: Option<&Print>) -> Ack {
+        let delta = print.and_then(|p| {
+            let flags = self.conditions.flags(&p.conditions);
+            if flags.canceled {
+                return None;
+            }
+            let side = side_of(p.price, p.bid, p.ask, &self.detection);
+            Some(DayDelta {
+                day: market_date(p.ts_ms()),
+                occ: p.contract.osi(),
+                size: u64::from(p.size),
+                sym: p.contract.underlying().to_string(),
+                right: p.contract.right,
+                sentiment: sentiment_of(p.contract.right, side, flags.multi_leg),
+                premium_cents: (p.premium() * 100.0).round() as i64,
+            })
+        });
+        Ack { id, delta }
+    }
+
+    /// Commits completed events, then acknowledges what they reflect.
+    async fn commit(&mut self, worker: &ShardWorker) -> Result<(), BusError> {
+        worker
+            .stats
+            .malformed
+            .fetch_add(std::mem::take(&mut self.malformed), Ordering::Relaxed);
+        let jsons: Vec<Option<String>> = self
+            .completed
+            .iter()
+            .map(|d| d.event.as_ref().map(|e| e.to_stored_json()))
+            .collect();
+        let new_events: Vec<NewEvent<'_>> = self
+            .completed
+            .iter()
+            .zip(&jsons)
+            .filter_map(|(d, json)| {
+                Some(NewEvent {
+                    legs: &d.entries,
+                    json: json.as_deref()?,
+                })
+            })
+            .collect();
+        if !new_events.is_empty() || !self.prune.is_empty() {
+            let ids = worker
+                .bus
+                .commit_flow(worker.shard, &worker.config.owner, &new_events, &self.prune)
+                .await?;
+            let committed = ids.iter().filter(|id| id.is_some()).count() as u64;
+            worker.stats.events.fetch_add(committed, Ordering::Relaxed);
+            worker
+                .stats
+                .duplicates_skipped
+                .fetch_add(ids.len() as u64 - committed, Ordering::Relaxed);
+            self.prune.clear();
+        }
+        // Everything completed is now reflected (committed now, or before a crash).
+        let mut reflected_in_guard = Vec::new();
+        for d in std::mem::take(&mut self.completed) {
+            for id in d.entries {
+                let print = self.in_flight.remove(&id);
+                let ack = self.ack_for(id, print.as_ref());
+                self.acks.push(ack);
+                if d.event.is_some() {
+                    reflected_in_guard.push(id);
+                }
+            }
+        }
+        if self.acks.is_empty() {
+            return Ok(());
+        }
+        let acked = worker.bus.ack_raw(worker.shard, &self.acks).await?;
+        worker.stats.prints.fetch_add(acked, Ordering::Relaxed);
+        self.acks.clear();
+        self.prune.extend(reflected_in_guard);
+        Ok(())
+    }
+}

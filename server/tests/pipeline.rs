@@ -1,0 +1,549 @@
+//! End to end: feed → ingest → bus → process → flow stream, on both buses.
+//!
+//! The central property: every raw print is reflected in the flow stream
+//! exactly once — per contract, the legs and contracts of all flow events add
+//! up to the prints that went in (cancelled trades excepted), with nothing
+//! lost and nothing counted twice, including across a processor killed with
+//! SIGKILL mid-run.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flowtape_server::bus::{Bus, BusConfig, Live};
+use flowtape_server::conditions::ConditionTable;
+use flowtape_server::event::{FlowEvent, Print};
+use flowtape_server::feed::{Pace, PrintSource, ReplayReader};
+use flowtape_server::node::{FeedChoice, Node, NodeConfig};
+use flowtape_server::pipeline::ProcessorConfig;
+use support::RedisServer;
+
+fn sample_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/sample-prints.ndjson")
+}
+
+/// Per contract: (prints, contracts).
+type Totals = BTreeMap<String, (u64, u64)>;
+
+fn add_print(totals: &mut Totals, p: &Print, conditions: &ConditionTable) {
+    let flags = conditions.flags(&p.conditions);
+    if flags.canceled || p.size == 0 || !(p.price > 0.0) {
+        return;
+    }
+    let t = totals.entry(p.contract.osi()).or_default();
+    t.0 += 1;
+    t.1 += u64::from(p.size);
+}
+
+fn expected_from_sample() -> Totals {
+    let mut reader = ReplayReader::open(sample_path()).unwrap_or_else(|e| panic!("{e}"));
+    let conditions = ConditionTable::default();
+    let mut totals = Totals::new();
+    while let Some(p) = reader.next_print() {
+        if let Ok(p) = p {
+            add_print(&mut totals, &p, &conditions);
+        }
+    }
+    totals
+}
+
+fn add_event(totals: &mut Totals, json: &str) {
+    let e: FlowEvent =
+        serde_json::from_str(json).unwrap_or_else(|err| panic!("bad event JSON {json}: {err}"));
+    let t = totals.entry(e.occ).or_default();
+    t.0 += u64::from(e.legs);
+    t.1 += e.size;
+}
+
+fn processor(owner: &str) -> ProcessorConfig {
+    let mut c = ProcessorConfig::new(owner.into());
+    c.lease_ttl = Duration::from_secs(2);
+    c
+}
+
+/// Replays the sample through a whole node on `bus`, collecting events from
+/// the live fan-out, and checks the exactly-once totals.
+async fn replay_sample_through(bus: Bus) -> Totals {
+    let expected = expected_from_sample();
+    let mut live = bus.subscribe_live().await.unwrap_or_else(|e| panic!("{e}"));
+    let node = Node::start(
+        bus.clone(),
+        NodeConfig {
+            feed: Some(FeedChoice::Replay {
+                path: sample_path(),
+                pace: Pace::AsFastAsPossible,
+            }),
+            process: Some(processor("test-proc")),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut got = Totals::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while got != expected {
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {} of {} contracts match",
+            matching(&got, &expected),
+            expected.len()
+        );
+        match tokio::time::timeout(Duration::from_secs(5), live.recv()).await {
+            Ok(Some(Live::Entry(e))) => add_event(&mut got, &e.json),
+            Ok(Some(Live::Gap)) => panic!("the live feed reported a gap"),
+            Ok(None) => panic!("the live feed ended"),
+            Err(_) => {}
+        }
+    }
+    // Nothing more arrives: no duplicates trail behind.
+    if let Ok(Some(Live::Entry(e))) =
+        tokio::time::timeout(Duration::from_millis(500), live.recv()).await
+    {
+        panic!(
+            "an extra event arrived after every print was reflected: {}",
+            e.json
+        );
+    }
+    node.shutdown();
+    node.wait().await;
+    assert_eq!(got, expected);
+    got
+}
+
+fn matching(got: &Totals, expected: &Totals) -> usize {
+    expected
+        .iter()
+        .filter(|(k, v)| got.get(*k) == Some(v))
+        .count()
+}
+
+fn small_flow_bound() -> BusConfig {
+    BusConfig {
+        shards: 4,
+        flow_max_len: 300,
+        ..BusConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bus_reflects_every_print_exactly_once() {
+    let bus = Bus::memory(small_flow_bound());
+    replay_sample_through(bus.clone()).await;
+    let bounds = bus.flow_bounds().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        bounds.len <= 300,
+        "flow stream holds {} events, bound 300",
+        bounds.len
+    );
+    if let Bus::Memory(m) = &bus {
+        for shard in 0..4 {
+            assert_eq!(
+                m.pending_count(shard),
+                0,
+                "shard {shard} still has pending entries"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_bus_reflects_every_print_exactly_once_with_bounds_groups_and_ttls() {
+    let server = RedisServer::start();
+    let config = small_flow_bound();
+    let bus = Bus::redis(&server.url(), config.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    replay_sample_through(bus).await;
+
+    let mut c = server.conn();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("ft:*")
+        .query(&mut c)
+        .unwrap_or_default();
+    // The consumer group exists on every shard, with nothing left pending.
+    for shard in 0..config.shards {
+        let stream = format!("ft:{{ft:raw:{shard}}}:prints");
+        let groups: Vec<redis::Value> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&stream)
+            .query(&mut c)
+            .unwrap_or_default();
+        assert_eq!(groups.len(), 1, "{stream} should have the `process` group");
+        let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg(&stream)
+            .arg("process")
+            .query(&mut c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pending.0, 0, "{stream} has pending entries");
+    }
+    // The flow stream holds its bound after many times as many events.
+    let len: u64 = redis::cmd("XLEN")
+        .arg("ft:{ft:flow}:events")
+        .query(&mut c)
+        .unwrap_or_default();
+    assert!(
+        len > 0 && len <= 300 + 100,
+        "flow stream length {len} exceeds MAXLEN ~300"
+    );
+    // Every per-day key has a TTL.
+    let day_keys: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.contains(":vol:") || k.contains(":prem:"))
+        .collect();
+    assert!(!day_keys.is_empty(), "no per-day keys in {keys:?}");
+    for k in day_keys {
+        let ttl: i64 = redis::cmd("TTL").arg(k).query(&mut c).unwrap_or(-2);
+        assert!(ttl > 0 && ttl <= 48 * 3600, "{k} has TTL {ttl}");
+    }
+    // Nothing else lingers without a bound: leases are released, the guard is pruned.
+    for k in keys.iter().filter(|k| k.contains(":lease:")) {
+        panic!("lease {k} was not released at shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_streams_are_bounded() {
+    let server = RedisServer::start();
+    let config = BusConfig {
+        shards: 2,
+        raw_max_len: 500,
+        ..BusConfig::default()
+    };
+    let bus = Bus::redis(&server.url(), config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let node = Node::start(
+        bus,
+        NodeConfig {
+            feed: Some(FeedChoice::Replay {
+                path: sample_path(),
+                pace: Pace::AsFastAsPossible,
+            }),
+            process: None,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    node.wait().await; // the replay ends, so ingest ends
+    let mut c = server.conn();
+    let mut total = 0;
+    for shard in 0..2 {
+        let len: u64 = redis::cmd("XLEN")
+            .arg(format!("ft:{{ft:raw:{shard}}}:prints"))
+            .query(&mut c)
+            .unwrap_or(0);
+        assert!(
+            len <= 500 + 100,
+            "raw shard {shard} holds {len}, bound ~500"
+        );
+        total += len;
+    }
+    assert!(
+        total >= 800,
+        "both shards should be near their bound, hold {total}"
+    );
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn server_bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flowtape-server"))
+}
+
+struct Proc(Child);
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Proc {
+        let child = server_bin()
+            .args(args)
+            .env(
+                "FLOWTAPE_LOG",
+                std::env::var("FLOWTAPE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn flowtape-server: {e}"));
+        Proc(child)
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.0.id().to_string())
+            .status();
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Every raw print in the shards' streams, as totals.
+fn raw_totals(c: &mut redis::Connection, shards: u16) -> Totals {
+    let conditions = ConditionTable::default();
+    let mut totals = Totals::new();
+    for shard in 0..shards {
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(format!("ft:{{ft:raw:{shard}}}:prints"))
+            .arg("-")
+            .arg("+")
+            .query(c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for (_, fields) in entries {
+            let json = &fields[0].1;
+            let p: Print = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
+            add_print(&mut totals, &p, &conditions);
+        }
+    }
+    totals
+}
+
+fn flow_totals(c: &mut redis::Connection) -> Totals {
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg("ft:{ft:flow}:events")
+        .arg("-")
+        .arg("+")
+        .query(c)
+        .unwrap_or_default();
+    let mut totals = Totals::new();
+    for (_, fields) in entries {
+        add_event(&mut totals, &fields[0].1);
+    }
+    totals
+}
+
+#[test]
+fn a_processor_killed_mid_run_is_taken_over_exactly_once() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let common = ["--redis", url.as_str(), "--shards", "4"];
+    let with = |role: &str, extra: &[&str]| -> Vec<String> {
+        std::iter::once(role)
+            .chain(common)
+            .chain(extra.iter().copied())
+            .map(String::from)
+            .collect()
+    };
+
+    let ingest_args = with(
+        "ingest",
+        &["--feed", "sim", "--sim-rate", "3000", "--sim-seed", "7"],
+    );
+    let process_args = with("process", &["--lease-ttl", "1s"]);
+    let mut ingest = Proc::spawn(&args(&ingest_args));
+    let mut first = Proc::spawn(&args(&process_args));
+
+    let mut c = server.conn();
+    // Let the first processor commit some events, then kill it mid-stream.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let len: u64 = redis::cmd("XLEN")
+            .arg("ft:{ft:flow}:events")
+            .query(&mut c)
+            .unwrap_or(0);
+        if len >= 500 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first processor produced only {len} events"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.signal("KILL");
+    assert!(first.wait_exit(Duration::from_secs(5)).is_some());
+
+    // A new processor takes the shards over once the dead one's leases expire.
+    let mut second = Proc::spawn(&args(&process_args));
+    std::thread::sleep(Duration::from_secs(3));
+    ingest.signal("TERM");
+    let status = ingest
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("ingest did not stop on SIGTERM"));
+    assert!(status.success(), "ingest exited with {status}");
+
+    let expected = raw_totals(&mut c, 4);
+    let prints: u64 = expected.values().map(|t| t.0).sum();
+    assert!(prints > 3000, "only {prints} prints were ingested");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = flow_totals(&mut c);
+    while got != expected {
+        assert!(
+            Instant::now() < deadline,
+            "flow events do not reflect the raw prints exactly once: {} of {} contracts match; legs {} vs prints {}",
+            matching(&got, &expected),
+            expected.len(),
+            got.values().map(|t| t.0).sum::<u64>(),
+            prints
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        got = flow_totals(&mut c);
+    }
+    second.signal("TERM");
+    let status = second
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("processor did not stop on SIGTERM"));
+    assert!(status.success(), "processor exited with {status}");
+    // Stable after shutdown too: nothing was written twice late.
+    assert_eq!(flow_totals(&mut c), expected);
+}
+
+#[test]
+fn an_unreachable_redis_is_one_clear_line() {
+    let out = server_bin()
+        .args(["process", "--redis", "redis://127.0.0.1:1"])
+        .env("FLOWTAPE_LOG", "off")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got {stderr}");
+    assert!(
+        lines[0].contains("redis://127.0.0.1:1") && lines[0].contains("--memory"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+/// The exactly-once guard, deterministically: processor A commits two of
+/// three prints' events and dies before acknowledging anything; processor B
+/// takes the shard over and must commit only the third.
+async fn takeover_after_commit_before_ack(bus: Bus) {
+    let lines: Vec<String> = std::fs::read_to_string(sample_path())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(String::from)
+        .collect();
+    // Three plain (non-ISO, live) prints of one underlying.
+    let conditions = ConditionTable::default();
+    let prints: Vec<Print> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Print>(l).ok())
+        .filter(|p| {
+            p.contract.underlying() == "SPY"
+                && conditions.flags(&p.conditions) == Default::default()
+        })
+        .take(3)
+        .collect();
+    assert_eq!(prints.len(), 3);
+    bus.append_raw(&prints)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let ttl = Duration::from_secs(2);
+    assert!(bus.acquire_lease(0, "A", ttl).await.unwrap_or(false));
+    let mut reader = bus.shard_reader(0).await.unwrap_or_else(|e| panic!("{e}"));
+    let entries = reader
+        .read_new("A:0", 10, Duration::from_millis(100))
+        .await
+        .unwrap_or_default();
+    assert_eq!(entries.len(), 3);
+    let json = r#"{"ts":1,"sym":"SPY","occ":"SPY261218P00500000","expiry":"2026-12-18","strike":500.0,"right":"P","side":"B","size":1,"price":1.0,"premium":100.0,"kind":"single","legs":1,"exchanges":[1],"spot":null,"otm":null,"dte":20,"oi":null,"vol":1,"iv":null,"bid":null,"ask":null,"tags":[],"sentiment":"neutral","score":1}"#;
+    let legs: Vec<[flowtape_server::cursor::Cursor; 1]> = entries.iter().map(|e| [e.id]).collect();
+    let events: Vec<flowtape_server::bus::NewEvent<'_>> = legs[..2]
+        .iter()
+        .map(|l| flowtape_server::bus::NewEvent { legs: l, json })
+        .collect();
+    let ids = bus
+        .commit_flow(0, "A", &events, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ids.iter().all(Option::is_some));
+    // A dies here: nothing acknowledged. Its lease lapses.
+    bus.release_lease(0, "A")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let node = Node::start(
+        bus.clone(),
+        NodeConfig {
+            feed: None,
+            process: Some(processor("B")),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let flow = bus
+            .flow_after(flowtape_server::cursor::Cursor::ZERO, 100)
+            .await
+            .unwrap_or_default();
+        if flow.len() >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B committed {} events",
+            flow.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    node.shutdown();
+    node.wait().await;
+    let flow = bus
+        .flow_after(flowtape_server::cursor::Cursor::ZERO, 100)
+        .await
+        .unwrap_or_default();
+    assert_eq!(flow.len(), 3, "A's two events plus B's one, no duplicates");
+    let third: FlowEvent = serde_json::from_str(&flow[2].json).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(third.occ, prints[2].contract.osi());
+    assert_eq!(
+        bus.guard_members(0).await.unwrap_or_default().len(),
+        0,
+        "the guard is pruned after the acks"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bus_takeover_between_commit_and_ack() {
+    takeover_after_commit_before_ack(Bus::memory(BusConfig {
+        shards: 1,
+        ..BusConfig::default()
+    }))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_bus_takeover_between_commit_and_ack() {
+    let server = RedisServer::start();
+    let bus = Bus::redis(
+        &server.url(),
+        BusConfig {
+            shards: 1,
+            ..BusConfig::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    takeover_after_commit_before_ack(bus).await;
+    let mut c = server.conn();
+    let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+        .arg("ft:{ft:raw:0}:prints")
+        .arg("process")
+        .query(&mut c)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pending.0, 0);
+}
