@@ -8,12 +8,15 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::bus::Bus;
 use crate::feed::{self, FeedStats, Pace, ReplayReader, SimConfig, SimMarket};
 use crate::pipeline::{run_ingest, run_processor, IngestStats, ProcessStats, ProcessorConfig};
+use crate::protocol::{FeedHealth, FeedStatus};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 
 /// Where prints come from.
@@ -66,13 +69,10 @@ impl Node {
         let mut tasks = JoinSet::new();
         if let Some(choice) = config.feed {
             let (tx, rx) = mpsc::channel(FEED_CHANNEL_BATCHES);
-            spawn_feed(&mut tasks, choice, tx, shutdown.clone(), stats.clone())?;
-            tasks.spawn(run_ingest(
-                bus.clone(),
-                rx,
-                shutdown.clone(),
-                stats.ingest.clone(),
-            ));
+            let (status_tx, status_rx) = watch::channel(feed_status(FeedHealth::Ok, ""));
+            spawn_feed(&mut tasks, choice, tx, status_tx, shutdown.clone(), stats.clone())?;
+            tasks.spawn(run_ingest(bus.clone(), rx, shutdown.clone(), stats.ingest.clone()));
+            tasks.spawn(publish_feed_status(bus.clone(), status_rx, shutdown.clone()));
         }
         if let Some(process) = config.process {
             tasks.spawn(run_processor(
@@ -115,15 +115,56 @@ impl Node {
     }
 }
 
+fn feed_status(state: FeedHealth, reason: &str) -> FeedStatus {
+    FeedStatus {
+        state,
+        reason: reason.to_string(),
+        since: crate::bus::now_ms() as i64,
+    }
+}
+
+/// How often an ingest republishes its feed status, and how long a published
+/// status lives: a gateway whose ingest died stops reporting a stale "ok"
+/// within [`FEED_STATUS_TTL`].
+const FEED_STATUS_EVERY: Duration = Duration::from_secs(2);
+const FEED_STATUS_TTL: Duration = Duration::from_secs(6);
+
+/// Publishes the feed's status to the bus on every change and every
+/// [`FEED_STATUS_EVERY`] until the feed ends, and "down: ingest stopped" on
+/// shutdown.
+async fn publish_feed_status(bus: Bus, mut status: watch::Receiver<FeedStatus>, shutdown: Shutdown) {
+    loop {
+        let current = status.borrow_and_update().clone();
+        if let Err(e) = bus.publish_feed_status(&current, FEED_STATUS_TTL).await {
+            tracing::warn!("cannot publish the feed status: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(FEED_STATUS_EVERY) => {}
+            changed = status.changed() => if changed.is_err() {
+                // The feed ended: its last word was just published, and the role is done.
+                let last = status.borrow().clone();
+                let _ = bus.publish_feed_status(&last, FEED_STATUS_TTL).await;
+                return;
+            },
+            _ = shutdown.wait() => break,
+        }
+    }
+    let _ = bus.publish_feed_status(&feed_status(FeedHealth::Down, "ingest stopped"), FEED_STATUS_TTL).await;
+}
+
 fn spawn_feed(
     tasks: &mut JoinSet<()>,
     choice: FeedChoice,
     tx: mpsc::Sender<Vec<crate::event::Print>>,
+    status: watch::Sender<FeedStatus>,
     shutdown: Shutdown,
     stats: Arc<NodeStats>,
 ) -> Result<(), NodeError> {
     let done = move |s: FeedStats| {
         tracing::info!(prints = s.prints, malformed = s.malformed, end = ?s.end, "feed stopped");
+        if s.end == feed::FeedEnd::Exhausted {
+            status.send_replace(feed_status(FeedHealth::Down, "replay finished"));
+        }
         if let Ok(mut slot) = stats.feed.lock() {
             *slot = Some(s);
         }

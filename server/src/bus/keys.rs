@@ -69,6 +69,11 @@ impl Keys {
         format!("{}:lease:{}", self.flow_tag(), shard)
     }
 
+    /// The feed status an ingest last published (JSON, with a TTL).
+    pub fn feed_status(&self) -> String {
+        format!("{}:feed", self.flow_tag())
+    }
+
     /// Raw entry ids of a shard that are reflected in the flow stream but
     /// not yet acknowledged (set): the exactly-once guard.
     pub fn guard(&self, shard: u16) -> String {
@@ -120,7 +125,7 @@ mod tests {
         assert_eq!(slot(&k.raw_stream(3)), slot(&k.day_volume(3, day)));
         assert_eq!(slot(&k.raw_stream(3)), slot(&k.day_premium(3, day)));
         let flow = slot(&k.flow_stream());
-        for key in [k.flow_channel(), k.lease(0), k.lease(7), k.guard(5)] {
+        for key in [k.flow_channel(), k.lease(0), k.lease(7), k.guard(5), k.feed_status()] {
             assert_eq!(slot(&key), flow, "{key}");
         }
         // Sixteen shards land on many distinct slots, so a cluster spreads them.

@@ -19,6 +19,7 @@ use super::{
 use crate::cursor::Cursor;
 use crate::date::Date;
 use crate::event::Print;
+use crate::protocol::FeedStatus;
 
 /// Live fan-out buffer: a subscriber further behind than this gets a gap.
 const LIVE_CAPACITY: usize = 1 << 16;
@@ -64,6 +65,7 @@ pub struct MemoryBus {
     flow: Mutex<FlowLog>,
     live: broadcast::Sender<FlowEntry>,
     days: Mutex<DayStats>,
+    feed: Mutex<Option<(FeedStatus, Instant)>>,
 }
 
 /// Locks a mutex, recovering the data if a holder panicked: every critical
@@ -91,6 +93,7 @@ impl MemoryBus {
             flow: Mutex::new(FlowLog::default()),
             live: broadcast::channel(LIVE_CAPACITY).0,
             days: Mutex::new(DayStats::default()),
+            feed: Mutex::new(None),
             config,
         }
     }
@@ -349,6 +352,17 @@ impl MemoryBus {
             first: flow.entries.front().map(|e| e.id),
             last: flow.entries.back().map(|e| e.id),
         }
+    }
+
+    pub(super) fn publish_feed_status(&self, status: &FeedStatus, ttl: Duration) {
+        *lock(&self.feed) = Some((status.clone(), Instant::now() + ttl));
+    }
+
+    pub(super) fn feed_status(&self) -> Option<FeedStatus> {
+        lock(&self.feed)
+            .as_ref()
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(s, _)| s.clone())
     }
 
     pub(super) fn subscribe_live(&self) -> broadcast::Receiver<FlowEntry> {

@@ -28,6 +28,7 @@ use crate::cursor::Cursor;
 use crate::date::Date;
 use crate::event::{Print, Sentiment};
 use crate::occ::Right;
+use crate::protocol::FeedStatus;
 
 pub use keys::{shard_of, Keys};
 pub use memory::MemoryBus;
@@ -330,6 +331,26 @@ impl Bus {
         match self {
             Bus::Memory(m) => Ok(m.flow_bounds()),
             Bus::Redis(r) => r.flow_bounds().await,
+        }
+    }
+
+    /// Publishes the feed's status for gateways to report; it expires after
+    /// `ttl` unless published again, so a dead ingest reads as "no status".
+    pub async fn publish_feed_status(&self, status: &FeedStatus, ttl: Duration) -> Result<(), BusError> {
+        match self {
+            Bus::Memory(m) => {
+                m.publish_feed_status(status, ttl);
+                Ok(())
+            }
+            Bus::Redis(r) => r.publish_feed_status(status, ttl).await,
+        }
+    }
+
+    /// The feed status last published by an ingest, if it has not expired.
+    pub async fn feed_status(&self) -> Result<Option<FeedStatus>, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(m.feed_status()),
+            Bus::Redis(r) => r.feed_status().await,
         }
     }
 

@@ -33,6 +33,7 @@ use super::{
 use crate::cursor::Cursor;
 use crate::date::Date;
 use crate::event::Print;
+use crate::protocol::FeedStatus;
 
 const COMMIT_FLOW: &str = r#"
 -- KEYS: flow stream, lease, guard
@@ -459,6 +460,25 @@ impl RedisBus {
             first: id_of(first)?,
             last: id_of(last)?,
         })
+    }
+
+    pub(super) async fn publish_feed_status(&self, status: &FeedStatus, ttl: Duration) -> Result<(), BusError> {
+        let json = serde_json::to_string(status).map_err(|e| BusError::Protocol(e.to_string()))?;
+        let mut c = self.conn.clone();
+        let () = redis::cmd("SET")
+            .arg(self.keys.feed_status())
+            .arg(json)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn feed_status(&self) -> Result<Option<FeedStatus>, BusError> {
+        let mut c = self.conn.clone();
+        let json: Option<String> = redis::cmd("GET").arg(self.keys.feed_status()).query_async(&mut c).await?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
     /// Starts a task that holds a Pub/Sub subscription to the flow channel,
