@@ -1,11 +1,233 @@
-//! flowtape: the terminal client.
-use clap::Parser;
+//! flowtape: real-time options flow in your terminal.
+//!
+//! `flowtape` runs the full-screen tape; `flowtape tail` prints matching
+//! events for scripts. Flags beat environment variables, which beat the
+//! config file (see `assets/config.example.toml` and `docs/tui.md`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use flowtape::config::{default_config_path, ConfigError, FileConfig, Overrides, Settings};
+use flowtape::tail::{self, TailFormat, TailOptions};
+use flowtape::theme::ColorSupport;
+use flowtape_server::cursor::Cursor;
+use flowtape_server::filter::Filter;
+
+const EXAMPLES: &str = "\
+Examples:
+  flowtape                                   live tape from ws://127.0.0.1:8765/ws
+  flowtape --demo                            a self-contained demo, no server needed
+  flowtape --server ws://a:8765/ws --server ws://b:8765/ws
+                                             fail over from a to b
+  flowtape --filter 'AAPL TSLA premium>=250k sweep'
+  FLOWTAPE_TOKEN=secret flowtape --server ws://flow.internal:8765/ws
+  flowtape --ascii --theme basic16           for plain terminals
+  flowtape tail --filter golden --limit 10   ten golden sweeps as NDJSON
+  flowtape tail --format table --backfill 100
+
+Config: $XDG_CONFIG_HOME/flowtape/config.toml (else ~/.config/flowtape/config.toml).
+Logs:   $XDG_STATE_HOME/flowtape/flowtape.log (else ~/.local/state/flowtape/flowtape.log).";
+
+const TAIL_EXAMPLES: &str = "\
+Examples:
+  flowtape tail --filter 'premium>=1m' | jq .sym
+  flowtape tail --backfill 500 --limit 500 > last500.ndjson
+  flowtape tail --since 1734700000200-0      everything after a cursor, then live
+  flowtape tail --format table --filter 'SPY puts dte<=0'
+
+Exit status: 0 when done (or --limit reached), 1 when the server cannot be
+reached, rejects the token or fails, 2 for a bad filter or bad arguments.";
 
 /// Real-time options flow in your terminal.
 #[derive(Parser)]
-#[command(version, about)]
-struct Cli {}
+#[command(version, about, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Show only events matching this filter (the shared filter language).
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+    /// Config file [default: $XDG_CONFIG_HOME/flowtape/config.toml].
+    #[arg(long, value_name = "PATH", env = "FLOWTAPE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Draw with plain ASCII: no box glyphs, ^/v instead of ▲/▼.
+    #[arg(long)]
+    ascii: bool,
+    /// Theme: default, basic16, mono, or a file in the config dir's themes/.
+    #[arg(long, value_name = "NAME")]
+    theme: Option<String>,
+    /// Run against an in-process demo gateway with simulated flow (no server needed).
+    #[arg(long, conflicts_with = "servers")]
+    demo: bool,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Args)]
+struct ConnArgs {
+    /// Gateway WebSocket URL; repeat for failover, tried in order
+    /// [default: ws://127.0.0.1:8765/ws].
+    #[arg(
+        long = "server",
+        id = "servers",
+        value_name = "URL",
+        env = "FLOWTAPE_SERVER",
+        value_delimiter = ','
+    )]
+    servers: Vec<String>,
+    /// Bearer token for the gateway.
+    #[arg(long, env = "FLOWTAPE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print matching events to stdout (NDJSON or a table), for scripts and pipes.
+    #[command(after_help = TAIL_EXAMPLES)]
+    Tail(TailArgs),
+}
+
+#[derive(Args)]
+struct TailArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Only events matching this filter.
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+    /// Start with the last N matching events (the gateway caps it).
+    #[arg(long, value_name = "N", conflicts_with = "since")]
+    backfill: Option<u32>,
+    /// Start with every matching event after this cursor (an event's `id`).
+    #[arg(long, value_name = "CURSOR")]
+    since: Option<Cursor>,
+    /// Exit after N events.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TailFormat::Ndjson)]
+    format: TailFormat,
+}
+
+fn load_settings(
+    config: Option<PathBuf>,
+    over: Overrides,
+    support: ColorSupport,
+) -> Result<Settings, ConfigError> {
+    let (path, required) = match config {
+        Some(p) => (p, true),
+        None => (
+            default_config_path().unwrap_or_else(|| PathBuf::from("flowtape.toml")),
+            false,
+        ),
+    };
+    let (file, text) = FileConfig::load(&path, required)?;
+    Settings::resolve(file, &text, &path, over, support)
+}
+
+fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("flowtape: {message}");
+    ExitCode::from(code)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the runtime: {e}"), 1),
+    };
+    flowtape::run::init_logging();
+    match cli.command {
+        Some(Command::Tail(args)) => runtime.block_on(run_tail(cli.config, args)),
+        None => runtime.block_on(run_tui(cli)),
+    }
+}
+
+async fn run_tail(config: Option<PathBuf>, args: TailArgs) -> ExitCode {
+    let over = Overrides {
+        servers: args.conn.servers,
+        token: args.conn.token,
+        filter: args.filter,
+        ..Overrides::default()
+    };
+    let settings = match load_settings(config, over, ColorSupport::None) {
+        Ok(s) => s,
+        Err(e) => return fail(e, 2),
+    };
+    let opts = TailOptions {
+        servers: settings.servers,
+        token: settings.token,
+        filter: settings.filter,
+        backfill: if args.since.is_some() {
+            None
+        } else {
+            args.backfill
+        },
+        since: args.since,
+        limit: args.limit,
+        format: args.format,
+        max_failures: 10,
+    };
+    let mut stdout = std::io::stdout().lock();
+    match tail::tail(opts, &mut stdout).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail(&e, e.exit_code() as u8),
+    }
+}
+
+/// Simulated prints per second in `--demo`: a busy but readable tape.
+const DEMO_RATE: f64 = 300.0;
+
+/// Starts a whole server in this process (memory bus, simulated market,
+/// processor, gateway on a free loopback port) and runs the TUI against it
+/// over a real WebSocket.
+async fn run_demo(settings: Settings, filter: Filter) -> ExitCode {
+    let node = match flowtape_server::node::Node::start_demo(DEMO_RATE).await {
+        Ok(node) => node,
+        Err(e) => {
+            return fail(
+                format!("--demo: cannot start the in-process server: {e}"),
+                1,
+            )
+        }
+    };
+    let Some(addr) = node.gateway_addr() else {
+        return fail("--demo: the in-process server has no gateway", 1);
+    };
+    let result = flowtape::run::run_demo(format!("ws://{addr}/ws"), settings, filter).await;
+    node.shutdown();
+    node.wait().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e, 1),
+    }
+}
+
+async fn run_tui(cli: Cli) -> ExitCode {
+    let over = Overrides {
+        servers: cli.conn.servers,
+        token: cli.conn.token,
+        filter: cli.filter,
+        theme: cli.theme,
+        ascii: cli.ascii,
+    };
+    let settings = match load_settings(cli.config, over, ColorSupport::from_env()) {
+        Ok(s) => s,
+        Err(e) => return fail(e, 2),
+    };
+    let filter = match Filter::parse(&settings.filter) {
+        Ok(f) => f,
+        Err(e) => return fail(tail::bad_filter(&settings.filter, e), 2),
+    };
+    if cli.demo {
+        return run_demo(settings, filter).await;
+    }
+    match flowtape::run::run_tui(settings, filter).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e, 1),
+    }
 }

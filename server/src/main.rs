@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use flowtape_server::bus::{Bus, BusConfig};
 use flowtape_server::feed::{self, Pace, SimConfig, SimMarket};
+use flowtape_server::gateway::{AuthConfig, GatewayConfig, TlsConfig};
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};
 use flowtape_server::pipeline::ProcessorConfig;
 use flowtape_server::shutdown;
@@ -17,8 +18,9 @@ Examples:
   flowtape-server run --memory --feed sim --sim-rate 2000
 
   # Production roles on Redis, scaled apart:
-  flowtape-server ingest --redis redis://10.0.0.5:6379 --feed sim --shards 16
+  flowtape-server ingest  --redis redis://10.0.0.5:6379 --feed sim --shards 16
   flowtape-server process --redis redis://10.0.0.5:6379 --shards 16
+  flowtape-server gateway --redis redis://10.0.0.5:6379 --listen 0.0.0.0:8765 --auth-file tokens.toml
 
   # Replay a recorded file as fast as possible:
   flowtape-server run --feed replay --replay assets/sample-prints.ndjson --replay-speed 0
@@ -47,6 +49,8 @@ enum Command {
         feed: FeedArgs,
         #[command(flatten)]
         process: ProcessArgs,
+        #[command(flatten)]
+        gateway: GatewayArgs,
     },
     /// Run the feed and ingest it into the raw streams.
     Ingest {
@@ -61,6 +65,13 @@ enum Command {
         bus: BusArgs,
         #[command(flatten)]
         process: ProcessArgs,
+    },
+    /// Serve flow events to WebSocket clients.
+    Gateway {
+        #[command(flatten)]
+        bus: BusArgs,
+        #[command(flatten)]
+        gateway: GatewayArgs,
     },
     /// Write simulated prints as an NDJSON replay file to stdout.
     Record {
@@ -98,9 +109,52 @@ struct BusArgs {
     /// Time to live of per-day keys (day volume, premium aggregates).
     #[arg(long, default_value = "48h", value_parser = parse_duration)]
     day_ttl: Duration,
-    /// Gateway listen address (used by the gateway role).
+}
+
+#[derive(Args)]
+struct GatewayArgs {
+    /// Listen address for WebSocket clients (`/ws`), `/healthz` and `/metrics`.
     #[arg(long, default_value = "127.0.0.1:8765")]
-    listen: String,
+    listen: std::net::SocketAddr,
+    /// TOML file of accepted tokens (SHA-256 hashes, entitlements, connection caps); see docs/protocol.md.
+    #[arg(long)]
+    auth_file: Option<PathBuf>,
+    /// Serve anonymous clients on a non-loopback address (refused by default).
+    #[arg(long)]
+    allow_anonymous: bool,
+    /// TLS certificate chain (PEM) to serve wss://; needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Most open connections at once.
+    #[arg(long, default_value_t = GatewayConfig::default().max_connections)]
+    max_connections: usize,
+}
+
+impl GatewayArgs {
+    fn config(&self) -> Result<GatewayConfig, String> {
+        let auth = match &self.auth_file {
+            Some(path) => Some(AuthConfig::load(path).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        Ok(GatewayConfig {
+            listen: self.listen,
+            auth,
+            allow_anonymous: self.allow_anonymous,
+            tls,
+            max_connections: self.max_connections,
+            ..GatewayConfig::default()
+        })
+    }
 }
 
 #[derive(Args)]
@@ -269,10 +323,16 @@ async fn serve(bus: Bus, config: NodeConfig) -> Result<(), String> {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Run { bus, feed, process } => {
+        Command::Run {
+            bus,
+            feed,
+            process,
+            gateway,
+        } => {
             let config = NodeConfig {
                 feed: feed.choice()?,
                 process: Some(process.config()),
+                gateway: Some(gateway.config()?),
             };
             serve(bus.connect("run").await?, config).await
         }
@@ -283,6 +343,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                         .ok_or("`ingest` needs a feed: --feed sim or --feed replay")?,
                 ),
                 process: None,
+                gateway: None,
             };
             serve(bus.connect("ingest").await?, config).await
         }
@@ -290,8 +351,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             let config = NodeConfig {
                 feed: None,
                 process: Some(process.config()),
+                gateway: None,
             };
             serve(bus.connect("process").await?, config).await
+        }
+        Command::Gateway { bus, gateway } => {
+            let config = NodeConfig {
+                feed: None,
+                process: None,
+                gateway: Some(gateway.config()?),
+            };
+            serve(bus.connect("gateway").await?, config).await
         }
         Command::Record { count, sim } => {
             let mut source = SimMarket::new(sim.config(false)).map_err(|e| e.to_string())?;

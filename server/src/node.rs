@@ -1,6 +1,6 @@
 //! A node: the roles one process runs, started together and stopped together.
 //!
-//! `flowtape-server run` starts every role, `ingest`/`process` one each, and
+//! `flowtape-server run` starts every role, `ingest`/`process`/`gateway` one each, and
 //! `flowtape --demo` embeds a whole node on the memory bus. [`Node::start`]
 //! spawns the roles; [`Node::shutdown`] signals them; [`Node::wait`] returns
 //! once every role has drained.
@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::bus::Bus;
 use crate::feed::{self, FeedStats, Pace, ReplayReader, SimConfig, SimMarket};
+use crate::gateway::{Gateway, GatewayConfig, GatewayError, GatewayMetrics};
 use crate::pipeline::{run_ingest, run_processor, IngestStats, ProcessStats, ProcessorConfig};
 use crate::protocol::{FeedHealth, FeedStatus};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
@@ -33,6 +34,8 @@ pub struct NodeConfig {
     pub feed: Option<FeedChoice>,
     /// Run a processor.
     pub process: Option<ProcessorConfig>,
+    /// Run a gateway.
+    pub gateway: Option<GatewayConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,8 @@ pub enum NodeError {
     Replay(#[from] feed::OpenError),
     #[error(transparent)]
     Sim(#[from] feed::SimConfigError),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
 }
 
 /// Counters of a running node.
@@ -60,6 +65,7 @@ pub struct Node {
     trigger: Arc<ShutdownTrigger>,
     tasks: JoinSet<()>,
     pub stats: Arc<NodeStats>,
+    gateway: Option<(std::net::SocketAddr, Arc<GatewayMetrics>)>,
 }
 
 impl Node {
@@ -70,10 +76,36 @@ impl Node {
         if let Some(choice) = config.feed {
             let (tx, rx) = mpsc::channel(FEED_CHANNEL_BATCHES);
             let (status_tx, status_rx) = watch::channel(feed_status(FeedHealth::Ok, ""));
-            spawn_feed(&mut tasks, choice, tx, status_tx, shutdown.clone(), stats.clone())?;
-            tasks.spawn(run_ingest(bus.clone(), rx, shutdown.clone(), stats.ingest.clone()));
-            tasks.spawn(publish_feed_status(bus.clone(), status_rx, shutdown.clone()));
+            spawn_feed(
+                &mut tasks,
+                choice,
+                tx,
+                status_tx,
+                shutdown.clone(),
+                stats.clone(),
+            )?;
+            tasks.spawn(run_ingest(
+                bus.clone(),
+                rx,
+                shutdown.clone(),
+                stats.ingest.clone(),
+            ));
+            tasks.spawn(publish_feed_status(
+                bus.clone(),
+                status_rx,
+                shutdown.clone(),
+            ));
         }
+        // Bind the gateway first, so a taken port fails the start, not a task later.
+        let gateway = match config.gateway {
+            Some(gw) => {
+                let gateway = Gateway::bind(bus.clone(), gw).await?;
+                let info = (gateway.local_addr(), gateway.metrics());
+                tasks.spawn(gateway.run(shutdown.clone()));
+                Some(info)
+            }
+            None => None,
+        };
         if let Some(process) = config.process {
             tasks.spawn(run_processor(
                 bus.clone(),
@@ -86,7 +118,43 @@ impl Node {
             trigger: Arc::new(trigger),
             tasks,
             stats,
+            gateway,
         })
+    }
+
+    /// A whole server in this process for `flowtape --demo`: the memory bus,
+    /// the simulated market at a lively `rate` prints/s starting now, a
+    /// processor, and a gateway on a free loopback port
+    /// ([`gateway_addr`](Node::gateway_addr)).
+    pub async fn start_demo(rate: f64) -> Result<Node, NodeError> {
+        let bus = Bus::memory(crate::bus::BusConfig {
+            flow_max_len: 200_000,
+            ..crate::bus::BusConfig::default()
+        });
+        let sim = SimConfig {
+            rate,
+            start_ns: crate::bus::now_ms() as i64 * 1_000_000,
+            ..SimConfig::default()
+        };
+        let config = NodeConfig {
+            feed: Some(FeedChoice::Sim(sim)),
+            process: Some(ProcessorConfig::new(format!("demo-{}", std::process::id()))),
+            gateway: Some(GatewayConfig {
+                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                ..GatewayConfig::default()
+            }),
+        };
+        Node::start(bus, config).await
+    }
+
+    /// The address the gateway listens on, if this node runs one.
+    pub fn gateway_addr(&self) -> Option<std::net::SocketAddr> {
+        self.gateway.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The gateway's metrics, if this node runs one.
+    pub fn gateway_metrics(&self) -> Option<Arc<GatewayMetrics>> {
+        self.gateway.as_ref().map(|(_, m)| m.clone())
     }
 
     /// A listener for this node's shutdown signal, for tasks started beside it.
@@ -132,7 +200,11 @@ const FEED_STATUS_TTL: Duration = Duration::from_secs(6);
 /// Publishes the feed's status to the bus on every change and every
 /// [`FEED_STATUS_EVERY`] until the feed ends, and "down: ingest stopped" on
 /// shutdown.
-async fn publish_feed_status(bus: Bus, mut status: watch::Receiver<FeedStatus>, shutdown: Shutdown) {
+async fn publish_feed_status(
+    bus: Bus,
+    mut status: watch::Receiver<FeedStatus>,
+    shutdown: Shutdown,
+) {
     loop {
         let current = status.borrow_and_update().clone();
         if let Err(e) = bus.publish_feed_status(&current, FEED_STATUS_TTL).await {
@@ -149,7 +221,12 @@ async fn publish_feed_status(bus: Bus, mut status: watch::Receiver<FeedStatus>, 
             _ = shutdown.wait() => break,
         }
     }
-    let _ = bus.publish_feed_status(&feed_status(FeedHealth::Down, "ingest stopped"), FEED_STATUS_TTL).await;
+    let _ = bus
+        .publish_feed_status(
+            &feed_status(FeedHealth::Down, "ingest stopped"),
+            FEED_STATUS_TTL,
+        )
+        .await;
 }
 
 fn spawn_feed(

@@ -77,6 +77,7 @@ async fn replay_sample_through(bus: Bus) -> Totals {
                 pace: Pace::AsFastAsPossible,
             }),
             process: Some(processor("test-proc")),
+            gateway: None,
         },
     )
     .await
@@ -222,6 +223,7 @@ async fn raw_streams_are_bounded() {
                 pace: Pace::AsFastAsPossible,
             }),
             process: None,
+            gateway: None,
         },
     )
     .await
@@ -480,6 +482,7 @@ async fn takeover_after_commit_before_ack(bus: Bus) {
         NodeConfig {
             feed: None,
             process: Some(processor("B")),
+            gateway: None,
         },
     )
     .await

@@ -1,0 +1,462 @@
+//! The gateway connection: subscribe, stream, reconnect, resume, fail over.
+//!
+//! [`run`] owns one WebSocket at a time. It sends `subscribe` (with the
+//! filter and a backfill on the first connect, or `since` = the last cursor
+//! it delivered after a reconnect), forwards events and server messages as
+//! [`ClientEvent`]s, sends `filter` when told to ([`ClientCommand`]), and
+//! pings to notice a dead link. When the link drops it tries the servers in
+//! order, with exponential backoff and jitter between passes, and resumes
+//! from the last cursor, dropping anything at or before it, so no event is
+//! lost or shown twice. A token travels as `Authorization: Bearer` at the
+//! handshake; HTTP 401/403 there is reported as a rejected token.
+
+use std::time::Duration;
+
+use flowtape_server::cursor::Cursor;
+use flowtape_server::event::FlowEvent;
+use flowtape_server::protocol::{ClientMessage, ServerMessage};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::{HeaderValue, AUTHORIZATION};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long a handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often to ping the gateway.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// Silence after which the link is taken for dead.
+const DEAD_AFTER: Duration = Duration::from_secs(45);
+
+/// Exponential backoff with jitter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before pass `pass` (1-based): `initial × 2^(pass-1)`, capped
+    /// at `max`, then a uniformly random point in its upper half, so that
+    /// many clients cut off together do not return together.
+    pub fn delay(&self, pass: u32) -> Duration {
+        let exp = self
+            .initial
+            .saturating_mul(1u32 << pass.saturating_sub(1).min(16));
+        let full = exp.min(self.max);
+        let half = full / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+/// What to connect to and how.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Tried in order; the first is the primary.
+    pub servers: Vec<String>,
+    pub token: Option<String>,
+    pub filter: String,
+    /// Events replayed on the first connect (when `since` is not set).
+    pub backfill: Option<u32>,
+    /// Resume after this cursor on the first connect.
+    pub since: Option<Cursor>,
+    pub backoff: Backoff,
+    /// Give up after this many failed connects in a row (`None`: never).
+    pub max_failures: Option<u32>,
+    /// Give up if no server can be reached on the first pass, and at once on
+    /// a rejected token (for scripts; the TUI keeps trying).
+    pub fail_fast: bool,
+    /// Keep each event's JSON exactly as received (for `tail`).
+    pub keep_raw: bool,
+}
+
+/// One event as delivered.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub cursor: Cursor,
+    pub event: FlowEvent,
+    /// The event object's JSON text as the server sent it, if asked for.
+    pub raw: Option<Box<RawValue>>,
+}
+
+/// What the client tells its owner.
+#[derive(Clone, Debug)]
+pub enum ClientEvent {
+    Connecting {
+        server: String,
+    },
+    Connected {
+        server: String,
+    },
+    Disconnected {
+        server: String,
+        reason: String,
+    },
+    /// The client gave up; it sends nothing more.
+    Failed {
+        reason: String,
+    },
+    /// New events, oldest first, each after the previous cursor.
+    Events(Vec<Received>),
+    /// Any other server message (status, error, pong).
+    Server(Box<ServerMessage>),
+}
+
+/// What the owner tells the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientCommand {
+    /// Change the filter (sent at once, and used on every later subscribe).
+    SetFilter(String),
+}
+
+/// Why a connect failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{server} rejected the token (HTTP {status})")]
+    Unauthorized { server: String, status: u16 },
+    #[error("cannot connect to {server}: {reason}")]
+    Unreachable { server: String, reason: String },
+}
+
+/// How a session ended.
+enum End {
+    /// The link dropped; reconnect.
+    Dropped(String),
+    /// The owner is gone; stop.
+    OwnerGone,
+}
+
+/// Runs until the owner drops its receiver, or until giving up (after
+/// sending [`ClientEvent::Failed`]).
+pub async fn run(
+    mut opts: ClientOptions,
+    mut cmds: mpsc::Receiver<ClientCommand>,
+    out: mpsc::Sender<ClientEvent>,
+) {
+    if opts.servers.is_empty() {
+        let _ = out
+            .send(ClientEvent::Failed {
+                reason: "no server to connect to".into(),
+            })
+            .await;
+        return;
+    }
+    let mut cursor = opts.since;
+    let mut failures: u32 = 0;
+    let mut pass: u32 = 0;
+    let mut idx = 0;
+    let mut ever_connected = false;
+    let mut cmds_open = true;
+    loop {
+        let server = opts.servers[idx].clone();
+        if out
+            .send(ClientEvent::Connecting {
+                server: server.clone(),
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        match connect(&server, opts.token.as_deref()).await {
+            Ok(ws) => {
+                ever_connected = true;
+                failures = 0;
+                pass = 0;
+                if out
+                    .send(ClientEvent::Connected {
+                        server: server.clone(),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let subscribe = ClientMessage::Subscribe {
+                    filter: opts.filter.clone(),
+                    backfill: if cursor.is_none() {
+                        opts.backfill
+                    } else {
+                        None
+                    },
+                    since: cursor,
+                };
+                match session(
+                    ws,
+                    subscribe,
+                    &mut opts,
+                    &mut cursor,
+                    &mut cmds,
+                    &mut cmds_open,
+                    &out,
+                )
+                .await
+                {
+                    End::OwnerGone => return,
+                    End::Dropped(reason) => {
+                        tracing::info!(%server, %reason, ?cursor, "connection lost");
+                        if out
+                            .send(ClientEvent::Disconnected { server, reason })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        // Start over from the primary.
+                        idx = 0;
+                        continue;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "connect failed");
+                failures += 1;
+                let unauthorized = matches!(e, ConnectError::Unauthorized { .. });
+                let give_up = (opts.fail_fast && unauthorized)
+                    || (opts.fail_fast
+                        && !ever_connected
+                        && failures as usize >= opts.servers.len())
+                    || opts.max_failures.is_some_and(|m| failures >= m);
+                if give_up {
+                    let _ = out
+                        .send(ClientEvent::Failed {
+                            reason: e.to_string(),
+                        })
+                        .await;
+                    return;
+                }
+                if out
+                    .send(ClientEvent::Disconnected {
+                        server,
+                        reason: e.to_string(),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        idx = (idx + 1) % opts.servers.len();
+        if idx == 0 {
+            pass += 1;
+            let wait = opts.backoff.delay(pass);
+            if !wait_applying_commands(wait, &mut opts, &mut cmds, &mut cmds_open, &out).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Sleeps for `wait`, keeping filter changes for the next subscribe. Returns
+/// false if the owner went away.
+async fn wait_applying_commands(
+    wait: Duration,
+    opts: &mut ClientOptions,
+    cmds: &mut mpsc::Receiver<ClientCommand>,
+    cmds_open: &mut bool,
+    out: &mpsc::Sender<ClientEvent>,
+) -> bool {
+    let deadline = tokio::time::sleep(wait);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return true,
+            _ = out.closed() => return false,
+            cmd = cmds.recv(), if *cmds_open => match cmd {
+                Some(ClientCommand::SetFilter(f)) => opts.filter = f,
+                None => *cmds_open = false,
+            },
+        }
+    }
+}
+
+/// Opens the WebSocket, with the bearer token if there is one.
+pub async fn connect(server: &str, token: Option<&str>) -> Result<Ws, ConnectError> {
+    let unreachable = |reason: String| ConnectError::Unreachable {
+        server: server.to_string(),
+        reason,
+    };
+    let mut request = server
+        .into_client_request()
+        .map_err(|e| unreachable(e.to_string()))?;
+    if let Some(t) = token {
+        let value = HeaderValue::from_str(&format!("Bearer {t}"))
+            .map_err(|_| unreachable("the token has characters a header cannot carry".into()))?;
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
+    match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+        Err(_) => Err(unreachable(format!(
+            "no handshake within {}s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(tungstenite::Error::Http(resp)))
+            if resp.status() == StatusCode::UNAUTHORIZED
+                || resp.status() == StatusCode::FORBIDDEN =>
+        {
+            Err(ConnectError::Unauthorized {
+                server: server.to_string(),
+                status: resp.status().as_u16(),
+            })
+        }
+        Ok(Err(tungstenite::Error::Http(resp))) => Err(unreachable(format!(
+            "HTTP {} at the handshake",
+            resp.status()
+        ))),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+    }
+}
+
+async fn session(
+    mut ws: Ws,
+    subscribe: ClientMessage,
+    opts: &mut ClientOptions,
+    cursor: &mut Option<Cursor>,
+    cmds: &mut mpsc::Receiver<ClientCommand>,
+    cmds_open: &mut bool,
+    out: &mpsc::Sender<ClientEvent>,
+) -> End {
+    if let Err(e) = send(&mut ws, &subscribe).await {
+        return End::Dropped(e);
+    }
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            frame = ws.next() => {
+                last_heard = Instant::now();
+                let text = match frame {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(f))) => {
+                        let why = f.map_or_else(|| "closed by the server".to_string(), |f| format!("closed by the server: {} {}", u16::from(f.code), f.reason));
+                        return End::Dropped(why);
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return End::Dropped(e.to_string()),
+                    None => return End::Dropped("connection closed".into()),
+                };
+                let Some(ev) = decode(text.as_str(), cursor, opts.keep_raw) else { continue };
+                if out.send(ev).await.is_err() {
+                    return End::OwnerGone;
+                }
+            }
+            cmd = cmds.recv(), if *cmds_open => match cmd {
+                Some(ClientCommand::SetFilter(f)) => {
+                    opts.filter = f.clone();
+                    if let Err(e) = send(&mut ws, &ClientMessage::Filter { filter: f }).await {
+                        return End::Dropped(e);
+                    }
+                }
+                None => *cmds_open = false,
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= DEAD_AFTER {
+                    return End::Dropped(format!("nothing heard for {}s", DEAD_AFTER.as_secs()));
+                }
+                if let Err(e) = send(&mut ws, &ClientMessage::Ping).await {
+                    return End::Dropped(e);
+                }
+            }
+            _ = out.closed() => {
+                let _ = ws.close(None).await;
+                return End::OwnerGone;
+            }
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, msg: &ClientMessage) -> Result<(), String> {
+    let text = serde_json::to_string(msg).map_err(|e| e.to_string())?;
+    ws.send(Message::text(text))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// An event frame with the event left as raw JSON.
+#[derive(Deserialize)]
+struct RawFrame {
+    #[serde(rename = "type")]
+    kind: String,
+    cursor: Option<Cursor>,
+    event: Option<Box<RawValue>>,
+    events: Option<Vec<RawItem>>,
+}
+
+#[derive(Deserialize)]
+struct RawItem {
+    cursor: Cursor,
+    event: Box<RawValue>,
+}
+
+/// Turns one text frame into a client event, advancing `cursor` and dropping
+/// events at or before it. Frames that do not parse are logged and skipped.
+fn decode(text: &str, cursor: &mut Option<Cursor>, keep_raw: bool) -> Option<ClientEvent> {
+    let frame: RawFrame = match serde_json::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable frame");
+            return None;
+        }
+    };
+    let items: Vec<(Cursor, Box<RawValue>)> =
+        match (frame.kind.as_str(), frame.cursor, frame.event, frame.events) {
+            ("event", Some(c), Some(e), _) => vec![(c, e)],
+            ("events", _, _, Some(items)) => {
+                items.into_iter().map(|i| (i.cursor, i.event)).collect()
+            }
+            ("event" | "events", ..) => {
+                tracing::warn!("event frame without its cursor or event");
+                return None;
+            }
+            _ => {
+                return match serde_json::from_str::<ServerMessage>(text) {
+                    Ok(m) => Some(ClientEvent::Server(Box::new(m))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "unknown server message");
+                        None
+                    }
+                };
+            }
+        };
+    let mut out = Vec::with_capacity(items.len());
+    for (c, raw) in items {
+        if cursor.is_some_and(|last| c <= last) {
+            continue;
+        }
+        match serde_json::from_str::<FlowEvent>(raw.get()) {
+            Ok(event) => {
+                *cursor = Some(c);
+                out.push(Received {
+                    cursor: c,
+                    event,
+                    raw: keep_raw.then_some(raw),
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, %c, "event does not match the schema"),
+        }
+    }
+    (!out.is_empty()).then_some(ClientEvent::Events(out))
+}
+
+#[cfg(test)]
+pub(crate) mod fake_gateway;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+//! A tiny in-test gateway speaking the wire protocol, for client and tail tests.
+//!
+//! It holds a fixed history of events (cursor `i-0` for the i-th, from 1),
+//! answers `subscribe` with a backfill, a `since` replay or the whole history,
+//! then `status live`; it records every client message, can require a bearer
+//! token, and can cut the first connection after a number of events.
+
+use std::sync::{Arc, Mutex};
+
+use flowtape_server::cursor::Cursor;
+use flowtape_server::event::FlowEvent;
+use flowtape_server::filter::Filter;
+use flowtape_server::protocol::{event_frame, ClientMessage, ServerMessage};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How the gateway behaves.
+#[derive(Clone, Debug, Default)]
+pub struct Script {
+    pub events: Vec<FlowEvent>,
+    /// Reject handshakes without `Authorization: Bearer <token>` (HTTP 401).
+    pub token: Option<String>,
+    /// Drop the first connection (no close frame) after this many events.
+    pub cut_first_after: Option<usize>,
+}
+
+/// A running fake gateway.
+pub struct FakeGateway {
+    pub url: String,
+    pub received: Arc<Mutex<Vec<ClientMessage>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeGateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The JSON text of event `i` (1-based) exactly as the gateway sends it.
+pub fn event_json(events: &[FlowEvent], i: usize) -> String {
+    let frame = event_frame(
+        &Cursor::new(i as u64, 0).to_string(),
+        &events[i - 1].to_stored_json(),
+    );
+    let v: serde_json::Value = serde_json::from_str(&frame).unwrap_or_default();
+    // Re-cut the event object out of the frame text, byte for byte.
+    let start = frame.find("\"event\":").map_or(0, |p| p + 8);
+    let text = &frame[start..frame.len() - 1];
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .as_ref(),
+        v.get("event")
+    );
+    text.to_string()
+}
+
+impl FakeGateway {
+    pub async fn start(script: Script) -> FakeGateway {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = format!(
+            "ws://{}/ws",
+            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        );
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        let task = tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((stream, _)) = listener.accept().await {
+                let cut = if n == 0 { script.cut_first_after } else { None };
+                n += 1;
+                tokio::spawn(serve(stream, script.clone(), cut, log.clone()));
+            }
+        });
+        FakeGateway {
+            url,
+            received,
+            task,
+        }
+    }
+
+    pub fn messages(&self) -> Vec<ClientMessage> {
+        self.received.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+async fn serve(
+    stream: TcpStream,
+    script: Script,
+    cut: Option<usize>,
+    log: Arc<Mutex<Vec<ClientMessage>>>,
+) {
+    let want = script.token.clone();
+    // The callback's signature is tungstenite's.
+    #[allow(clippy::result_large_err)]
+    let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        let got = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        match &want {
+            Some(t) if got != Some(format!("Bearer {t}").as_str()) => {
+                let mut r = ErrorResponse::new(Some("unauthorized".into()));
+                *r.status_mut() = StatusCode::UNAUTHORIZED;
+                Err(r)
+            }
+            _ => Ok(resp),
+        }
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, check).await else {
+        return;
+    };
+    let mut sent = 0;
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(text) = msg else { continue };
+        let Ok(m) = serde_json::from_str::<ClientMessage>(text.as_str()) else {
+            continue;
+        };
+        if let Ok(mut l) = log.lock() {
+            l.push(m.clone());
+        }
+        match m {
+            ClientMessage::Subscribe {
+                filter,
+                backfill,
+                since,
+            } => {
+                let f = Filter::parse(&filter).unwrap_or_default();
+                let matching: Vec<(usize, &FlowEvent)> = script
+                    .events
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (i + 1, e))
+                    .filter(|(_, e)| f.matches(e))
+                    .collect();
+                let start = match (since, backfill) {
+                    (Some(c), _) => matching
+                        .iter()
+                        .position(|(i, _)| Cursor::new(*i as u64, 0) > c)
+                        .unwrap_or(matching.len()),
+                    (None, Some(n)) => matching.len().saturating_sub(n as usize),
+                    (None, None) => 0,
+                };
+                for (i, e) in &matching[start..] {
+                    if cut == Some(sent) {
+                        // Drop the TCP connection without a close frame.
+                        return;
+                    }
+                    let frame =
+                        event_frame(&Cursor::new(*i as u64, 0).to_string(), &e.to_stored_json());
+                    if ws.send(Message::text(frame)).await.is_err() {
+                        return;
+                    }
+                    sent += 1;
+                }
+                let live = ServerMessage::Status {
+                    feed: None,
+                    retention: None,
+                    notice: None,
+                    live: true,
+                };
+                let _ = ws
+                    .send(Message::text(
+                        serde_json::to_string(&live).unwrap_or_default(),
+                    ))
+                    .await;
+            }
+            ClientMessage::Ping => {
+                let _ = ws
+                    .send(Message::text(
+                        serde_json::to_string(&ServerMessage::Pong).unwrap_or_default(),
+                    ))
+                    .await;
+            }
+            ClientMessage::Filter { .. } => {}
+        }
+    }
+}

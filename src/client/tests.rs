@@ -1,0 +1,233 @@
+//! The client against a real (in-test) WebSocket gateway.
+
+use std::time::Duration;
+
+use flowtape_server::cursor::Cursor;
+use flowtape_server::protocol::ClientMessage;
+use tokio::sync::mpsc;
+
+use super::fake_gateway::{FakeGateway, Script};
+use super::*;
+use crate::app::testing::{event, sample_events};
+
+fn options(servers: Vec<String>) -> ClientOptions {
+    ClientOptions {
+        servers,
+        token: None,
+        filter: String::new(),
+        backfill: Some(100),
+        since: None,
+        backoff: Backoff {
+            initial: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+        },
+        max_failures: None,
+        fail_fast: false,
+        keep_raw: false,
+    }
+}
+
+/// What a run of the client delivered; holding it keeps the client running.
+struct Collected {
+    cursors: Vec<Cursor>,
+    all: Vec<ClientEvent>,
+    cmd: mpsc::Sender<ClientCommand>,
+    _rx: mpsc::Receiver<ClientEvent>,
+}
+
+/// Runs the client until `want` events arrived or it failed; returns the
+/// cursors received and every client event.
+async fn collect(opts: ClientOptions, want: usize) -> Collected {
+    let (cmd_tx, cmd_rx) = mpsc::channel(4);
+    let (tx, mut rx) = mpsc::channel(64);
+    tokio::spawn(run(opts, cmd_rx, tx));
+    let mut cursors = Vec::new();
+    let mut all = Vec::new();
+    let deadline = tokio::time::sleep(Duration::from_secs(20));
+    tokio::pin!(deadline);
+    while cursors.len() < want {
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break };
+                if let ClientEvent::Events(items) = &ev {
+                    cursors.extend(items.iter().map(|i| i.cursor));
+                }
+                let failed = matches!(ev, ClientEvent::Failed { .. });
+                all.push(ev);
+                if failed {
+                    break;
+                }
+            }
+            _ = &mut deadline => panic!("timed out with {} of {want} events: {all:?}", cursors.len()),
+        }
+    }
+    Collected {
+        cursors,
+        all,
+        cmd: cmd_tx,
+        _rx: rx,
+    }
+}
+
+fn numbered(n: usize) -> Vec<flowtape_server::event::FlowEvent> {
+    (0..n).map(|i| event(&format!("T{i}"), i as i64)).collect()
+}
+
+#[tokio::test]
+async fn a_dropped_connection_resumes_from_the_last_cursor_with_nothing_missing() {
+    let gw = FakeGateway::start(Script {
+        events: numbered(10),
+        cut_first_after: Some(4),
+        ..Script::default()
+    })
+    .await;
+    let Collected { cursors, all, .. } = collect(options(vec![gw.url.clone()]), 10).await;
+    let want: Vec<Cursor> = (1..=10).map(|i| Cursor::new(i, 0)).collect();
+    assert_eq!(cursors, want, "every event once, in order");
+    assert!(all
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Disconnected { .. })));
+    let subs: Vec<ClientMessage> = gw
+        .messages()
+        .into_iter()
+        .filter(|m| matches!(m, ClientMessage::Subscribe { .. }))
+        .collect();
+    assert_eq!(
+        subs,
+        vec![
+            ClientMessage::Subscribe {
+                filter: String::new(),
+                backfill: Some(100),
+                since: None
+            },
+            ClientMessage::Subscribe {
+                filter: String::new(),
+                backfill: None,
+                since: Some(Cursor::new(4, 0))
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn fails_over_to_the_next_server() {
+    let dead = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        format!(
+            "ws://{}/ws",
+            l.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        )
+    };
+    let gw = FakeGateway::start(Script {
+        events: sample_events(),
+        ..Script::default()
+    })
+    .await;
+    let Collected { cursors, all, .. } =
+        collect(options(vec![dead.clone(), gw.url.clone()]), 8).await;
+    assert_eq!(cursors.len(), 8);
+    let connecting: Vec<&str> = all
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Connecting { server } => Some(server.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(connecting, vec![dead.as_str(), gw.url.as_str()]);
+    assert!(all
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Connected { server } if *server == gw.url)));
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_reported() {
+    let gw = FakeGateway::start(Script {
+        events: sample_events(),
+        token: Some("s3cret".into()),
+        ..Script::default()
+    })
+    .await;
+    let mut opts = options(vec![gw.url.clone()]);
+    opts.fail_fast = true;
+    opts.token = Some("wrong".into());
+    let Collected { cursors, all, .. } = collect(opts.clone(), 1).await;
+    assert!(cursors.is_empty());
+    match all.last() {
+        Some(ClientEvent::Failed { reason }) => {
+            assert!(reason.contains("rejected the token (HTTP 401)"), "{reason}")
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    opts.token = Some("s3cret".into());
+    let Collected { cursors, .. } = collect(opts, 8).await;
+    assert_eq!(cursors.len(), 8);
+}
+
+#[tokio::test]
+async fn filter_changes_are_sent_and_kept_for_the_next_subscribe() {
+    let gw = FakeGateway::start(Script {
+        events: sample_events(),
+        ..Script::default()
+    })
+    .await;
+    let c = collect(options(vec![gw.url.clone()]), 8).await;
+    c.cmd
+        .send(ClientCommand::SetFilter("golden".into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !gw.messages().contains(&ClientMessage::Filter {
+        filter: "golden".into(),
+    }) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "filter never arrived: {:?}",
+            gw.messages()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn backoff_grows_with_jitter_and_is_capped() {
+    let b = Backoff {
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(2),
+    };
+    for _ in 0..50 {
+        let d1 = b.delay(1);
+        assert!(
+            d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
+            "{d1:?}"
+        );
+        let d3 = b.delay(3);
+        assert!(
+            d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
+            "{d3:?}"
+        );
+        assert!(b.delay(40) <= Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn decoding_drops_replayed_duplicates() {
+    let events = sample_events();
+    let f1 = flowtape_server::protocol::event_frame("5-0", &events[0].to_stored_json());
+    let f0 = flowtape_server::protocol::event_frame("4-0", &events[1].to_stored_json());
+    let mut cursor = None;
+    assert!(
+        matches!(decode(&f1, &mut cursor, true), Some(ClientEvent::Events(v)) if v.len() == 1 && v[0].raw.is_some())
+    );
+    assert_eq!(cursor, Some(Cursor::new(5, 0)));
+    assert!(
+        decode(&f0, &mut cursor, false).is_none(),
+        "an older cursor is a duplicate"
+    );
+    assert!(decode("not json", &mut cursor, false).is_none());
+    assert!(matches!(
+        decode(r#"{"type":"pong"}"#, &mut cursor, false),
+        Some(ClientEvent::Server(_))
+    ));
+}

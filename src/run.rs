@@ -1,0 +1,221 @@
+//! The TUI's event loop.
+//!
+//! Three sources are joined with `tokio::select!`: terminal input, messages
+//! from the [`crate::client`] task, and a clock tick. Client messages are
+//! drained in batches; a frame is drawn only when something changed, and at
+//! most 30 times a second. SIGTERM and SIGINT end the loop like `q` does, so
+//! the terminal is always restored. Logs go to a file, never to the screen.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use flowtape_server::filter::Filter;
+use futures_util::StreamExt;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::app::{App, AppConfig, Effect};
+use crate::client::{self, Backoff, ClientCommand, ClientOptions};
+use crate::config::{self, Settings};
+use crate::export;
+use crate::term::Term;
+use crate::ui::{self, Skin};
+
+/// Frames per second at most.
+const MAX_FPS: f64 = 30.0;
+/// How often the clock is checked (for ages, "reconnecting for Ns" and expiring messages).
+const TICK: Duration = Duration::from_millis(250);
+/// Client messages applied per batch before the loop looks at input again.
+const BATCH: usize = 4_096;
+
+/// Why the TUI stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("terminal: {0}")]
+    Terminal(#[from] std::io::Error),
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Sends `tracing` output to `$XDG_STATE_HOME/flowtape/flowtape.log` (level
+/// from `FLOWTAPE_LOG`, default `info`). Returns the file, or `None` if it
+/// cannot be opened, in which case nothing is logged (never to the screen).
+pub fn init_logging() -> Option<PathBuf> {
+    let dir = config::state_dir()?;
+    std::fs::create_dir_all(&dir).ok()?;
+    let path = dir.join("flowtape.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ok()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWTAPE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init()
+        .ok()?;
+    Some(path)
+}
+
+/// Runs the TUI against the servers in `settings` until the user quits.
+pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError> {
+    let Settings {
+        servers,
+        token,
+        filter: filter_text,
+        backfill,
+        buffer_size,
+        theme,
+        ascii,
+        side_panel,
+        keymap,
+        watchlists,
+        presets,
+        alerts,
+        export_dir,
+        config_path,
+    } = settings;
+    let skin = Skin::new(theme, ascii);
+    let app = App::new(
+        AppConfig {
+            buffer_size,
+            filter_text: filter_text.clone(),
+            filter,
+            keymap,
+            watchlists,
+            presets,
+            alerts,
+            side_panel,
+            server: servers.first().cloned().unwrap_or_default(),
+        },
+        now_ms(),
+    );
+    let options = ClientOptions {
+        servers,
+        token,
+        filter: filter_text,
+        backfill: Some(backfill),
+        since: None,
+        backoff: Backoff::default(),
+        max_failures: None,
+        fail_fast: false,
+        keep_raw: false,
+    };
+    let (cmd_tx, cmd_rx) = mpsc::channel(16);
+    let (ev_tx, ev_rx) = mpsc::channel(BATCH);
+    let client = tokio::spawn(client::run(options, cmd_rx, ev_tx));
+    let result = event_loop(app, &skin, cmd_tx, ev_rx, &export_dir, &config_path).await;
+    client.abort();
+    result
+}
+
+/// Runs the TUI against one gateway at `url` (a `ws://` URL), e.g. an
+/// in-process demo gateway: the normal client, with the other settings kept.
+pub async fn run_demo(url: String, mut settings: Settings, filter: Filter) -> Result<(), RunError> {
+    settings.servers = vec![url];
+    run_tui(settings, filter).await
+}
+
+async fn event_loop(
+    mut app: App,
+    skin: &Skin,
+    cmd_tx: mpsc::Sender<ClientCommand>,
+    mut ev_rx: mpsc::Receiver<client::ClientEvent>,
+    export_dir: &std::path::Path,
+    config_path: &std::path::Path,
+) -> Result<(), RunError> {
+    let mut term = Term::enter()?;
+    let mut input = EventStream::new();
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let frame = Duration::from_secs_f64(1.0 / MAX_FPS);
+    let mut last_draw: Option<Instant> = None;
+    let mut dirty = true;
+    let mut bell = false;
+    let mut client_open = true;
+    loop {
+        if dirty && last_draw.is_none_or(|t| t.elapsed() >= frame) {
+            app.tick(now_ms());
+            app.set_page(ui::tape_rows(term.area()?, &app));
+            term.draw(&app, skin)?;
+            if std::mem::take(&mut bell) {
+                term.bell()?;
+            }
+            dirty = false;
+            last_draw = Some(Instant::now());
+        }
+        let next_frame = last_draw.map_or_else(Instant::now, |t| t + frame);
+        let mut effects = Vec::new();
+        tokio::select! {
+            _ = tokio::time::sleep_until(next_frame), if dirty => {}
+            ev = input.next() => match ev {
+                Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
+                    app.tick(now_ms());
+                    effects.extend(app.on_key(key));
+                    dirty = true;
+                }
+                Some(Ok(Event::Resize(..))) => {
+                    term.resize()?;
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(RunError::Terminal(e)),
+                None => return Ok(()),
+            },
+            msg = ev_rx.recv(), if client_open => match msg {
+                Some(first) => {
+                    let now = now_ms();
+                    effects.extend(app.on_client(first, now));
+                    // Drain what else is waiting, up to a batch, before drawing.
+                    for _ in 1..BATCH {
+                        match ev_rx.try_recv() {
+                            Ok(m) => effects.extend(app.on_client(m, now)),
+                            Err(_) => break,
+                        }
+                    }
+                    dirty = true;
+                }
+                None => client_open = false,
+            },
+            _ = tick.tick() => dirty |= app.tick(now_ms()),
+            _ = sigterm.recv() => return Ok(()),
+            _ = sigint.recv() => return Ok(()),
+        }
+        for effect in effects {
+            match effect {
+                Effect::Quit => return Ok(()),
+                Effect::Bell => bell = true,
+                Effect::SendFilter(f) => {
+                    if cmd_tx.try_send(ClientCommand::SetFilter(f)).is_err() {
+                        app.error("could not send the filter to the client; it applies locally");
+                    }
+                }
+                Effect::Export => {
+                    let n = app.tape().view_len();
+                    match export::export(export_dir, app.filtered_events(), now_ms()) {
+                        Ok(path) => app.info(format!("exported {n} events to {}", path.display())),
+                        Err(e) => app.error(e.to_string()),
+                    }
+                }
+                Effect::SaveWatchlists(lists) => match config::save_watchlists(config_path, &lists)
+                {
+                    Ok(()) => app.info(format!("watchlists saved to {}", config_path.display())),
+                    Err(e) => app.error(e.to_string()),
+                },
+            }
+            dirty = true;
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Whole-screen snapshots and style checks, on a fixed clock and fixed events.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use flowtape_server::protocol::{FeedHealth, FeedStatus};
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::{Color, Modifier};
+use ratatui::Terminal;
+
+use super::*;
+use crate::app::testing::{app, app_with, config, t0};
+use crate::app::App;
+use crate::theme::Theme;
+
+fn skin(theme: &str, ascii: bool) -> Skin {
+    Skin::new(Theme::builtin(theme).unwrap_or_default(), ascii)
+}
+
+fn render(app: &mut App, skin: &Skin, w: u16, h: u16) -> Buffer {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap_or_else(|e| panic!("{e}"));
+    app.set_page(tape_rows(Rect::new(0, 0, w, h), app));
+    term.draw(|f| draw(f, app, skin))
+        .unwrap_or_else(|e| panic!("{e}"));
+    term.backend().buffer().clone()
+}
+
+/// The buffer as plain text, one line per row, trailing spaces trimmed.
+fn text(buf: &Buffer) -> String {
+    let w = usize::from(buf.area.width);
+    buf.content
+        .chunks(w)
+        .map(|row| {
+            row.iter()
+                .map(|c| c.symbol())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn key(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+}
+
+/// The row of the screen whose text contains `needle`.
+fn row_of(buf: &Buffer, needle: &str) -> u16 {
+    let t = text(buf);
+    t.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not on screen:\n{t}")) as u16
+}
+
+/// The first cell on row `y` whose symbol is `sym`.
+fn cell_at<'a>(buf: &'a Buffer, y: u16, sym: &str) -> &'a ratatui::buffer::Cell {
+    (0..buf.area.width)
+        .map(|x| &buf[(x, y)])
+        .find(|c| c.symbol() == sym)
+        .unwrap_or_else(|| panic!("no {sym:?} on row {y}"))
+}
+
+fn live_app() -> App {
+    let mut a = app();
+    a.feed = Some(FeedStatus {
+        state: FeedHealth::Ok,
+        reason: String::new(),
+        since: t0(),
+    });
+    a
+}
+
+#[test]
+fn tape_with_rows_wide() {
+    let mut a = live_app();
+    a.side_panel = true;
+    insta::assert_snapshot!(text(&render(&mut a, &skin("default", false), 160, 24)));
+}
+
+#[test]
+fn tape_at_80_columns_keeps_the_essentials() {
+    let mut a = live_app();
+    let buf = render(&mut a, &skin("default", false), 80, 24);
+    let t = text(&buf);
+    for col in [
+        "TIME", "SYM", "EXPIRY", "STRIKE", "C/P", "SIDE", "PREM", "KIND", "TAGS", "SCORE",
+    ] {
+        assert!(
+            t.lines().nth(1).is_some_and(|h| h.contains(col)),
+            "{col} missing:\n{t}"
+        );
+    }
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn status_line_paused_filtered_and_reconnecting() {
+    let mut a = live_app();
+    a.on_key(key(' '));
+    a.on_key(key('s'));
+    a.on_key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
+    let mut sweep = crate::app::testing::event("AAPL", 8);
+    sweep.kind = flowtape_server::event::Kind::Sweep;
+    a.push(sweep);
+    a.push(crate::app::testing::event("ZZZ", 8));
+    a.conn = crate::app::Conn::Reconnecting {
+        server: "ws://10.0.0.2:8765/ws".into(),
+        since_ms: a.now_ms() - 12_000,
+        reason:
+            "cannot connect to ws://10.0.0.2:8765/ws: IO error: Connection refused (os error 111)"
+                .into(),
+    };
+    let buf = render(&mut a, &skin("default", false), 200, 3);
+    insta::assert_snapshot!(text(&buf).lines().next().unwrap_or_default().to_string());
+}
+
+#[test]
+fn help_popup_is_generated_from_the_keymap() {
+    let mut a = live_app();
+    a.on_key(key('?'));
+    let buf = render(&mut a, &skin("default", false), 100, 50);
+    let t = text(&buf);
+    for action in crate::keymap::Action::ALL {
+        assert!(t.contains(action.help()), "{action:?} missing from help");
+    }
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn help_follows_key_overrides() {
+    let overrides = [("side_panel".to_string(), vec!["f2".to_string()])].into();
+    let mut cfg = config();
+    cfg.keymap = crate::keymap::Keymap::with_overrides(&overrides).unwrap_or_default();
+    let mut a = app_with(cfg);
+    a.on_key(key('?'));
+    let t = text(&render(&mut a, &skin("default", false), 100, 50));
+    assert!(
+        t.lines()
+            .any(|l| l.contains("F2") && l.contains("side panel")),
+        "{t}"
+    );
+    assert!(
+        !t.lines()
+            .any(|l| l.trim_start().starts_with("a ") && l.contains("side panel")),
+        "{t}"
+    );
+}
+
+#[test]
+fn detail_popup_shows_contract_legs_nbbo_and_score() {
+    let mut a = live_app();
+    for _ in 0..6 {
+        a.on_key(key('j'));
+    }
+    a.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    let t = text(&render(&mut a, &skin("default", false), 100, 40));
+    for want in [
+        "NVDA250117C00150000",
+        "sweep in 6 legs",
+        "1, 4, 7, 9, 11, 15",
+        "NBBO",
+        "2.10 x 2.15",
+        "premium",
+        "golden",
+    ] {
+        assert!(t.contains(want), "{want:?} missing:\n{t}");
+    }
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn filter_line_shows_the_error_under_its_column() {
+    let mut a = live_app();
+    a.on_key(key('/'));
+    for c in "AAPL premum>=1m".chars() {
+        a.on_key(key(c));
+    }
+    let t = text(&render(&mut a, &skin("default", false), 100, 12));
+    let lines: Vec<&str> = t.lines().collect();
+    let input = lines
+        .iter()
+        .position(|l| l.starts_with("/ AAPL premum"))
+        .unwrap_or_else(|| panic!("{t}"));
+    let caret = lines[input + 1];
+    assert_eq!(caret.find('^'), Some(2 + 5), "caret under column 6:\n{t}");
+    assert!(caret.contains("did you mean `premium`"), "{t}");
+}
+
+#[test]
+fn watchlist_editor_screen() {
+    let mut a = live_app();
+    a.on_key(key('w'));
+    for c in "tsla".chars() {
+        a.on_key(key(c));
+    }
+    insta::assert_snapshot!(text(&render(&mut a, &skin("default", false), 80, 20)));
+}
+
+#[test]
+fn no_color_has_no_colour_but_keeps_markers_and_reverse_selection() {
+    let mut a = live_app();
+    let s = Skin::new(Theme::builtin("mono").unwrap_or_default(), false);
+    let buf = render(&mut a, &s, 120, 14);
+    for cell in buf.content.iter() {
+        assert!(
+            matches!(cell.fg, Color::Reset) && matches!(cell.bg, Color::Reset),
+            "coloured cell {cell:?}"
+        );
+    }
+    let top = row_of(&buf, "META");
+    assert!(
+        buf[(0, top)].modifier.contains(Modifier::REVERSED),
+        "selection is reverse video"
+    );
+    let t = text(&buf);
+    assert!(
+        t.contains("★ ")
+            && t.contains("▲")
+            && t.contains("▼")
+            && t.contains("SWEEP")
+            && t.contains("GOLD"),
+        "{t}"
+    );
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn ascii_mode_draws_no_box_or_arrow_glyphs() {
+    let mut a = live_app();
+    a.side_panel = true;
+    a.on_key(key('?'));
+    let buf = render(&mut a, &skin("basic16", true), 120, 30);
+    let t = text(&buf);
+    assert!(t.is_ascii(), "non-ASCII on screen:\n{t}");
+    a.on_key(key('?'));
+    let t = text(&render(&mut a, &skin("basic16", true), 120, 14));
+    assert!(t.is_ascii(), "{t}");
+    assert!(t.contains("^ AAPL") && t.contains("v SPY"), "{t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn calls_are_green_puts_red_and_golden_is_highlighted() {
+    let mut a = live_app();
+    let s = skin("basic16", false);
+    let buf = render(&mut a, &s, 120, 14);
+    let call_row = row_of(&buf, "META");
+    let put_row = row_of(&buf, "AMD");
+    assert_eq!(cell_at(&buf, call_row, "C").fg, Color::Green);
+    assert_eq!(cell_at(&buf, put_row, "P").fg, Color::Red);
+    let golden = row_of(&buf, "NVDA");
+    let g = cell_at(&buf, golden, "N");
+    assert_eq!(g.bg, Color::Yellow, "golden rows are highlighted");
+    assert!(g.modifier.contains(Modifier::BOLD));
+    let block = row_of(&buf, "SPY");
+    let prem = cell_at(&buf, block, "$");
+    assert!(
+        prem.modifier
+            .contains(Modifier::BOLD | Modifier::UNDERLINED),
+        "$1M+ premium is emphasized"
+    );
+
+    let red_up = Skin::new(
+        Theme::builtin("basic16")
+            .unwrap_or_default()
+            .with_convention(crate::theme::Convention::RedUp),
+        false,
+    );
+    let buf = render(&mut a, &red_up, 120, 14);
+    assert_eq!(cell_at(&buf, call_row, "C").fg, Color::Red);
+    assert_eq!(cell_at(&buf, put_row, "P").fg, Color::Green);
+}
+
+#[test]
+fn empty_tape_says_it_is_waiting() {
+    let mut a = App::new(config(), t0());
+    let t = text(&render(&mut a, &skin("default", false), 80, 8));
+    assert!(
+        t.contains("CONNECTING 127.0.0.1:8765") && t.contains("waiting for events"),
+        "{t}"
+    );
+}
