@@ -19,6 +19,7 @@
 //! - [`gateway`]: WebSocket fan-out to clients, with per-client filters.
 //! - [`node`]: the roles of one process, started and stopped together.
 //! - [`shutdown`]: the signal every long-running task drains on.
+//! - [`bench`]: the end-to-end benchmark harness (`flowtape-server bench`).
 
 pub mod conditions;
 pub mod cursor;
@@ -29,6 +30,7 @@ pub mod occ;
 pub mod process;
 pub mod protocol;
 
+pub mod bench;
 pub mod bus;
 pub mod feed;
 pub mod gateway;

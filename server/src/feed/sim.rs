@@ -48,10 +48,7 @@ use quote::{fair_value, smile_vol, Quote};
 use session::{Session, SESSION_NS};
 use universe::Universe;
 
-pub use orders::{
-    BLOCK_MIN_PREMIUM, SINGLE_LEG_AUCTION_NON_ISO, SINGLE_LEG_CROSS_NON_ISO, SINGLE_LEG_FLOOR_TRADE,
-};
-pub use venues::VENUES;
+pub use universe::LISTINGS;
 
 /// The highest mean rate the simulator accepts, prints per second.
 pub const MAX_RATE: f64 = 1_000_000.0;
@@ -177,16 +174,15 @@ impl Ord for Pending {
     }
 }
 
-/// A contract someone keeps hitting: the next hit's virtual time and how many remain.
+/// A run of repeated hits: someone keeps hitting one contract the same way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Repeat {
-    at_ns: i64,
-    order: u64,
+struct Run {
     underlying: usize,
+    contract: Contract,
     shape: Shape,
     buy: bool,
+    /// Hits still to come.
     remaining: u64,
-    contract: Contract,
 }
 
 /// The synthetic options market. See the module docs.
@@ -204,7 +200,8 @@ pub struct SimMarket {
     orders_per_s: f64,
     /// Virtual time (ns after `start_ns`) of the next fresh order.
     next_order_ns: i64,
-    repeats: BinaryHeap<Reverse<Repeat>>,
+    /// Scheduled hits: (virtual time, generation order, run).
+    repeats: BinaryHeap<Reverse<(i64, u64, Run)>>,
     pending: BinaryHeap<Reverse<Pending>>,
     /// Generation counter, for stable ordering of equal timestamps.
     generated: u64,
@@ -246,7 +243,7 @@ impl SimMarket {
     /// Virtual time into the current session for virtual time `at_ns`,
     /// drawing new bursts when a new session begins.
     fn session_clock(&mut self, at_ns: i64) -> i64 {
-        let clock = self.config.session_offset_ms * 1_000_000 + at_ns;
+        let clock = (self.config.session_offset_ms * 1_000_000).saturating_add(at_ns);
         let index = clock.div_euclid(SESSION_NS);
         if index != self.session_index {
             self.session_index = index;
@@ -298,64 +295,44 @@ impl SimMarket {
                 _ => orders::emit(shape, buy, &market, ts_ns, &mut self.rng, &mut self.scratch),
             }
             if self.rng.chance(shape.repeat_chance()) {
-                let remaining = self.rng.range(REPEAT_HITS.0, REPEAT_HITS.1);
-                self.schedule_repeat(at_ns, underlying, shape, buy, remaining, contract);
+                let run = Run {
+                    underlying,
+                    contract,
+                    shape,
+                    buy,
+                    remaining: self.rng.range(REPEAT_HITS.0, REPEAT_HITS.1),
+                };
+                self.schedule_hit(at_ns, run);
             }
             self.queue_scratch();
         }
         self.next_order_ns = at_ns.saturating_add(self.gap_after(at_ns));
     }
 
-    fn schedule_repeat(
-        &mut self,
-        after_ns: i64,
-        underlying: usize,
-        shape: Shape,
-        buy: bool,
-        n: u64,
-        c: Contract,
-    ) {
+    /// Schedules the next hit of `run` a random gap after `after_ns`.
+    fn schedule_hit(&mut self, after_ns: i64, run: Run) {
         let gap_ns = (self.rng.exp1() * REPEAT_MEAN_GAP_S * 1e9) as i64;
         self.generated += 1;
-        self.repeats.push(Reverse(Repeat {
-            at_ns: after_ns.saturating_add(gap_ns.max(1)),
-            order: self.generated,
-            underlying,
-            shape,
-            buy,
-            remaining: n,
-            contract: c,
-        }));
+        let at_ns = after_ns.saturating_add(gap_ns.max(1));
+        self.repeats.push(Reverse((at_ns, self.generated, run)));
     }
 
-    /// Places the next of a run of repeated hits.
-    fn repeat_order(&mut self, hit: Repeat) {
-        let ts_ns = self.config.start_ns.saturating_add(hit.at_ns);
+    /// Places the hit of `run` due at `at_ns`.
+    fn repeat_order(&mut self, at_ns: i64, run: Run) {
+        let ts_ns = self.config.start_ns.saturating_add(at_ns);
         self.roll_chains(ts_ns);
         // A contract that expired before today's chains is not traded any more.
-        if hit.contract.expiry < self.chains.date {
+        if run.contract.expiry < self.chains.date {
             return;
         }
-        let expiry = Expiry::new(hit.contract.expiry, self.chains.date);
-        let market = self.market(hit.underlying, hit.contract, &expiry, hit.at_ns);
-        orders::emit(
-            hit.shape,
-            hit.buy,
-            &market,
-            ts_ns,
-            &mut self.rng,
-            &mut self.scratch,
-        );
+        let expiry = Expiry::new(run.contract.expiry, self.chains.date);
+        let market = self.market(run.underlying, run.contract, &expiry, at_ns);
+        let out = &mut self.scratch;
+        orders::emit(run.shape, run.buy, &market, ts_ns, &mut self.rng, out);
         self.queue_scratch();
-        if hit.remaining > 1 {
-            self.schedule_repeat(
-                hit.at_ns,
-                hit.underlying,
-                hit.shape,
-                hit.buy,
-                hit.remaining - 1,
-                hit.contract,
-            );
+        if run.remaining > 1 {
+            let remaining = run.remaining - 1;
+            self.schedule_hit(at_ns, Run { remaining, ..run });
         }
     }
 
@@ -492,7 +469,7 @@ impl SimMarket {
 impl PrintSource for SimMarket {
     fn next_print(&mut self) -> Option<Result<Print, SourceError>> {
         loop {
-            let next_repeat = self.repeats.peek().map(|Reverse(r)| r.at_ns);
+            let next_repeat = self.repeats.peek().map(|Reverse((at_ns, _, _))| *at_ns);
             let next_order = next_repeat.map_or(self.next_order_ns, |r| r.min(self.next_order_ns));
             let horizon = self.config.start_ns.saturating_add(next_order);
             if self
@@ -506,10 +483,10 @@ impl PrintSource for SimMarket {
                     return Some(Ok(pending.print));
                 }
             }
-            match self.repeats.peek() {
-                Some(Reverse(r)) if r.at_ns < self.next_order_ns => {
-                    if let Some(Reverse(hit)) = self.repeats.pop() {
-                        self.repeat_order(hit);
+            match next_repeat {
+                Some(at_ns) if at_ns < self.next_order_ns => {
+                    if let Some(Reverse((at_ns, _, run))) = self.repeats.pop() {
+                        self.repeat_order(at_ns, run);
                     }
                 }
                 _ => self.fresh_order(),
