@@ -268,10 +268,11 @@ impl SimArgs {
             ..SimConfig::default()
         };
         if live {
-            config.start_ns = std::time::SystemTime::now()
+            let now_ns = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as i64)
                 .unwrap_or(config.start_ns);
+            config = config.starting_at(now_ns);
         }
         config
     }

@@ -133,9 +133,9 @@ impl Node {
         });
         let sim = SimConfig {
             rate,
-            start_ns: crate::bus::now_ms() as i64 * 1_000_000,
             ..SimConfig::default()
-        };
+        }
+        .starting_at(crate::bus::now_ms() as i64 * 1_000_000);
         let config = NodeConfig {
             feed: Some(FeedChoice::Sim(sim)),
             process: Some(ProcessorConfig::new(format!("demo-{}", std::process::id()))),

@@ -5,8 +5,8 @@
 //! the start of the file and `\r\n` line ends are accepted. A line that is not
 //! UTF-8, not a print, a print with a non-positive price or a zero size, or
 //! longer than [`MAX_LINE_BYTES`] is reported as a [`SourceError`] with its
-//! 1-based line number, and reading goes on with the next line. A read error from the underlying reader is
-//! reported the same way and ends the replay.
+//! 1-based line number, and reading goes on with the next line. A read error
+//! from the underlying reader is reported the same way and ends the replay.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -56,11 +56,6 @@ impl<R: BufRead> ReplayReader<R> {
             buf: Vec::with_capacity(256),
             done: false,
         }
-    }
-
-    /// The number of lines read so far.
-    pub fn lines_read(&self) -> u64 {
-        self.line
     }
 
     /// Skips the rest of a line over [`MAX_LINE_BYTES`] and reports it.
@@ -141,8 +136,14 @@ mod tests {
     use crate::feed::{run_paced, FeedEnd, Pace};
     use std::io::Cursor;
 
-    const GOOD: &str = r#"{"occ":"SPY260515C00600000","price":1.25,"size":3,"exchange":302,"conditions":[209],"ts_ns":1778679000000000000,"seq":1,"bid":1.24,"ask":1.25,"spot":598.1,"oi":1200}"#;
-    const MINIMAL: &str = r#"{"occ":"O:AAPL260515P00250000","price":0.5,"size":1,"exchange":308,"ts_ns":1778679000000500000,"seq":2}"#;
+    const GOOD: &str = concat!(
+        r#"{"occ":"SPY260515C00600000","price":1.25,"size":3,"exchange":302,"conditions":[209],"#,
+        r#""ts_ns":1778679000000000000,"seq":1,"bid":1.24,"ask":1.25,"spot":598.1,"oi":1200}"#,
+    );
+    const MINIMAL: &str = concat!(
+        r#"{"occ":"O:AAPL260515P00250000","price":0.5,"size":1,"exchange":308,"#,
+        r#""ts_ns":1778679000000500000,"seq":2}"#,
+    );
 
     fn read_all<R: BufRead + Send>(mut r: ReplayReader<R>) -> Vec<Result<Print, SourceError>> {
         std::iter::from_fn(|| r.next_print()).collect()

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::orders::BLOCK_MIN_PREMIUM;
 use super::*;
 use crate::conditions::INTERMARKET_SWEEP;
 use crate::event::Side;
