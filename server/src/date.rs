@@ -210,7 +210,10 @@ mod tests {
 
     #[test]
     fn parse_and_reject() {
-        assert_eq!("2026-12-18".parse::<Date>().map(|d| d.compact()), Ok("20261218".into()));
+        assert_eq!(
+            "2026-12-18".parse::<Date>().map(|d| d.compact()),
+            Ok("20261218".into())
+        );
         assert!("2026-02-29".parse::<Date>().is_err());
         assert!("2024-02-29".parse::<Date>().is_ok());
         assert!("2026-13-01".parse::<Date>().is_err());
@@ -221,16 +224,31 @@ mod tests {
     #[test]
     fn new_york_dst() {
         // 2026-03-08 is the second Sunday of March; 2026-11-01 the first of November.
-        let before = market_instant_ms(Date::from_ymd(2026, 3, 6).unwrap_or_else(|e| panic!("{e}")), 9, 30);
-        let after = market_instant_ms(Date::from_ymd(2026, 3, 9).unwrap_or_else(|e| panic!("{e}")), 9, 30);
+        let before = market_instant_ms(
+            Date::from_ymd(2026, 3, 6).unwrap_or_else(|e| panic!("{e}")),
+            9,
+            30,
+        );
+        let after = market_instant_ms(
+            Date::from_ymd(2026, 3, 9).unwrap_or_else(|e| panic!("{e}")),
+            9,
+            30,
+        );
         assert_eq!(new_york_offset_hours(before), -5);
         assert_eq!(new_york_offset_hours(after), -4);
         // 9:30 New York is 14:30 UTC in winter and 13:30 UTC in summer.
-        assert_eq!(before.rem_euclid(MS_PER_DAY), 14 * MS_PER_HOUR + 30 * 60_000);
+        assert_eq!(
+            before.rem_euclid(MS_PER_DAY),
+            14 * MS_PER_HOUR + 30 * 60_000
+        );
         assert_eq!(after.rem_euclid(MS_PER_DAY), 13 * MS_PER_HOUR + 30 * 60_000);
         assert_eq!(market_time_of_day_ms(after), 9 * MS_PER_HOUR + 30 * 60_000);
         // 23:30 New York on Dec 18 is already Dec 19 in UTC, but still Dec 18's session.
-        let late = market_instant_ms(Date::from_ymd(2026, 12, 18).unwrap_or_else(|e| panic!("{e}")), 23, 30);
+        let late = market_instant_ms(
+            Date::from_ymd(2026, 12, 18).unwrap_or_else(|e| panic!("{e}")),
+            23,
+            30,
+        );
         assert_eq!(market_date(late).to_string(), "2026-12-18");
     }
 }

@@ -350,10 +350,35 @@ mod tests {
     fn json_has_the_schema_names() {
         let json = splice_id(&sample().to_stored_json(), "1734700000200-0");
         let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
-        let keys: Vec<&str> = v.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+        let keys: Vec<&str> = v
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
         let mut want = vec![
-            "id", "ts", "sym", "occ", "expiry", "strike", "right", "side", "size", "price", "premium", "kind",
-            "legs", "exchanges", "spot", "otm", "dte", "oi", "vol", "iv", "bid", "ask", "tags", "sentiment",
+            "id",
+            "ts",
+            "sym",
+            "occ",
+            "expiry",
+            "strike",
+            "right",
+            "side",
+            "size",
+            "price",
+            "premium",
+            "kind",
+            "legs",
+            "exchanges",
+            "spot",
+            "otm",
+            "dte",
+            "oi",
+            "vol",
+            "iv",
+            "bid",
+            "ask",
+            "tags",
+            "sentiment",
             "score",
         ];
         let mut got = keys.clone();
@@ -367,7 +392,13 @@ mod tests {
         assert_eq!(v["sentiment"], "bull");
         let back: FlowEvent = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back.id, "1734700000200-0");
-        assert_eq!(FlowEvent { id: String::new(), ..back }, sample());
+        assert_eq!(
+            FlowEvent {
+                id: String::new(),
+                ..back
+            },
+            sample()
+        );
     }
 
     #[test]

@@ -39,7 +39,10 @@ impl Root {
         if !b[0].is_ascii_uppercase() {
             return Err(OccError::RootChar(s.to_string()));
         }
-        if !b.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+        if !b
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        {
             return Err(OccError::RootChar(s.to_string()));
         }
         let mut bytes = [0u8; MAX_ROOT_LEN];
@@ -104,7 +107,9 @@ pub const MAX_STRIKE_MILLI: u32 = 99_999_999;
 pub enum OccError {
     #[error("option symbol is empty")]
     Empty,
-    #[error("option symbol {0:?} is too short: it needs a root, YYMMDD, C/P and an 8-digit strike")]
+    #[error(
+        "option symbol {0:?} is too short: it needs a root, YYMMDD, C/P and an 8-digit strike"
+    )]
     TooShort(String),
     #[error("option symbol has no root before the expiry")]
     EmptyRoot,
@@ -123,7 +128,12 @@ pub enum OccError {
 }
 
 impl Contract {
-    pub fn new(root: &str, expiry: Date, right: Right, strike_milli: u32) -> Result<Contract, OccError> {
+    pub fn new(
+        root: &str,
+        expiry: Date,
+        right: Right,
+        strike_milli: u32,
+    ) -> Result<Contract, OccError> {
         if strike_milli > MAX_STRIKE_MILLI {
             return Err(OccError::Strike(strike_milli.to_string()));
         }
@@ -148,7 +158,11 @@ impl Contract {
             return Err(OccError::RootChar(body.to_string()));
         }
         if body.len() < 16 {
-            return if body.len() <= 15 && body.bytes().all(|c| c.is_ascii_digit() || c == b'C' || c == b'P') {
+            return if body.len() <= 15
+                && body
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || c == b'C' || c == b'P')
+            {
                 Err(OccError::EmptyRoot)
             } else {
                 Err(OccError::TooShort(symbol.to_string()))
@@ -179,7 +193,9 @@ impl Contract {
         if !strike.bytes().all(|c| c.is_ascii_digit()) {
             return Err(OccError::Strike(strike.to_string()));
         }
-        let strike_milli = strike.parse().map_err(|_| OccError::Strike(strike.to_string()))?;
+        let strike_milli = strike
+            .parse()
+            .map_err(|_| OccError::Strike(strike.to_string()))?;
         Ok(Contract {
             root,
             expiry,
@@ -295,7 +311,11 @@ mod tests {
 
     #[test]
     fn parses_the_three_forms() {
-        for s in ["AAPL  241220C00190000", "AAPL241220C00190000", "O:AAPL241220C00190000"] {
+        for s in [
+            "AAPL  241220C00190000",
+            "AAPL241220C00190000",
+            "O:AAPL241220C00190000",
+        ] {
             assert_eq!(Contract::parse(s), Ok(aapl()), "{s}");
         }
         let c = aapl();
@@ -326,20 +346,28 @@ mod tests {
             ("", OccError::Empty),
             ("241220C00190000", OccError::EmptyRoot),
             ("AAPL24122", OccError::TooShort("AAPL24122".into())),
-            ("TOOLONGX241220C00190000", OccError::RootTooLong("TOOLONGX".into())),
+            (
+                "TOOLONGX241220C00190000",
+                OccError::RootTooLong("TOOLONGX".into()),
+            ),
             ("aapl241220C00190000", OccError::RootChar("aapl".into())),
             ("1AAP241220C00190000", OccError::RootChar("1AAP".into())),
             ("AAPL241320C00190000", OccError::Expiry("241320".into())),
             ("AAPL240230C00190000", OccError::Expiry("240230".into())),
             ("AAPL241220X00190000", OccError::Right('X')),
             ("AAPL241220C0019000A", OccError::Strike("0019000A".into())),
-            ("AAPL 241220C00190000", OccError::PaddedLength("AAPL 241220C00190000".into())),
+            (
+                "AAPL 241220C00190000",
+                OccError::PaddedLength("AAPL 241220C00190000".into()),
+            ),
             ("A A   241220C00190000", OccError::RootChar("A A   ".into())),
         ];
         for (input, want) in cases {
             assert_eq!(Contract::parse(input).as_ref(), Err(want), "{input}");
         }
-        let msg = Contract::parse("AAPL241220X00190000").err().map(|e| e.to_string());
+        let msg = Contract::parse("AAPL241220X00190000")
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(msg.as_deref(), Some("right 'X' must be C or P"));
     }
 

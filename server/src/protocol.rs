@@ -96,6 +96,8 @@ pub enum ErrorCode {
     Unauthorized,
     /// `filter` before any `subscribe`.
     NotSubscribed,
+    /// The event store cannot be read right now; retry shortly.
+    Unavailable,
     Internal,
 }
 

@@ -125,7 +125,13 @@ mod tests {
         assert_eq!(slot(&k.raw_stream(3)), slot(&k.day_volume(3, day)));
         assert_eq!(slot(&k.raw_stream(3)), slot(&k.day_premium(3, day)));
         let flow = slot(&k.flow_stream());
-        for key in [k.flow_channel(), k.lease(0), k.lease(7), k.guard(5), k.feed_status()] {
+        for key in [
+            k.flow_channel(),
+            k.lease(0),
+            k.lease(7),
+            k.guard(5),
+            k.feed_status(),
+        ] {
             assert_eq!(slot(&key), flow, "{key}");
         }
         // Sixteen shards land on many distinct slots, so a cluster spreads them.

@@ -336,7 +336,11 @@ impl Bus {
 
     /// Publishes the feed's status for gateways to report; it expires after
     /// `ttl` unless published again, so a dead ingest reads as "no status".
-    pub async fn publish_feed_status(&self, status: &FeedStatus, ttl: Duration) -> Result<(), BusError> {
+    pub async fn publish_feed_status(
+        &self,
+        status: &FeedStatus,
+        ttl: Duration,
+    ) -> Result<(), BusError> {
         match self {
             Bus::Memory(m) => {
                 m.publish_feed_status(status, ttl);

@@ -462,7 +462,11 @@ impl RedisBus {
         })
     }
 
-    pub(super) async fn publish_feed_status(&self, status: &FeedStatus, ttl: Duration) -> Result<(), BusError> {
+    pub(super) async fn publish_feed_status(
+        &self,
+        status: &FeedStatus,
+        ttl: Duration,
+    ) -> Result<(), BusError> {
         let json = serde_json::to_string(status).map_err(|e| BusError::Protocol(e.to_string()))?;
         let mut c = self.conn.clone();
         let () = redis::cmd("SET")
@@ -477,7 +481,10 @@ impl RedisBus {
 
     pub(super) async fn feed_status(&self) -> Result<Option<FeedStatus>, BusError> {
         let mut c = self.conn.clone();
-        let json: Option<String> = redis::cmd("GET").arg(self.keys.feed_status()).query_async(&mut c).await?;
+        let json: Option<String> = redis::cmd("GET")
+            .arg(self.keys.feed_status())
+            .query_async(&mut c)
+            .await?;
         Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 

@@ -1,0 +1,233 @@
+//! How a gateway runs: addresses, limits, timings, and the check that refuses
+//! an unsafe setup (an open port without auth).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::auth::AuthConfig;
+use super::tls::TlsConfig;
+use crate::protocol::MAX_BACKFILL;
+
+/// A per-connection token bucket on client messages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Messages per second allowed on average.
+    pub per_second: f64,
+    /// Messages allowed in a burst.
+    pub burst: u32,
+    /// Messages refused in a row (each answered with `rate_limited`) before
+    /// the connection is closed with 1008.
+    pub abuse_after: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            per_second: 20.0,
+            burst: 40,
+            abuse_after: 100,
+        }
+    }
+}
+
+/// Everything a [`Gateway`](super::Gateway) needs besides the bus. Defaults
+/// are the documented ones (`docs/protocol.md`, "Limits").
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Where to listen (`--listen`, default `127.0.0.1:8765`).
+    pub listen: SocketAddr,
+    /// Token auth (`--auth-file`); `None` admits anonymous clients.
+    pub auth: Option<AuthConfig>,
+    /// Admit anonymous clients on a non-loopback address (`--allow-anonymous`).
+    pub allow_anonymous: bool,
+    /// Serve `wss://` (`--tls-cert`, `--tls-key`).
+    pub tls: Option<TlsConfig>,
+    /// Open connections at most (WebSocket and plain HTTP together); the
+    /// accept loop waits for a free slot before accepting.
+    pub max_connections: usize,
+    /// Largest client message and frame, in bytes; larger closes with 1009.
+    pub max_message_size: usize,
+    /// Bytes queued for one client's socket before it is closed as a slow consumer.
+    pub send_queue_bytes: usize,
+    /// Largest `events` batch frame the writer coalesces queued events into.
+    pub max_batch_bytes: usize,
+    /// The server pings every client this often.
+    pub ping_interval: Duration,
+    /// A client that has sent nothing (no pong, no message) for
+    /// `ping_interval + pong_timeout` is closed with 4009.
+    pub pong_timeout: Duration,
+    /// TLS handshake plus the HTTP request head must arrive within this.
+    pub handshake_timeout: Duration,
+    /// A single socket write that takes longer closes the connection as a slow consumer.
+    pub write_timeout: Duration,
+    pub rate_limit: RateLimit,
+    /// The most a `backfill` may ask for.
+    pub max_backfill: u32,
+    /// A backfill reads at most this many stream entries backwards looking
+    /// for matching events; a narrow filter may return fewer than asked.
+    pub backfill_scan_cap: usize,
+    /// Stream entries read per round trip when replaying or repairing.
+    pub page_size: usize,
+    /// How long the `delayed` entitlement holds events after their trade time.
+    pub delay: Duration,
+    /// How often the hub checks the stream for events the live channel did
+    /// not bring (a silently lost subscription).
+    pub repair_check: Duration,
+    /// `/healthz` answers 503 when the gateway is further behind the stream.
+    pub max_healthy_lag: Duration,
+    /// Live events buffered per client between the hub and the client task;
+    /// a client further behind resumes from the stream by its cursor.
+    pub live_buffer: usize,
+    /// On shutdown, how long to wait for connections to close.
+    pub drain_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8765)),
+            auth: None,
+            allow_anonymous: false,
+            tls: None,
+            max_connections: 10_000,
+            max_message_size: 64 * 1024,
+            send_queue_bytes: 4 * 1024 * 1024,
+            max_batch_bytes: 64 * 1024,
+            ping_interval: Duration::from_secs(15),
+            pong_timeout: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            rate_limit: RateLimit::default(),
+            max_backfill: MAX_BACKFILL,
+            backfill_scan_cap: 200_000,
+            page_size: 1000,
+            delay: Duration::from_secs(15 * 60),
+            repair_check: Duration::from_millis(500),
+            max_healthy_lag: Duration::from_secs(10),
+            live_buffer: 8192,
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A configuration the gateway refuses to run with.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error(
+        "refusing to listen on {0} without auth: anonymous clients are allowed only on loopback; \
+         give --auth-file, or --allow-anonymous to serve everyone"
+    )]
+    AnonymousOnPublicAddress(SocketAddr),
+    #[error("{name} must be at least {min}, got {got}")]
+    TooSmall {
+        name: &'static str,
+        min: u64,
+        got: u64,
+    },
+    #[error("max_backfill must be 0 to {MAX_BACKFILL}, got {0}")]
+    Backfill(u32),
+    #[error("rate limit must allow a positive rate and a burst of at least 1")]
+    RateLimit,
+}
+
+impl GatewayConfig {
+    /// Checks the configuration is safe and workable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth.is_none() && !self.allow_anonymous && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::AnonymousOnPublicAddress(self.listen));
+        }
+        let at_least = |name: &'static str, got: u64, min: u64| {
+            if got < min {
+                Err(ConfigError::TooSmall { name, min, got })
+            } else {
+                Ok(())
+            }
+        };
+        let ms = |d: Duration| d.as_millis().min(u128::from(u64::MAX)) as u64;
+        at_least("max_connections", self.max_connections as u64, 1)?;
+        at_least("max_message_size", self.max_message_size as u64, 1024)?;
+        at_least("max_batch_bytes", self.max_batch_bytes as u64, 1024)?;
+        // A queue must hold at least one full batch, or no batch could ever be sent.
+        at_least(
+            "send_queue_bytes",
+            self.send_queue_bytes as u64,
+            self.max_batch_bytes as u64,
+        )?;
+        at_least("page_size", self.page_size as u64, 1)?;
+        at_least("live_buffer", self.live_buffer as u64, 16)?;
+        at_least("ping_interval (ms)", ms(self.ping_interval), 10)?;
+        at_least("pong_timeout (ms)", ms(self.pong_timeout), 10)?;
+        at_least("handshake_timeout (ms)", ms(self.handshake_timeout), 10)?;
+        at_least("write_timeout (ms)", ms(self.write_timeout), 10)?;
+        at_least("repair_check (ms)", ms(self.repair_check), 10)?;
+        if self.max_backfill > MAX_BACKFILL {
+            return Err(ConfigError::Backfill(self.max_backfill));
+        }
+        let r = &self.rate_limit;
+        if !(r.per_second > 0.0 && r.per_second.is_finite()) || r.burst == 0 {
+            return Err(ConfigError::RateLimit);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_on_loopback() {
+        assert_eq!(GatewayConfig::default().validate(), Ok(()));
+        let v6 = GatewayConfig {
+            listen: "[::1]:0".parse().unwrap_or_else(|e| panic!("{e}")),
+            ..GatewayConfig::default()
+        };
+        assert_eq!(v6.validate(), Ok(()));
+    }
+
+    #[test]
+    fn public_address_needs_auth_or_explicit_anonymous() {
+        let open = GatewayConfig {
+            listen: "0.0.0.0:8765".parse().unwrap_or_else(|e| panic!("{e}")),
+            ..GatewayConfig::default()
+        };
+        assert!(matches!(
+            open.validate(),
+            Err(ConfigError::AnonymousOnPublicAddress(_))
+        ));
+        let anonymous = GatewayConfig {
+            allow_anonymous: true,
+            ..open.clone()
+        };
+        assert_eq!(anonymous.validate(), Ok(()));
+        let auth = AuthConfig::parse("").unwrap_or_else(|e| panic!("{e}"));
+        let authed = GatewayConfig {
+            auth: Some(auth),
+            ..open
+        };
+        assert_eq!(authed.validate(), Ok(()));
+    }
+
+    #[test]
+    fn unworkable_limits_are_refused() {
+        let tiny_queue = GatewayConfig {
+            send_queue_bytes: 100,
+            ..GatewayConfig::default()
+        };
+        assert!(matches!(
+            tiny_queue.validate(),
+            Err(ConfigError::TooSmall {
+                name: "send_queue_bytes",
+                ..
+            })
+        ));
+        let big_backfill = GatewayConfig {
+            max_backfill: MAX_BACKFILL + 1,
+            ..GatewayConfig::default()
+        };
+        assert!(matches!(
+            big_backfill.validate(),
+            Err(ConfigError::Backfill(_))
+        ));
+    }
+}

@@ -1,0 +1,364 @@
+//! The gateway's counters and latency histograms, rendered as Prometheus text
+//! on `GET /metrics`.
+//!
+//! Everything is a relaxed atomic: the hot paths (the hub, each client's
+//! writer) only add, and a scrape reads a consistent-enough snapshot.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::protocol::ErrorCode;
+
+/// Upper bounds of the latency buckets, in seconds.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A fixed-bucket latency histogram.
+#[derive(Debug)]
+pub struct Histogram {
+    /// Cumulative counts are computed at render time; these are per bucket,
+    /// the last one being `+Inf`.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(
+            d.as_micros().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            match LATENCY_BUCKETS.get(i) {
+                Some(le) => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+                }
+            }
+        }
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {}", self.count());
+    }
+}
+
+/// Why a handshake was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// HTTP 401: a missing or unknown token.
+    Unauthorized,
+    /// HTTP 429: the token's connection cap is reached.
+    TokenCap,
+    /// HTTP 400/404/405/426, a handshake timeout or an unreadable request.
+    BadRequest,
+    /// The TLS handshake failed.
+    Tls,
+}
+
+/// Counters and histograms of one gateway. Names in Prometheus carry the
+/// `flowtape_gateway_` prefix (see `docs/protocol.md`).
+#[derive(Debug, Default)]
+pub struct GatewayMetrics {
+    /// Open WebSocket connections (gauge).
+    pub connections: AtomicU64,
+    /// WebSocket connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Plain HTTP requests served (`/healthz`, `/metrics`, 404s).
+    pub http_requests: AtomicU64,
+    pub rejected_unauthorized: AtomicU64,
+    pub rejected_token_cap: AtomicU64,
+    pub rejected_bad_request: AtomicU64,
+    pub rejected_tls: AtomicU64,
+    /// Events the hub took from the bus (live or repaired), each once.
+    pub events_in: AtomicU64,
+    /// Of those, events delivered by repairing from the stream after a gap.
+    pub events_repaired: AtomicU64,
+    /// Gap repairs started (a lost subscription, a silent loss, a restart).
+    pub gap_repairs: AtomicU64,
+    /// Stream entries that are not valid flow events (skipped, logged).
+    pub events_malformed: AtomicU64,
+    /// Events written to client sockets (live and replayed), per client.
+    pub events_out: AtomicU64,
+    /// Events a client's filter left out.
+    pub events_filtered: AtomicU64,
+    /// Frames of the `events` batch form written.
+    pub batches_out: AtomicU64,
+    /// Clients closed with 4008 because their send queue overflowed.
+    pub slow_consumer_disconnects: AtomicU64,
+    /// Clients closed because they did not answer pings.
+    pub heartbeat_timeouts: AtomicU64,
+    /// Clients that lagged behind the live channel and resumed from the stream.
+    pub lag_resumes: AtomicU64,
+    /// Failed Redis (bus) operations.
+    pub redis_errors: AtomicU64,
+    /// Error frames sent, per code (see [`ErrorCode`]).
+    client_errors: [AtomicU64; ERROR_CODES.len()],
+    /// Trade time (`ts`) → flow stream commit (stream id time).
+    pub feed_to_stream: Histogram,
+    /// Flow stream commit (stream id time) → the hub has the event.
+    pub stream_to_gateway: Histogram,
+    /// The hub has the event → its frame is written to a client socket.
+    pub gateway_to_socket: Histogram,
+}
+
+const ERROR_CODES: [ErrorCode; 11] = [
+    ErrorCode::InvalidJson,
+    ErrorCode::NotUtf8,
+    ErrorCode::UnknownOp,
+    ErrorCode::BadField,
+    ErrorCode::BadFilter,
+    ErrorCode::BadCursor,
+    ErrorCode::RateLimited,
+    ErrorCode::Unauthorized,
+    ErrorCode::NotSubscribed,
+    ErrorCode::Unavailable,
+    ErrorCode::Internal,
+];
+
+fn code_name(code: ErrorCode) -> String {
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+impl GatewayMetrics {
+    pub(crate) fn count_error(&self, code: ErrorCode) {
+        if let Some(i) = ERROR_CODES.iter().position(|c| *c == code) {
+            self.client_errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Error frames sent with this code so far.
+    pub fn errors_sent(&self, code: ErrorCode) -> u64 {
+        ERROR_CODES
+            .iter()
+            .position(|c| *c == code)
+            .map_or(0, |i| self.client_errors[i].load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn count_rejection(&self, why: Rejection) {
+        let counter = match why {
+            Rejection::Unauthorized => &self.rejected_unauthorized,
+            Rejection::TokenCap => &self.rejected_token_cap,
+            Rejection::BadRequest => &self.rejected_bad_request,
+            Rejection::Tls => &self.rejected_tls,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
+            let _ = writeln!(
+                out,
+                "# HELP flowtape_gateway_{name} {help}\n# TYPE flowtape_gateway_{name} counter\n\
+                 flowtape_gateway_{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        };
+        let _ = writeln!(
+            out,
+            "# HELP flowtape_gateway_connections Open WebSocket connections.\n\
+             # TYPE flowtape_gateway_connections gauge\nflowtape_gateway_connections {}",
+            self.connections.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            "connections_total",
+            "WebSocket connections accepted.",
+            &self.connections_total,
+        );
+        counter(
+            &mut out,
+            "http_requests_total",
+            "Plain HTTP requests served.",
+            &self.http_requests,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP flowtape_gateway_rejected_total Handshakes refused, by reason.\n\
+             # TYPE flowtape_gateway_rejected_total counter"
+        );
+        for (reason, v) in [
+            ("unauthorized", &self.rejected_unauthorized),
+            ("token_cap", &self.rejected_token_cap),
+            ("bad_request", &self.rejected_bad_request),
+            ("tls", &self.rejected_tls),
+        ] {
+            let _ = writeln!(
+                out,
+                "flowtape_gateway_rejected_total{{reason=\"{reason}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        counter(
+            &mut out,
+            "events_in_total",
+            "Events taken from the bus.",
+            &self.events_in,
+        );
+        counter(
+            &mut out,
+            "events_repaired_total",
+            "Events delivered by gap repair from the stream.",
+            &self.events_repaired,
+        );
+        counter(
+            &mut out,
+            "gap_repairs_total",
+            "Gap repairs started.",
+            &self.gap_repairs,
+        );
+        counter(
+            &mut out,
+            "events_malformed_total",
+            "Stream entries that are not flow events.",
+            &self.events_malformed,
+        );
+        counter(
+            &mut out,
+            "events_out_total",
+            "Events written to client sockets.",
+            &self.events_out,
+        );
+        counter(
+            &mut out,
+            "events_filtered_total",
+            "Events left out by client filters.",
+            &self.events_filtered,
+        );
+        counter(
+            &mut out,
+            "batches_out_total",
+            "Batched `events` frames written.",
+            &self.batches_out,
+        );
+        counter(
+            &mut out,
+            "slow_consumer_disconnects_total",
+            "Clients closed with 4008 for falling behind.",
+            &self.slow_consumer_disconnects,
+        );
+        counter(
+            &mut out,
+            "heartbeat_timeouts_total",
+            "Clients closed for not answering pings.",
+            &self.heartbeat_timeouts,
+        );
+        counter(
+            &mut out,
+            "lag_resumes_total",
+            "Clients resumed from the stream after lagging.",
+            &self.lag_resumes,
+        );
+        counter(
+            &mut out,
+            "redis_errors_total",
+            "Failed Redis operations.",
+            &self.redis_errors,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP flowtape_gateway_client_errors_total Error frames sent, by code.\n\
+             # TYPE flowtape_gateway_client_errors_total counter"
+        );
+        for (code, v) in ERROR_CODES.iter().zip(&self.client_errors) {
+            let _ = writeln!(
+                out,
+                "flowtape_gateway_client_errors_total{{code=\"{}\"}} {}",
+                code_name(*code),
+                v.load(Ordering::Relaxed)
+            );
+        }
+        self.feed_to_stream.render(
+            &mut out,
+            "flowtape_gateway_feed_to_stream_seconds",
+            "Trade time to flow stream commit (includes sweep windows).",
+        );
+        self.stream_to_gateway.render(
+            &mut out,
+            "flowtape_gateway_stream_to_gateway_seconds",
+            "Flow stream commit to the gateway hub.",
+        );
+        self.gateway_to_socket.render(
+            &mut out,
+            "flowtape_gateway_gateway_to_socket_seconds",
+            "Gateway hub to the client socket write.",
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(300));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(60));
+        let mut out = String::new();
+        h.render(&mut out, "x", "help");
+        assert!(out.contains("x_bucket{le=\"0.0005\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"0.005\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"10\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_count 3\n"), "{out}");
+    }
+
+    #[test]
+    fn render_names_every_family() {
+        let m = GatewayMetrics::default();
+        m.count_error(ErrorCode::BadFilter);
+        let text = m.render();
+        for family in [
+            "flowtape_gateway_connections ",
+            "flowtape_gateway_events_in_total ",
+            "flowtape_gateway_events_out_total ",
+            "flowtape_gateway_events_filtered_total ",
+            "flowtape_gateway_slow_consumer_disconnects_total ",
+            "flowtape_gateway_redis_errors_total ",
+            "flowtape_gateway_client_errors_total{code=\"bad_filter\"} 1",
+            "flowtape_gateway_stream_to_gateway_seconds_bucket",
+            "flowtape_gateway_gateway_to_socket_seconds_count",
+        ] {
+            assert!(text.contains(family), "missing {family}");
+        }
+    }
+}

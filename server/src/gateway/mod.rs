@@ -1,0 +1,472 @@
+//! The WebSocket gateway: filtered fan-out of flow events to many clients.
+//!
+//! A gateway is stateless: any number of them can serve one bus behind a
+//! load balancer, each delivering the same events with the same cursors, so
+//! a client that moves from one to another with `since` = its last cursor
+//! misses nothing and sees nothing twice. The client protocol is
+//! `docs/protocol.md` (version [`PROTOCOL_VERSION`](crate::protocol::PROTOCOL_VERSION)).
+//!
+//! One port serves:
+//! - `GET /ws` (WebSocket upgrade): the client protocol;
+//! - `GET /healthz`: 200 with JSON when Redis is reachable and the gateway is
+//!   caught up with the flow stream, 503 otherwise;
+//! - `GET /metrics`: Prometheus text ([`GatewayMetrics`]);
+//! - anything else: 404.
+//!
+//! Layout:
+//! - [`config`]: [`GatewayConfig`] and its safety check;
+//! - [`auth`]: the token file, entitlements and per-token connection caps;
+//! - [`tls`]: `wss://` with rustls;
+//! - `http`: the request head, health and metrics answers, the upgrade;
+//! - `hub`: one reader of the bus per tier (realtime, delayed) fanning out
+//!   events parsed and framed once, repairing gaps from the stream;
+//! - `session`, `replay`, `outbox`: one client — its filter and cursor, the
+//!   backfill/`since` seam, the byte-bounded send queue and writer;
+//! - `ratelimit`: the per-connection token bucket;
+//! - [`metrics`]: counters and latency histograms.
+//!
+//! [`Gateway::bind`] checks the configuration, subscribes to the bus and
+//! binds; [`Gateway::run`] serves until the shutdown signal, then closes every
+//! client with 1001 "going away" and waits (up to `drain_timeout`) for the
+//! connections to drain.
+
+pub mod auth;
+pub mod config;
+mod http;
+mod hub;
+pub mod metrics;
+mod outbox;
+mod ratelimit;
+mod replay;
+mod session;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+pub use auth::{hash_token, AuthConfig, AuthError, Entitlement, TokenSpec};
+pub use config::{ConfigError, GatewayConfig, RateLimit};
+pub use metrics::GatewayMetrics;
+pub use tls::{TlsConfig, TlsError};
+
+use crate::bus::{Bus, BusError, LiveFeed};
+use crate::cursor::Cursor;
+use crate::shutdown::{self, Shutdown};
+use auth::{Authenticator, Refusal};
+use http::{HeadError, Request};
+use hub::{bus_call, DelayedHub, HubHealth, LiveHub, Tap};
+use metrics::Rejection;
+
+/// How often the delayed tier looks for events that have come due.
+const DELAYED_POLL: Duration = Duration::from_millis(250);
+/// How long `/healthz` waits for Redis.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// A bound gateway, ready to [`run`](Gateway::run).
+pub struct Gateway {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    live: LiveFeed,
+    shared: Arc<Shared>,
+}
+
+/// What every connection task shares.
+struct Shared {
+    bus: Bus,
+    config: GatewayConfig,
+    ws_config: WebSocketConfig,
+    metrics: Arc<GatewayMetrics>,
+    auth: Authenticator,
+    tls: Option<TlsAcceptor>,
+    realtime: Arc<Tap>,
+    /// Present when some token has the delayed entitlement.
+    delayed: Option<Arc<Tap>>,
+    health: Arc<HubHealth>,
+}
+
+impl Gateway {
+    /// Checks the configuration, loads TLS, subscribes to the bus's live
+    /// fan-out, notes where the flow stream ends, and binds the listener.
+    pub async fn bind(bus: Bus, config: GatewayConfig) -> Result<Gateway, GatewayError> {
+        config.validate()?;
+        let tls = config.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
+        // Subscribe before reading the stream's end: nothing falls between.
+        let live = bus_call(bus.subscribe_live()).await?;
+        let start = bus_call(bus.flow_bounds())
+            .await?
+            .last
+            .unwrap_or(Cursor::ZERO);
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| GatewayError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| GatewayError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let delayed = config.auth.as_ref().filter(|a| a.has_delayed()).map(|_| {
+            Arc::new(Tap::new(
+                DelayedHub::start_cursor(config.delay),
+                config.live_buffer,
+            ))
+        });
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(16 * 1024)
+            .write_buffer_size(0)
+            .max_write_buffer_size(config.max_batch_bytes.max(config.max_message_size) * 4)
+            .max_message_size(Some(config.max_message_size))
+            .max_frame_size(Some(config.max_message_size));
+        let shared = Shared {
+            auth: Authenticator::new(config.auth.as_ref()),
+            realtime: Arc::new(Tap::new(start, config.live_buffer)),
+            delayed,
+            bus,
+            ws_config,
+            metrics: Arc::new(GatewayMetrics::default()),
+            tls,
+            health: Arc::new(HubHealth::new()),
+            config,
+        };
+        Ok(Gateway {
+            listener,
+            local_addr,
+            live,
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn metrics(&self) -> Arc<GatewayMetrics> {
+        self.shared.metrics.clone()
+    }
+
+    /// Serves until `shutdown` fires, then closes every client with 1001 and
+    /// returns once they have drained (or `drain_timeout` has passed).
+    pub async fn run(self, shutdown: Shutdown) {
+        let Gateway {
+            listener,
+            local_addr,
+            live,
+            shared,
+        } = self;
+        let (hub_stop, hub_signal) = shutdown::channel();
+        let mut hubs = tokio::task::JoinSet::new();
+        let config = &shared.config;
+        hubs.spawn(
+            LiveHub {
+                bus: shared.bus.clone(),
+                live,
+                tap: shared.realtime.clone(),
+                metrics: shared.metrics.clone(),
+                health: shared.health.clone(),
+                repair_check: config.repair_check,
+                page_size: config.page_size,
+            }
+            .run(hub_signal.clone()),
+        );
+        if let Some(tap) = &shared.delayed {
+            hubs.spawn(
+                DelayedHub {
+                    bus: shared.bus.clone(),
+                    tap: tap.clone(),
+                    metrics: shared.metrics.clone(),
+                    health: shared.health.clone(),
+                    delay: config.delay,
+                    poll: DELAYED_POLL,
+                    page_size: config.page_size,
+                }
+                .run(hub_signal),
+            );
+        }
+        tracing::info!(
+            addr = %local_addr,
+            tls = shared.tls.is_some(),
+            auth = config.auth.is_some(),
+            "gateway listening"
+        );
+        let limit = Arc::new(Semaphore::new(config.max_connections));
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        loop {
+            // Take a connection slot before accepting, so a full gateway
+            // leaves new connections in the kernel's backlog.
+            let permit = tokio::select! {
+                p = limit.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = shutdown.wait() => break,
+            };
+            let (socket, peer) = tokio::select! {
+                accepted = accept(&listener) => accepted,
+                _ = shutdown.wait() => break,
+            };
+            let shared = shared.clone();
+            let shutdown = shutdown.clone();
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                handle(shared, socket, peer, shutdown).await;
+                drop(permit);
+                drop(done);
+            });
+        }
+        drop(listener);
+        drop(done_tx);
+        tracing::info!("gateway shutting down: closing client connections");
+        if tokio::time::timeout(shared.config.drain_timeout, done_rx.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close within the drain timeout");
+        }
+        hub_stop.trigger();
+        while hubs.join_next().await.is_some() {}
+    }
+}
+
+/// Accepts one connection, retrying transient errors (e.g. out of file
+/// descriptors) with backoff rather than giving up.
+async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// One accepted connection: TLS if configured, then HTTP.
+async fn handle(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr, shutdown: Shutdown) {
+    let _ = socket.set_nodelay(true);
+    let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
+    match &shared.tls {
+        None => serve_http(shared, socket, deadline, shutdown).await,
+        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(socket)).await {
+            Ok(Ok(tls)) => serve_http(shared, tls, deadline, shutdown).await,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, "TLS handshake failed: {e}");
+                shared.metrics.count_rejection(Rejection::Tls);
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                shared.metrics.count_rejection(Rejection::Tls);
+            }
+        },
+    }
+}
+
+async fn serve_http<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    deadline: tokio::time::Instant,
+    shutdown: Shutdown,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (request, rest) = match tokio::time::timeout_at(deadline, http::read_head(&mut stream))
+        .await
+    {
+        Ok(Ok(head)) => head,
+        Ok(Err(HeadError::TooLarge)) => {
+            shared.metrics.count_rejection(Rejection::BadRequest);
+            let _ = http::respond(
+                &mut stream,
+                400,
+                "text/plain",
+                "request head too large\n",
+                &[],
+            )
+            .await;
+            return;
+        }
+        Ok(Err(HeadError::Malformed)) => {
+            shared.metrics.count_rejection(Rejection::BadRequest);
+            let _ = http::respond(&mut stream, 400, "text/plain", "malformed request\n", &[]).await;
+            return;
+        }
+        Ok(Err(HeadError::Eof | HeadError::Io(_))) | Err(_) => {
+            shared.metrics.count_rejection(Rejection::BadRequest);
+            return;
+        }
+    };
+    let answer = match (request.method.as_str(), request.path.as_str()) {
+        (_, "/ws") => return upgrade(shared, stream, request, rest, deadline, shutdown).await,
+        ("GET", "/healthz") => {
+            let (healthy, body) = health(&shared).await;
+            (if healthy { 200 } else { 503 }, "application/json", body)
+        }
+        ("GET", "/metrics") => (200, "text/plain; version=0.0.4", shared.metrics.render()),
+        (_, "/healthz" | "/metrics") => (405, "text/plain", "method not allowed\n".to_string()),
+        _ => (
+            404,
+            "text/plain",
+            "not found; the WebSocket endpoint is /ws\n".to_string(),
+        ),
+    };
+    shared.metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+    let _ = tokio::time::timeout(
+        shared.config.write_timeout,
+        http::respond(&mut stream, answer.0, answer.1, &answer.2, &[]),
+    )
+    .await;
+}
+
+/// Checks auth, switches protocols and serves the WebSocket connection.
+async fn upgrade<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    request: Request,
+    rest: Vec<u8>,
+    deadline: tokio::time::Instant,
+    shutdown: Shutdown,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let refuse = |why: Rejection| shared.metrics.count_rejection(why);
+    let key = match request.websocket_key() {
+        Ok(key) => key.to_string(),
+        Err(why) => {
+            refuse(Rejection::BadRequest);
+            let _ = http::respond(
+                &mut stream,
+                426,
+                "text/plain",
+                &format!("{why}\n"),
+                &[("Upgrade", "websocket")],
+            )
+            .await;
+            return;
+        }
+    };
+    let grant = match shared.auth.admit(request.token().as_deref()) {
+        Ok(grant) => grant,
+        Err(Refusal::Unauthorized) => {
+            refuse(Rejection::Unauthorized);
+            let body = "a valid token is required (Authorization: Bearer, or ?token=)\n";
+            let _ = http::respond(
+                &mut stream,
+                401,
+                "text/plain",
+                body,
+                &[("WWW-Authenticate", "Bearer")],
+            )
+            .await;
+            return;
+        }
+        Err(Refusal::AtCapacity) => {
+            refuse(Rejection::TokenCap);
+            let body = "this token has reached its connection limit\n";
+            let _ = http::respond(&mut stream, 429, "text/plain", body, &[]).await;
+            return;
+        }
+    };
+    let tap = match grant.entitlement {
+        Entitlement::Realtime => shared.realtime.clone(),
+        Entitlement::Delayed => match &shared.delayed {
+            Some(tap) => tap.clone(),
+            None => {
+                // Unreachable by construction: a delayed token means a delayed tier.
+                let _ =
+                    http::respond(&mut stream, 503, "text/plain", "no delayed tier\n", &[]).await;
+                return;
+            }
+        },
+    };
+    if !matches!(
+        tokio::time::timeout_at(deadline, http::switch_protocols(&mut stream, &key)).await,
+        Ok(Ok(()))
+    ) {
+        refuse(Rejection::BadRequest);
+        return;
+    }
+    if let Some(name) = &grant.name {
+        tracing::debug!(token = %name, "client connected");
+    }
+    let ws =
+        WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(shared.ws_config))
+            .await;
+    let ctx = session::Context {
+        bus: shared.bus.clone(),
+        config: shared.config.clone(),
+        metrics: shared.metrics.clone(),
+        tap,
+        entitlement: grant.entitlement,
+    };
+    session::serve(ws, ctx, shutdown).await;
+    drop(grant);
+}
+
+/// `/healthz`: whether this gateway should receive traffic, and the JSON body.
+async fn health(shared: &Shared) -> (bool, String) {
+    let bounds = tokio::time::timeout(HEALTH_TIMEOUT, shared.bus.flow_bounds()).await;
+    let (redis, lag_ms) = match bounds {
+        Ok(Ok(b)) => (
+            true,
+            Some(
+                b.last
+                    .map_or(0, |last| last.ms.saturating_sub(shared.realtime.last().ms)),
+            ),
+        ),
+        _ => {
+            shared.metrics.redis_errors.fetch_add(1, Ordering::Relaxed);
+            (false, None)
+        }
+    };
+    // The feed's own health is reported, not judged here: a gateway keeps
+    // serving history and resumes while the feed is down.
+    let feed = if redis {
+        tokio::time::timeout(HEALTH_TIMEOUT, shared.bus.feed_status())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+    } else {
+        None
+    };
+    let max_lag = shared.config.max_healthy_lag.as_millis() as u64;
+    let healthy = redis && shared.health.is_ok() && lag_ms.is_some_and(|l| l <= max_lag);
+    let body = serde_json::json!({
+        "status": if healthy { "ok" } else { "unavailable" },
+        "redis": redis,
+        "lag_ms": lag_ms,
+        "feed": feed,
+        "connections": shared.metrics.connections.load(Ordering::Relaxed),
+        "protocol": crate::protocol::PROTOCOL_VERSION,
+    });
+    (healthy, format!("{body}\n"))
+}

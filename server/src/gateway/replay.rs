@@ -1,0 +1,141 @@
+//! History for one client, read from the flow stream up to the seam.
+//!
+//! Both replays stop at `upto`, the cursor of the client's tap at the moment
+//! it subscribed: everything after it arrives on the live receiver, so the
+//! client's stream is every event, once, in stream order.
+//!
+//! - `since`: every matching event in `(since, upto]`, oldest first, read
+//!   forwards a page at a time. The client's cursor becomes `max(since, upto)`.
+//! - `backfill: N`: the newest N matching events at or before `upto`, read
+//!   backwards until N are found, `backfill_scan_cap` entries have been
+//!   scanned, or the stream's start is reached; sent oldest first. The
+//!   cursor becomes `upto`: the newest id scanned, not the newest match.
+//!
+//! Replayed events wait for room in the client's send queue (a replay reads
+//! at the client's pace), up to the write timeout.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::hub::{bus_call, Delivery};
+use super::session::Session;
+use crate::bus::FlowEntry;
+use crate::cursor::Cursor;
+
+pub(super) enum ReplayError {
+    /// The client did not take the events in time.
+    Slow,
+    /// The stream could not be read.
+    Bus(String),
+}
+
+/// The greatest id strictly below `c`, if any.
+fn predecessor(c: Cursor) -> Option<Cursor> {
+    match (c.ms, c.seq) {
+        (0, 0) => None,
+        (ms, 0) => Some(Cursor::new(ms - 1, u64::MAX)),
+        (ms, seq) => Some(Cursor::new(ms, seq - 1)),
+    }
+}
+
+impl Session {
+    /// Parses an entry and applies the filter; `None` if it is skipped.
+    fn replayable(&self, entry: &FlowEntry) -> Option<Arc<Delivery>> {
+        match Delivery::from_entry(entry) {
+            Ok(d) if self.filter.matches(&d.event) => Some(Arc::new(d)),
+            Ok(_) => {
+                self.ctx
+                    .metrics
+                    .events_filtered
+                    .fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            // Not a flow event: the hub logs and counts these.
+            Err(_) => None,
+        }
+    }
+
+    async fn send_replayed(&self, d: Arc<Delivery>) -> Result<(), ReplayError> {
+        self.out
+            .replay(d, self.replay_patience())
+            .await
+            .map_err(|_| ReplayError::Slow)
+    }
+
+    /// Sends every matching event in `(since, upto]`; returns the new cursor.
+    pub(super) async fn replay_since(
+        &mut self,
+        since: Cursor,
+        upto: Cursor,
+    ) -> Result<Cursor, ReplayError> {
+        let page_size = self.ctx.config.page_size;
+        let mut pos = since;
+        while pos < upto {
+            let page = bus_call(self.ctx.bus.flow_after(pos, page_size))
+                .await
+                .map_err(|e| ReplayError::Bus(e.to_string()))?;
+            let full = page.len() >= page_size;
+            for entry in &page {
+                if entry.id > upto {
+                    return Ok(upto);
+                }
+                pos = entry.id;
+                if let Some(d) = self.replayable(entry) {
+                    self.send_replayed(d).await?;
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(since.max(upto))
+    }
+
+    /// Sends the newest `n` matching events at or before `upto`, oldest first.
+    pub(super) async fn backfill(&mut self, n: u32, upto: Cursor) -> Result<(), ReplayError> {
+        let want = n as usize;
+        let page_size = self.ctx.config.page_size;
+        let mut found: Vec<Arc<Delivery>> = Vec::with_capacity(want.min(1024));
+        let mut before = Some(upto);
+        let mut scanned = 0usize;
+        while let Some(b) =
+            before.filter(|_| found.len() < want && scanned < self.ctx.config.backfill_scan_cap)
+        {
+            let page = bus_call(self.ctx.bus.flow_before(Some(b), page_size))
+                .await
+                .map_err(|e| ReplayError::Bus(e.to_string()))?;
+            for entry in page.iter().rev() {
+                scanned += 1;
+                if let Some(d) = self.replayable(entry) {
+                    found.push(d);
+                    if found.len() == want {
+                        break;
+                    }
+                }
+            }
+            before = match page.first() {
+                Some(oldest) if page.len() >= page_size => predecessor(oldest.id),
+                _ => None, // the stream's start
+            };
+        }
+        for d in found.into_iter().rev() {
+            self.send_replayed(d).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predecessors() {
+        assert_eq!(predecessor(Cursor::new(5, 2)), Some(Cursor::new(5, 1)));
+        assert_eq!(
+            predecessor(Cursor::new(5, 0)),
+            Some(Cursor::new(4, u64::MAX))
+        );
+        assert_eq!(predecessor(Cursor::ZERO), None);
+    }
+}

@@ -1,0 +1,505 @@
+//! One client connection after the upgrade: its reader, its session and its
+//! writer ([`super::outbox`]), and how they end together.
+//!
+//! - The reader reads client frames, applies the rate limit, answers `ping`
+//!   and every kind of bad input with a `pong` or an `error` frame, and
+//!   passes `subscribe` and `filter` to the session.
+//! - The session owns the filter and the cursor (the newest stream id the
+//!   client's stream has covered). On `subscribe` it subscribes to its tier's
+//!   [`Tap`] first, so live events buffer while it replays history from the
+//!   stream up to the tap's cursor ([`super::replay`]); then it goes live,
+//!   dropping buffered events at or below its cursor. No gap, no duplicate.
+//!   A client that lags behind the live channel resumes the same way from its
+//!   own cursor; one whose send queue overflows is closed with 4008.
+//!
+//! When any of the three ends, the others are wound down.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{broadcast, mpsc};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use super::auth::Entitlement;
+use super::config::GatewayConfig;
+use super::hub::{bus_call, Delivery, Tap};
+use super::metrics::GatewayMetrics;
+use super::outbox::{
+    self, LastHeard, Outbox, SlowConsumer, WriterConfig, CLOSE_INTERNAL, CLOSE_INVALID_PAYLOAD,
+    CLOSE_POLICY, CLOSE_TOO_BIG,
+};
+use super::ratelimit::{TokenBucket, Verdict};
+use crate::bus::Bus;
+use crate::cursor::Cursor;
+use crate::filter::Filter;
+use crate::protocol::{ClientMessage, ErrorCode, Retention, ServerMessage};
+use crate::shutdown::Shutdown;
+
+/// What a connection needs from its gateway.
+pub(crate) struct Context {
+    pub bus: Bus,
+    pub config: GatewayConfig,
+    pub metrics: Arc<GatewayMetrics>,
+    pub tap: Arc<Tap>,
+    pub entitlement: Entitlement,
+}
+
+/// Serves one upgraded connection until it closes.
+pub(crate) async fn serve<S>(ws: WebSocketStream<S>, ctx: Context, shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let metrics = ctx.metrics.clone();
+    metrics.connections.fetch_add(1, Ordering::Relaxed);
+    metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+    let (sink, stream) = ws.split();
+    let (out, inbox) = outbox::channel(ctx.config.send_queue_bytes, metrics.clone());
+    let heard = Arc::new(LastHeard::new());
+    let writer_config = WriterConfig {
+        ping_interval: ctx.config.ping_interval,
+        pong_timeout: ctx.config.pong_timeout,
+        write_timeout: ctx.config.write_timeout,
+        max_batch_bytes: ctx.config.max_batch_bytes,
+    };
+    let write_timeout = writer_config.write_timeout;
+    let mut writer = tokio::spawn(outbox::run_writer(
+        sink,
+        inbox,
+        writer_config,
+        heard.clone(),
+        shutdown,
+        metrics.clone(),
+    ));
+    {
+        let (commands, inbox) = mpsc::channel(16);
+        let reader = Reader {
+            out: out.clone(),
+            commands,
+            bucket: TokenBucket::new(&ctx.config.rate_limit, Instant::now()),
+            heard,
+        };
+        let session = Session::new(ctx, out);
+        tokio::select! {
+            _ = reader.run(stream) => {}
+            _ = session.run(inbox) => {}
+            _ = &mut writer => {}
+        }
+        // Dropping the reader and session drops every producer: the writer
+        // sends what is queued and finishes the closing handshake.
+    }
+    if !writer.is_finished()
+        && tokio::time::timeout(write_timeout * 2, &mut writer)
+            .await
+            .is_err()
+    {
+        writer.abort();
+    }
+    metrics.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+struct Reader {
+    out: Outbox,
+    commands: mpsc::Sender<ClientMessage>,
+    bucket: TokenBucket,
+    heard: Arc<LastHeard>,
+}
+
+/// What the rate limit says about one client message.
+enum Admit {
+    Process,
+    /// Refused with a `rate_limited` error; read on.
+    Skip,
+    /// Close the connection.
+    Stop,
+}
+
+impl Reader {
+    async fn run<S>(mut self, mut stream: futures_util::stream::SplitStream<WebSocketStream<S>>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        while let Some(frame) = stream.next().await {
+            self.heard.touch();
+            let text = match frame {
+                Ok(Message::Text(text)) => Some(text),
+                Ok(Message::Binary(_)) => None,
+                Ok(Message::Close(_)) => return,
+                Ok(_) => continue, // ping, pong: heard, and answered by the library
+                Err(WsError::Capacity(e)) => {
+                    tracing::debug!("client frame too large: {e}");
+                    return self.out.close(CLOSE_TOO_BIG, "message too big");
+                }
+                Err(WsError::Utf8(_)) => {
+                    // RFC 6455 §8.1: a text frame that is not UTF-8 fails the connection.
+                    let _ = self
+                        .out
+                        .error(ErrorCode::NotUtf8, "a text frame was not valid UTF-8");
+                    return self
+                        .out
+                        .close(CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in a text frame");
+                }
+                Err(e) => {
+                    tracing::debug!("client connection ended: {e}");
+                    return;
+                }
+            };
+            match self.admit() {
+                Admit::Process => {}
+                Admit::Skip => continue,
+                Admit::Stop => return,
+            }
+            let parsed = match &text {
+                Some(text) => parse_command(text),
+                None => Err((
+                    ErrorCode::NotUtf8,
+                    "messages must be JSON text frames; got a binary frame".into(),
+                )),
+            };
+            let sent = match parsed {
+                Ok(ClientMessage::Ping) => self.out.message(&ServerMessage::Pong),
+                Ok(command) => {
+                    if self.commands.send(command).await.is_err() {
+                        return;
+                    }
+                    Ok(())
+                }
+                Err((code, message)) => self.out.error(code, message),
+            };
+            if sent.is_err() {
+                return self.out.close_slow_consumer();
+            }
+        }
+    }
+
+    fn admit(&mut self) -> Admit {
+        match self.bucket.take(Instant::now()) {
+            Verdict::Allow => Admit::Process,
+            Verdict::Refuse => match self
+                .out
+                .error(ErrorCode::RateLimited, "too many messages; slow down")
+            {
+                Ok(()) => Admit::Skip,
+                Err(SlowConsumer) => {
+                    self.out.close_slow_consumer();
+                    Admit::Stop
+                }
+            },
+            Verdict::Close => {
+                self.out.close(CLOSE_POLICY, "rate limit exceeded");
+                Admit::Stop
+            }
+        }
+    }
+}
+
+/// Parses one client message, classifying what is wrong with a bad one.
+fn parse_command(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| (ErrorCode::InvalidJson, format!("invalid JSON: {e}")))?;
+    let Some(object) = value.as_object() else {
+        return Err((
+            ErrorCode::BadField,
+            "a message must be a JSON object with an \"op\"".into(),
+        ));
+    };
+    let op = match object.get("op") {
+        Some(serde_json::Value::String(op)) => op.clone(),
+        Some(_) => return Err((ErrorCode::BadField, "\"op\" must be a string".into())),
+        None => return Err((ErrorCode::BadField, "missing \"op\"".into())),
+    };
+    if !matches!(op.as_str(), "subscribe" | "filter" | "ping") {
+        return Err((
+            ErrorCode::UnknownOp,
+            format!("unknown op {op:?}; the ops are subscribe, filter and ping"),
+        ));
+    }
+    if let Some(serde_json::Value::String(since)) = object.get("since") {
+        if let Err(e) = since.parse::<Cursor>() {
+            return Err((ErrorCode::BadCursor, e.to_string()));
+        }
+    }
+    serde_json::from_value(value).map_err(|e| (ErrorCode::BadField, format!("{op}: {e}")))
+}
+
+/// Where a subscription starts.
+#[derive(Clone, Copy, Debug)]
+enum Start {
+    /// Live only.
+    Now,
+    /// The last N matching events first.
+    Backfill(u32),
+    /// Every matching event after this cursor first.
+    Since(Cursor),
+}
+
+/// The connection must end (the reason has been queued for the client).
+pub(super) struct End;
+
+impl From<SlowConsumer> for End {
+    fn from(_: SlowConsumer) -> End {
+        End
+    }
+}
+
+pub(super) struct Session {
+    pub(super) ctx: Context,
+    pub(super) out: Outbox,
+    pub(super) filter: Filter,
+    /// The newest stream id this client's stream has covered.
+    pub(super) cursor: Cursor,
+    live: Option<broadcast::Receiver<Arc<Delivery>>>,
+}
+
+impl Session {
+    fn new(ctx: Context, out: Outbox) -> Session {
+        Session {
+            ctx,
+            out,
+            filter: Filter::default(),
+            cursor: Cursor::ZERO,
+            live: None,
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<ClientMessage>) {
+        loop {
+            let step = tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command).await,
+                    None => return,
+                },
+                received = recv(&mut self.live) => self.received(received).await,
+            };
+            if step.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn command(&mut self, command: ClientMessage) -> Result<(), End> {
+        match command {
+            ClientMessage::Subscribe {
+                filter,
+                backfill,
+                since,
+            } => {
+                let filter = match Filter::parse(&filter) {
+                    Ok(f) => f,
+                    Err(e) => return Ok(self.out.error(ErrorCode::BadFilter, e.to_string())?),
+                };
+                let start = match (backfill, since) {
+                    (Some(_), Some(_)) => {
+                        return Ok(self
+                            .out
+                            .error(ErrorCode::BadField, "give backfill or since, not both")?);
+                    }
+                    (Some(n), None) if n > self.ctx.config.max_backfill => {
+                        let message = format!(
+                            "backfill {n} is over the cap of {}",
+                            self.ctx.config.max_backfill
+                        );
+                        return Ok(self.out.error(ErrorCode::BadField, message)?);
+                    }
+                    (Some(n), None) => Start::Backfill(n),
+                    (None, Some(c)) => Start::Since(c),
+                    (None, None) => Start::Now,
+                };
+                self.filter = filter;
+                self.start(start, true).await
+            }
+            ClientMessage::Filter { filter } => {
+                if self.live.is_none() {
+                    return Ok(self.out.error(
+                        ErrorCode::NotSubscribed,
+                        "subscribe before changing the filter",
+                    )?);
+                }
+                match Filter::parse(&filter) {
+                    Ok(f) => self.filter = f,
+                    Err(e) => self.out.error(ErrorCode::BadFilter, e.to_string())?,
+                }
+                Ok(())
+            }
+            // The reader answers pings itself.
+            ClientMessage::Ping => Ok(()),
+        }
+    }
+
+    async fn received(
+        &mut self,
+        received: Result<Arc<Delivery>, broadcast::error::RecvError>,
+    ) -> Result<(), End> {
+        match received {
+            Ok(d) => self.deliver(d),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, cursor = %self.cursor, "client lagged behind the live channel; resuming");
+                self.ctx.metrics.lag_resumes.fetch_add(1, Ordering::Relaxed);
+                self.start(Start::Since(self.cursor), false).await
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                self.out.close(CLOSE_INTERNAL, "the gateway stopped");
+                Err(End)
+            }
+        }
+    }
+
+    /// Sends one live event if it is new to this client and matches its filter.
+    fn deliver(&mut self, d: Arc<Delivery>) -> Result<(), End> {
+        if d.cursor <= self.cursor {
+            return Ok(());
+        }
+        self.cursor = d.cursor;
+        if !self.filter.matches(&d.event) {
+            self.ctx
+                .metrics
+                .events_filtered
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.out.live(d).map_err(|SlowConsumer| {
+            self.out.close_slow_consumer();
+            End
+        })
+    }
+
+    /// (Re)starts the stream: subscribe to the tap, replay, then go live.
+    /// `announce` sends the subscription's status messages; a silent restart
+    /// (after lagging) sends only a "cursor too old" notice if there is one.
+    async fn start(&mut self, start: Start, announce: bool) -> Result<(), End> {
+        self.live = None;
+        let (rx, upto) = self.ctx.tap.subscribe();
+        let bounds = match bus_call(self.ctx.bus.flow_bounds()).await {
+            Ok(b) => b,
+            Err(e) => return self.unavailable(announce, &e.to_string()),
+        };
+        let mut notices = Vec::new();
+        if announce && self.ctx.entitlement == Entitlement::Delayed {
+            notices.push(format!(
+                "delayed data: events are released {} s after their trade time",
+                self.ctx.config.delay.as_secs()
+            ));
+        }
+        if let (Start::Since(since), Some(first)) = (start, bounds.first) {
+            if since < first {
+                notices.push("cursor too old, resuming from the oldest event kept".to_string());
+            }
+        }
+        if announce || !notices.is_empty() {
+            let config = self.ctx.bus.config();
+            let feed = if announce {
+                bus_call(self.ctx.bus.feed_status()).await.ok().flatten()
+            } else {
+                None
+            };
+            self.out.message(&ServerMessage::Status {
+                feed,
+                retention: announce.then_some(Retention {
+                    max_events: config.flow_max_len,
+                    max_age_s: config.flow_max_age.as_secs(),
+                    oldest: bounds.first,
+                    max_backfill: self.ctx.config.max_backfill,
+                }),
+                notice: (!notices.is_empty()).then(|| notices.join("; ")),
+                live: false,
+            })?;
+        }
+        let replayed = match start {
+            Start::Now => Ok(upto),
+            Start::Backfill(n) => self.backfill(n, upto).await.map(|()| upto),
+            Start::Since(since) => self.replay_since(since, upto).await,
+        };
+        match replayed {
+            Ok(cursor) => self.cursor = cursor,
+            Err(super::replay::ReplayError::Slow) => {
+                self.out.close_slow_consumer();
+                return Err(End);
+            }
+            Err(super::replay::ReplayError::Bus(e)) => return self.unavailable(announce, &e),
+        }
+        self.live = Some(rx);
+        if announce {
+            self.out.message(&ServerMessage::Status {
+                feed: None,
+                retention: None,
+                notice: None,
+                live: true,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The stream could not be read. A client's own `subscribe` gets an
+    /// error and may retry; a resume after lagging cannot be completed, so
+    /// the connection closes and the client resumes by cursor elsewhere.
+    fn unavailable(&mut self, announce: bool, why: &str) -> Result<(), End> {
+        self.ctx
+            .metrics
+            .redis_errors
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("cannot replay for a client: {why}");
+        if announce {
+            self.out.error(
+                ErrorCode::Unavailable,
+                "the event store is unavailable; subscribe again shortly",
+            )?;
+            return Ok(());
+        }
+        self.out.close(
+            CLOSE_INTERNAL,
+            "event store unavailable, resume with your cursor",
+        );
+        Err(End)
+    }
+
+    /// How long a replay waits for room in the send queue before giving up
+    /// on the client as a slow consumer.
+    pub(super) fn replay_patience(&self) -> Duration {
+        self.ctx.config.write_timeout
+    }
+}
+
+/// The next live delivery, or never when not subscribed.
+async fn recv(
+    live: &mut Option<broadcast::Receiver<Arc<Delivery>>>,
+) -> Result<Arc<Delivery>, broadcast::error::RecvError> {
+    match live {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_messages_get_the_right_code() {
+        let code = |text: &str| parse_command(text).err().map(|(c, _)| c);
+        assert_eq!(code("{"), Some(ErrorCode::InvalidJson));
+        assert_eq!(code("[1]"), Some(ErrorCode::BadField));
+        assert_eq!(code(r#"{"filter":"x"}"#), Some(ErrorCode::BadField));
+        assert_eq!(code(r#"{"op":7}"#), Some(ErrorCode::BadField));
+        assert_eq!(code(r#"{"op":"dance"}"#), Some(ErrorCode::UnknownOp));
+        assert_eq!(
+            code(r#"{"op":"subscribe","backfill":"ten"}"#),
+            Some(ErrorCode::BadField)
+        );
+        assert_eq!(
+            code(r#"{"op":"subscribe","since":"yesterday"}"#),
+            Some(ErrorCode::BadCursor)
+        );
+        assert_eq!(
+            code(r#"{"op":"filter","filter":"x","extra":1}"#),
+            Some(ErrorCode::BadField)
+        );
+        assert_eq!(code(r#"{"op":"ping"}"#), None);
+        assert!(matches!(
+            parse_command(r#"{"op":"subscribe","filter":"AAPL","since":"5-1"}"#),
+            Ok(ClientMessage::Subscribe { since: Some(c), .. }) if c == Cursor::new(5, 1)
+        ));
+    }
+}
