@@ -4,10 +4,13 @@
 //! types, numbered as Massive/Polygon number them). Flow detection needs a few
 //! facts from them: is the print an intermarket sweep (ISO) leg, is it a leg
 //! of a multi-leg (spread) order, was it cancelled or reported late. The
-//! [`ConditionTable`] maps codes to those facts; its defaults are below and an
-//! operator can override them. No I/O happens here.
+//! [`ConditionTable`] maps codes to those facts. Its defaults are the table
+//! shipped as `assets/conditions.toml` (with each code's meaning and source);
+//! an operator replaces it with [`ConditionTable::load`]. Apart from that
+//! loader, no I/O happens here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -57,43 +60,129 @@ pub struct ConditionTable {
 }
 
 impl Default for ConditionTable {
+    /// The table shipped as `assets/conditions.toml`.
     fn default() -> Self {
-        let iso = ConditionFlags {
-            iso: true,
-            ..ConditionFlags::default()
-        };
-        let multi = ConditionFlags {
-            multi_leg: true,
-            ..ConditionFlags::default()
-        };
-        let canceled = ConditionFlags {
-            canceled: true,
-            ..ConditionFlags::default()
-        };
-        let late = ConditionFlags {
-            late: true,
-            ..ConditionFlags::default()
-        };
         let mut codes = HashMap::new();
-        codes.insert(INTERMARKET_SWEEP, iso);
-        codes.insert(SINGLE_LEG_AUCTION_ISO, iso);
-        codes.insert(SINGLE_LEG_CROSS_ISO, iso);
-        for code in 232..=236 {
-            codes.insert(code, multi);
-        }
-        for code in [CANCELED, 203, 205, 207] {
-            codes.insert(code, canceled);
-        }
-        for code in [LATE_OUT_OF_SEQUENCE, 204, 206, 208] {
-            codes.insert(code, late);
-        }
+        let mut set = |ids: &[u16], flag: Flag| {
+            for id in ids {
+                flag.set(codes.entry(*id).or_insert_with(ConditionFlags::default));
+            }
+        };
+        set(
+            &[
+                INTERMARKET_SWEEP,
+                SINGLE_LEG_AUCTION_ISO,
+                SINGLE_LEG_CROSS_ISO,
+            ],
+            Flag::Iso,
+        );
+        set(&[CANCELED, 203, 205, 207], Flag::Canceled);
+        set(&[LATE_OUT_OF_SEQUENCE, 204, 206, 208], Flag::Late);
+        // Multi-leg, stock-option and proprietary multi-leg trades, and compression trades.
+        let multi: Vec<u16> = (MULTI_LEG_AUTO..=MULTI_LEG_LAST).collect();
+        set(&multi, Flag::MultiLeg);
         ConditionTable { codes }
     }
+}
+
+/// The last of the contiguous multi-leg ids (232–247); see `assets/conditions.toml`.
+const MULTI_LEG_LAST: u16 = 247;
+
+/// Why a condition table file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConditionsError {
+    #[error("cannot read condition table {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: {reason}")]
+    Invalid { origin: String, reason: String },
+}
+
+/// One flag a table entry can set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Flag {
+    Iso,
+    MultiLeg,
+    Canceled,
+    Late,
+}
+
+impl Flag {
+    fn set(self, flags: &mut ConditionFlags) {
+        match self {
+            Flag::Iso => flags.iso = true,
+            Flag::MultiLeg => flags.multi_leg = true,
+            Flag::Canceled => flags.canceled = true,
+            Flag::Late => flags.late = true,
+        }
+    }
+}
+
+/// The file form: `[[condition]]` tables. Entries may carry documentation keys
+/// (`name`, `abbreviation`, `opra`, …) beside the two that are read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TableFile {
+    #[serde(default)]
+    condition: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    id: u16,
+    flags: Vec<Flag>,
 }
 
 impl ConditionTable {
     pub fn new(codes: HashMap<u16, ConditionFlags>) -> ConditionTable {
         ConditionTable { codes }
+    }
+
+    /// Parses a table in the format of `assets/conditions.toml`. An id listed
+    /// twice, an unknown flag or an unknown top-level key is an error; codes
+    /// the table does not list mean nothing.
+    pub fn from_toml_str(text: &str) -> Result<ConditionTable, ConditionsError> {
+        Self::parse(text, "condition table")
+    }
+
+    /// Reads and parses a table file; errors name the file.
+    pub fn load(path: &Path) -> Result<ConditionTable, ConditionsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConditionsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, &format!("condition table {}", path.display()))
+    }
+
+    fn parse(text: &str, origin: &str) -> Result<ConditionTable, ConditionsError> {
+        let invalid = |reason: String| ConditionsError::Invalid {
+            origin: origin.to_string(),
+            reason,
+        };
+        let file: TableFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut codes = HashMap::new();
+        let mut seen = HashSet::new();
+        for entry in file.condition {
+            if !seen.insert(entry.id) {
+                return Err(invalid(format!(
+                    "condition id {} is listed twice",
+                    entry.id
+                )));
+            }
+            if entry.flags.is_empty() {
+                continue;
+            }
+            let mut flags = ConditionFlags::default();
+            for flag in entry.flags {
+                flag.set(&mut flags);
+            }
+            codes.insert(entry.id, flags);
+        }
+        Ok(ConditionTable { codes })
     }
 
     /// The combined meaning of a print's condition codes.
@@ -109,13 +198,71 @@ impl ConditionTable {
 mod tests {
     use super::*;
 
+    const SHIPPED: &str = include_str!("../../assets/conditions.toml");
+
     #[test]
     fn defaults() {
         let t = ConditionTable::default();
         assert!(t.flags(&[AUTO_EXECUTION, INTERMARKET_SWEEP]).iso);
+        assert!(t.flags(&[SINGLE_LEG_AUCTION_ISO]).iso && t.flags(&[SINGLE_LEG_CROSS_ISO]).iso);
         assert!(!t.flags(&[AUTO_EXECUTION]).iso);
         assert!(t.flags(&[CANCELED]).canceled);
+        assert!(t.flags(&[LATE_OUT_OF_SEQUENCE]).late);
         assert!(t.flags(&[MULTI_LEG_AUTO]).multi_leg);
+        // Stock-option trades (240, TLET) are combos too: not directional alone.
+        assert!(t.flags(&[240]).multi_leg);
         assert_eq!(t.flags(&[9999]), ConditionFlags::default());
+    }
+
+    #[test]
+    fn the_default_table_is_the_shipped_file() {
+        let shipped = ConditionTable::from_toml_str(SHIPPED).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(shipped, ConditionTable::default());
+    }
+
+    #[test]
+    fn parses_flags_and_ignores_documentation_keys() {
+        let t = ConditionTable::from_toml_str(
+            "[[condition]]\nid = 7\nname = \"house sweep\"\nflags = [\"iso\", \"late\"]\n\
+             [[condition]]\nid = 8\nflags = []\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let f = t.flags(&[7]);
+        assert!(f.iso && f.late && !f.canceled && !f.multi_leg);
+        assert_eq!(t.flags(&[8]), ConditionFlags::default());
+        assert_eq!(t.flags(&[INTERMARKET_SWEEP]), ConditionFlags::default());
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        let err = |text: &str| {
+            ConditionTable::from_toml_str(text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(err("[[condition]]\nid = 1\nflags = [\"sweep\"]\n").contains("sweep"));
+        assert!(
+            err("[[condition]]\nid = 1\nflags = []\n[[condition]]\nid = 1\nflags = []\n")
+                .contains("condition id 1 is listed twice")
+        );
+        assert!(err("[[conditon]]\nid = 1\nflags = []\n").contains("conditon"));
+        assert!(err("[[condition]]\nid = 70000\nflags = []\n").contains("condition table"));
+        assert!(err("[[condition]]\nid = 1\n").contains("flags"));
+        let missing = ConditionTable::load(Path::new("/nonexistent/conditions.toml"));
+        let message = missing.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("/nonexistent/conditions.toml"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn load_reads_a_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, SHIPPED).unwrap_or_else(|e| panic!("{e}"));
+        let t = ConditionTable::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t, ConditionTable::default());
     }
 }

@@ -22,7 +22,9 @@
 //!
 //! A malformed record is never fatal: it is counted, logged and skipped.
 
+pub mod breaker;
 mod driver;
+pub mod massive;
 mod record;
 pub mod replay;
 mod rng;
