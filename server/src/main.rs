@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use flowtape_server::bus::{Bus, BusConfig};
+use flowtape_server::conditions::ConditionTable;
+use flowtape_server::feed::massive::{self, MassiveConfig};
 use flowtape_server::feed::{self, Pace, SimConfig, SimMarket};
 use flowtape_server::gateway::{AuthConfig, GatewayConfig, TlsConfig};
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};
@@ -21,6 +23,9 @@ Examples:
   flowtape-server ingest  --redis redis://10.0.0.5:6379 --feed sim --shards 16
   flowtape-server process --redis redis://10.0.0.5:6379 --shards 16
   flowtape-server gateway --redis redis://10.0.0.5:6379 --listen 0.0.0.0:8765 --auth-file tokens.toml
+
+  # The Massive (Polygon) options feed, with an open-interest snapshot:
+  MASSIVE_API_KEY=... flowtape-server ingest --feed massive --oi-file oi.csv
 
   # Replay a recorded file as fast as possible:
   flowtape-server run --feed replay --replay assets/sample-prints.ndjson --replay-speed 0
@@ -81,6 +86,8 @@ enum Command {
         #[command(flatten)]
         sim: SimArgs,
     },
+    /// Benchmark the whole system end to end (docs/bench.md).
+    Bench(flowtape_server::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -163,10 +170,13 @@ struct ProcessArgs {
     /// another processor takes over the shards of one that died.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     lease_ttl: Duration,
+    /// Trade condition table (TOML); the shipped default is assets/conditions.toml.
+    #[arg(long)]
+    conditions: Option<PathBuf>,
 }
 
 impl ProcessArgs {
-    fn config(&self) -> ProcessorConfig {
+    fn config(&self) -> Result<ProcessorConfig, String> {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -174,7 +184,10 @@ impl ProcessArgs {
             .unwrap_or(0);
         let mut config = ProcessorConfig::new(format!("{host}-{}-{nonce:x}", std::process::id()));
         config.lease_ttl = self.lease_ttl.max(Duration::from_secs(1));
-        config
+        if let Some(path) = &self.conditions {
+            config.conditions = ConditionTable::load(path).map_err(|e| e.to_string())?;
+        }
+        Ok(config)
     }
 }
 
@@ -182,7 +195,43 @@ impl ProcessArgs {
 enum FeedKind {
     Sim,
     Replay,
+    /// The Massive (Polygon) options WebSocket; see docs/massive.md.
+    Massive,
     None,
+}
+
+#[derive(Args)]
+struct MassiveArgs {
+    /// Massive options WebSocket URL.
+    #[arg(long, default_value = massive::DEFAULT_URL)]
+    massive_url: String,
+    /// Massive API key (never logged).
+    #[arg(long, env = "MASSIVE_API_KEY", hide_env_values = true)]
+    massive_key: Option<String>,
+    /// Massive subscription (trades and quotes of every option by default).
+    #[arg(long, default_value = massive::DEFAULT_SUBSCRIBE)]
+    massive_subscribe: String,
+    /// Massive stocks WebSocket URL, for the underlyings' spot prices (none by default).
+    #[arg(long)]
+    massive_stocks_url: Option<String>,
+    /// Open interest snapshot, CSV `occ,oi`, joined onto prints.
+    #[arg(long)]
+    oi_file: Option<PathBuf>,
+}
+
+impl MassiveArgs {
+    fn config(&self) -> Result<MassiveConfig, String> {
+        let key = self
+            .massive_key
+            .clone()
+            .ok_or("--feed massive needs an API key: --massive-key or MASSIVE_API_KEY")?;
+        let mut config = MassiveConfig::new(key);
+        config.url = self.massive_url.clone();
+        config.subscribe = self.massive_subscribe.clone();
+        config.stocks_url = self.massive_stocks_url.clone();
+        config.oi_file = self.oi_file.clone();
+        Ok(config)
+    }
 }
 
 #[derive(Args)]
@@ -198,6 +247,8 @@ struct FeedArgs {
     /// Replay pace: 1 = recorded pace, 10 = ten times faster, 0 = as fast as possible.
     #[arg(long, default_value_t = 1.0)]
     replay_speed: f64,
+    #[command(flatten)]
+    massive: MassiveArgs,
 }
 
 #[derive(Args)]
@@ -291,6 +342,7 @@ impl FeedArgs {
                 let pace = Pace::from_speed(self.replay_speed).map_err(|e| e.to_string())?;
                 Ok(Some(FeedChoice::Replay { path, pace }))
             }
+            FeedKind::Massive => Ok(Some(FeedChoice::Massive(Box::new(self.massive.config()?)))),
         }
     }
 }
@@ -332,7 +384,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => {
             let config = NodeConfig {
                 feed: feed.choice()?,
-                process: Some(process.config()),
+                process: Some(process.config()?),
                 gateway: Some(gateway.config()?),
             };
             serve(bus.connect("run").await?, config).await
@@ -341,7 +393,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let config = NodeConfig {
                 feed: Some(
                     feed.choice()?
-                        .ok_or("`ingest` needs a feed: --feed sim or --feed replay")?,
+                        .ok_or("`ingest` needs a feed: --feed sim, replay or massive")?,
                 ),
                 process: None,
                 gateway: None,
@@ -351,7 +403,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Process { bus, process } => {
             let config = NodeConfig {
                 feed: None,
-                process: Some(process.config()),
+                process: Some(process.config()?),
                 gateway: None,
             };
             serve(bus.connect("process").await?, config).await
@@ -371,6 +423,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             feed::record(&mut source, count, &mut out).map_err(|e| e.to_string())?;
             Ok(())
         }
+        Command::Bench(args) => flowtape_server::bench::run(args)
+            .await
+            .map_err(|e| e.to_string()),
     }
 }
 

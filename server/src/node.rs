@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::bus::Bus;
+use crate::feed::massive::{MassiveConfig, MassiveError, MassiveFeed};
 use crate::feed::{self, FeedStats, Pace, ReplayReader, SimConfig, SimMarket};
 use crate::gateway::{Gateway, GatewayConfig, GatewayError, GatewayMetrics};
 use crate::pipeline::{run_ingest, run_processor, IngestStats, ProcessStats, ProcessorConfig};
@@ -24,7 +25,12 @@ use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 #[derive(Clone, Debug)]
 pub enum FeedChoice {
     Sim(SimConfig),
-    Replay { path: PathBuf, pace: Pace },
+    Replay {
+        path: PathBuf,
+        pace: Pace,
+    },
+    /// The Massive (Polygon) options WebSocket (`docs/massive.md`).
+    Massive(Box<MassiveConfig>),
 }
 
 /// Which roles to run, and how.
@@ -46,6 +52,8 @@ pub enum NodeError {
     Sim(#[from] feed::SimConfigError),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    Massive(#[from] MassiveError),
 }
 
 /// Counters of a running node.
@@ -76,6 +84,12 @@ impl Node {
         if let Some(choice) = config.feed {
             let (tx, rx) = mpsc::channel(FEED_CHANNEL_BATCHES);
             let (status_tx, status_rx) = watch::channel(feed_status(FeedHealth::Ok, ""));
+            // Published once before anything else starts, so a gateway of this
+            // node never reports "no feed status" while the feed is coming up.
+            let first = status_rx.borrow().clone();
+            if let Err(e) = bus.publish_feed_status(&first, FEED_STATUS_TTL).await {
+                tracing::warn!("cannot publish the feed status: {e}");
+            }
             spawn_feed(
                 &mut tasks,
                 choice,
@@ -237,11 +251,9 @@ fn spawn_feed(
     shutdown: Shutdown,
     stats: Arc<NodeStats>,
 ) -> Result<(), NodeError> {
+    let stopped = async move { shutdown.wait().await };
     let done = move |s: FeedStats| {
         tracing::info!(prints = s.prints, malformed = s.malformed, end = ?s.end, "feed stopped");
-        if s.end == feed::FeedEnd::Exhausted {
-            status.send_replace(feed_status(FeedHealth::Down, "replay finished"));
-        }
         if let Ok(mut slot) = stats.feed.lock() {
             *slot = Some(s);
         }
@@ -250,20 +262,22 @@ fn spawn_feed(
         FeedChoice::Sim(config) => {
             let source = SimMarket::new(config)?;
             tasks.spawn(async move {
-                let s = feed::run_paced(source, Pace::RealTime { speed: 1.0 }, tx, async move {
-                    shutdown.wait().await
-                })
-                .await;
-                done(s);
+                done(feed::run_paced(source, Pace::RealTime { speed: 1.0 }, tx, stopped).await);
             });
         }
         FeedChoice::Replay { path, pace } => {
             let source = ReplayReader::open(&path)?;
             tasks.spawn(async move {
-                let s =
-                    feed::run_paced(source, pace, tx, async move { shutdown.wait().await }).await;
+                let s = feed::run_paced(source, pace, tx, stopped).await;
+                if s.end == feed::FeedEnd::Exhausted {
+                    status.send_replace(feed_status(FeedHealth::Down, "replay finished"));
+                }
                 done(s);
             });
+        }
+        FeedChoice::Massive(config) => {
+            let massive = MassiveFeed::new(*config)?;
+            tasks.spawn(async move { done(massive.run(tx, status, stopped).await) });
         }
     }
     Ok(())

@@ -68,6 +68,21 @@ pub struct FeedStatus {
     pub since: i64,
 }
 
+impl FeedStatus {
+    /// What a gateway reports when no ingest publishes a status (none is
+    /// running, or it died and its last status expired).
+    pub fn unknown() -> FeedStatus {
+        FeedStatus {
+            state: FeedHealth::Down,
+            reason: "no feed status reported: is an ingest running?".into(),
+            since: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        }
+    }
+}
+
 /// What the stream keeps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Retention {

@@ -38,6 +38,8 @@ enum Step {
     Drop,
     /// Keep the socket open but never read or write again.
     Hold,
+    /// Say nothing for a while (a slow upstream).
+    Sleep(Duration),
 }
 
 #[derive(Default)]
@@ -110,6 +112,7 @@ async fn play(tcp: tokio::net::TcpStream, script: Vec<Step>, seen: Arc<Seen>) {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return;
             }
+            Step::Sleep(d) => tokio::time::sleep(d).await,
         }
     }
     // Script done: keep reading (which answers pings) until the client leaves.
@@ -475,4 +478,80 @@ async fn an_unreachable_upstream_degrades_then_opens_and_backs_off() {
     assert!((3..=20).contains(&attempts), "{attempts} attempts");
     let fed = run.stop().await;
     assert_eq!((fed.prints, fed.end), (0, FeedEnd::Shutdown));
+}
+
+/// The whole path of a feed outage: the breaker's status goes from the
+/// Massive adapter through ingest's status publisher and the bus to the
+/// gateway, which pushes each change to a subscribed WebSocket client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_reaches_websocket_clients_as_status_and_so_does_the_recovery() {
+    use flowtape_server::bus::{Bus, BusConfig};
+    use flowtape_server::gateway::GatewayConfig;
+    use flowtape_server::node::{FeedChoice, Node, NodeConfig};
+    use flowtape_server::pipeline::ProcessorConfig;
+    use flowtape_server::protocol::ServerMessage;
+
+    let m = mock(vec![
+        vec![
+            Step::Handshake,
+            frame(&[trade(SWEPT, 300, 1.0, 1, &[], T0, 1)]),
+            Step::Hold,
+        ],
+        // The upstream is slow to come back (less than the stall timeout), so the
+        // outage lasts several of the gateway's status polls.
+        vec![
+            Step::Sleep(Duration::from_millis(300)),
+            Step::Handshake,
+            frame(&[trade(SWEPT, 300, 1.0, 2, &[], T0 + 1, 2)]),
+        ],
+    ])
+    .await;
+    let node = Node::start(
+        Bus::memory(BusConfig::default()),
+        NodeConfig {
+            feed: Some(FeedChoice::Massive(Box::new(test_config(&m.url)))),
+            process: Some(ProcessorConfig::new("status-test".into())),
+            gateway: Some(GatewayConfig {
+                listen: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+                feed_poll: Duration::from_millis(100),
+                ..GatewayConfig::default()
+            }),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let addr = node.gateway_addr().unwrap_or_else(|| panic!("no gateway"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    ws.send(Message::Text(r#"{"op":"subscribe","filter":""}"#.into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Collect the feed states the client is told about, until ok → down → ok.
+    let mut states: Vec<(FeedHealth, String)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let recovered = |s: &[(FeedHealth, String)]| {
+        let down = s
+            .iter()
+            .position(|(st, r)| *st == FeedHealth::Down && r.contains("stalled"));
+        down.is_some_and(|d| s[d..].iter().any(|(st, _)| *st == FeedHealth::Ok))
+    };
+    while !recovered(&states) {
+        let next = tokio::time::timeout_at(deadline, ws.next()).await;
+        let Ok(Some(Ok(Message::Text(text)))) = next else {
+            panic!("no ok → down (stalled) → ok sequence reached the client: {states:?}");
+        };
+        if let Ok(ServerMessage::Status { feed: Some(f), .. }) = serde_json::from_str(&text) {
+            if states.last().map(|(s, r)| (s, r)) != Some((&f.state, &f.reason)) {
+                states.push((f.state, f.reason));
+            }
+        }
+    }
+    assert!(
+        states.iter().any(|(s, _)| *s == FeedHealth::Ok),
+        "{states:?}"
+    );
+    node.shutdown();
+    node.wait().await;
 }

@@ -80,6 +80,9 @@ pub struct GatewayConfig {
     pub live_buffer: usize,
     /// On shutdown, how long to wait for connections to close.
     pub drain_timeout: Duration,
+    /// How often the feed status is read from the bus; a change reaches
+    /// every subscribed client within this.
+    pub feed_poll: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -106,6 +109,7 @@ impl Default for GatewayConfig {
             max_healthy_lag: Duration::from_secs(10),
             live_buffer: 8192,
             drain_timeout: Duration::from_secs(5),
+            feed_poll: Duration::from_secs(1),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, FeedHealth, FeedStatus};
 
 /// Upper bounds of the latency buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -125,6 +125,10 @@ pub struct GatewayMetrics {
     pub redis_errors: AtomicU64,
     /// Error frames sent, per code (see [`ErrorCode`]).
     client_errors: [AtomicU64; ERROR_CODES.len()],
+    /// The feed's state as last read: 0 unknown, 1 ok, 2 degraded, 3 down.
+    feed_state: AtomicU64,
+    /// Since when (ms since the epoch) the feed has been in that state.
+    feed_since_ms: AtomicU64,
     /// Trade time (`ts`) → flow stream commit (stream id time).
     pub feed_to_stream: Histogram,
     /// Flow stream commit (stream id time) → the hub has the event.
@@ -180,8 +184,40 @@ impl GatewayMetrics {
     }
 
     /// The Prometheus text exposition of every metric.
+    /// Records the feed status for the `flowtape_feed_state` gauge.
+    pub fn set_feed(&self, feed: Option<&FeedStatus>) {
+        let code = match feed.map(|f| f.state) {
+            None => 0,
+            Some(FeedHealth::Ok) => 1,
+            Some(FeedHealth::Degraded) => 2,
+            Some(FeedHealth::Down) => 3,
+        };
+        self.feed_state.store(code, Ordering::Relaxed);
+        let since = feed.map_or(0, |f| f.since.max(0) as u64);
+        self.feed_since_ms.store(since, Ordering::Relaxed);
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8192);
+        let state = self.feed_state.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP flowtape_feed_state The market feed's state as this gateway last read it (1 = current).\n\
+             # TYPE flowtape_feed_state gauge"
+        );
+        for (code, name) in [(0, "unknown"), (1, "ok"), (2, "degraded"), (3, "down")] {
+            let _ = writeln!(
+                out,
+                "flowtape_feed_state{{state=\"{name}\"}} {}",
+                u64::from(state == code)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP flowtape_feed_state_since_seconds When the feed entered its current state (Unix time).\n\
+             # TYPE flowtape_feed_state_since_seconds gauge\nflowtape_feed_state_since_seconds {}",
+            self.feed_since_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        );
         let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
             let _ = writeln!(
                 out,

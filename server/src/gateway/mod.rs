@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
@@ -60,6 +60,7 @@ pub use tls::{TlsConfig, TlsError};
 
 use crate::bus::{Bus, BusError, LiveFeed};
 use crate::cursor::Cursor;
+use crate::protocol::FeedStatus;
 use crate::shutdown::{self, Shutdown};
 use auth::{Authenticator, Refusal};
 use http::{HeadError, Request};
@@ -91,6 +92,7 @@ pub struct Gateway {
     listener: TcpListener,
     local_addr: SocketAddr,
     live: LiveFeed,
+    feed: watch::Sender<Option<FeedStatus>>,
     shared: Arc<Shared>,
 }
 
@@ -106,6 +108,8 @@ struct Shared {
     /// Present when some token has the delayed entitlement.
     delayed: Option<Arc<Tap>>,
     health: Arc<HubHealth>,
+    /// The feed status last read from the bus (`None`: no ingest reports one).
+    feed: watch::Receiver<Option<FeedStatus>>,
 }
 
 impl Gateway {
@@ -143,7 +147,10 @@ impl Gateway {
             .max_write_buffer_size(config.max_batch_bytes.max(config.max_message_size) * 4)
             .max_message_size(Some(config.max_message_size))
             .max_frame_size(Some(config.max_message_size));
+        let initial_feed = bus_call(bus.feed_status()).await.ok().flatten();
+        let (feed, feed_rx) = watch::channel(initial_feed);
         let shared = Shared {
+            feed: feed_rx,
             auth: Authenticator::new(config.auth.as_ref()),
             realtime: Arc::new(Tap::new(start, config.live_buffer)),
             delayed,
@@ -158,6 +165,7 @@ impl Gateway {
             listener,
             local_addr,
             live,
+            feed,
             shared: Arc::new(shared),
         })
     }
@@ -178,6 +186,7 @@ impl Gateway {
             listener,
             local_addr,
             live,
+            feed,
             shared,
         } = self;
         let (hub_stop, hub_signal) = shutdown::channel();
@@ -195,6 +204,13 @@ impl Gateway {
             }
             .run(hub_signal.clone()),
         );
+        hubs.spawn(watch_feed(
+            shared.bus.clone(),
+            feed,
+            shared.metrics.clone(),
+            config.feed_poll,
+            hub_signal.clone(),
+        ));
         if let Some(tap) = &shared.delayed {
             hubs.spawn(
                 DelayedHub {
@@ -251,6 +267,40 @@ impl Gateway {
         }
         hub_stop.trigger();
         while hubs.join_next().await.is_some() {}
+    }
+}
+
+/// Follows the feed status on the bus: every change reaches every
+/// subscribed client as a `status` message (through the watch channel the
+/// sessions hold) and the `/metrics` feed gauge. An expired status (no
+/// ingest publishing) reads as `None`. While the bus is unreachable the last
+/// status is kept; `/healthz` reports Redis itself.
+async fn watch_feed(
+    bus: Bus,
+    feed: watch::Sender<Option<FeedStatus>>,
+    metrics: Arc<GatewayMetrics>,
+    poll: Duration,
+    shutdown: Shutdown,
+) {
+    metrics.set_feed(feed.borrow().as_ref());
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.wait() => return,
+        }
+        let Ok(Ok(current)) = tokio::time::timeout(HEALTH_TIMEOUT, bus.feed_status()).await else {
+            continue;
+        };
+        // Only a change of state or reason is news; `since` follows the state.
+        let changed = {
+            let last = feed.borrow();
+            last.as_ref().map(|f| (f.state, &f.reason))
+                != current.as_ref().map(|f| (f.state, &f.reason))
+        };
+        if changed {
+            metrics.set_feed(current.as_ref());
+            feed.send_replace(current);
+        }
     }
 }
 
@@ -426,6 +476,7 @@ async fn upgrade<S>(
         metrics: shared.metrics.clone(),
         tap,
         entitlement: grant.entitlement,
+        feed: shared.feed.clone(),
     };
     session::serve(ws, ctx, shutdown).await;
     drop(grant);
@@ -449,15 +500,7 @@ async fn health(shared: &Shared) -> (bool, String) {
     };
     // The feed's own health is reported, not judged here: a gateway keeps
     // serving history and resumes while the feed is down.
-    let feed = if redis {
-        tokio::time::timeout(HEALTH_TIMEOUT, shared.bus.feed_status())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
-    } else {
-        None
-    };
+    let feed = shared.feed.borrow().clone();
     let max_lag = shared.config.max_healthy_lag.as_millis() as u64;
     let healthy = redis && shared.health.is_ok() && lag_ms.is_some_and(|l| l <= max_lag);
     let body = serde_json::json!({

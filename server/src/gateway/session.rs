@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
@@ -36,7 +36,7 @@ use super::ratelimit::{TokenBucket, Verdict};
 use crate::bus::Bus;
 use crate::cursor::Cursor;
 use crate::filter::Filter;
-use crate::protocol::{ClientMessage, ErrorCode, Retention, ServerMessage};
+use crate::protocol::{ClientMessage, ErrorCode, FeedStatus, Retention, ServerMessage};
 use crate::shutdown::Shutdown;
 
 /// What a connection needs from its gateway.
@@ -46,6 +46,8 @@ pub(crate) struct Context {
     pub metrics: Arc<GatewayMetrics>,
     pub tap: Arc<Tap>,
     pub entitlement: Entitlement,
+    /// The feed status; a change is pushed to the client once subscribed.
+    pub feed: watch::Receiver<Option<FeedStatus>>,
 }
 
 /// Serves one upgraded connection until it closes.
@@ -266,6 +268,7 @@ impl Session {
     }
 
     async fn run(mut self, mut commands: mpsc::Receiver<ClientMessage>) {
+        let mut feed_open = true;
         loop {
             let step = tokio::select! {
                 command = commands.recv() => match command {
@@ -273,11 +276,29 @@ impl Session {
                     None => return,
                 },
                 received = recv(&mut self.live) => self.received(received).await,
+                changed = self.ctx.feed.changed(), if feed_open => {
+                    feed_open = changed.is_ok();
+                    self.feed_changed()
+                }
             };
             if step.is_err() {
                 return;
             }
         }
+    }
+
+    /// Tells a subscribed client that the feed's status changed.
+    fn feed_changed(&mut self) -> Result<(), End> {
+        let feed = self.ctx.feed.borrow_and_update().clone();
+        if self.live.is_none() {
+            return Ok(());
+        }
+        Ok(self.out.message(&ServerMessage::Status {
+            feed: Some(feed.unwrap_or_else(FeedStatus::unknown)),
+            retention: None,
+            notice: None,
+            live: false,
+        })?)
     }
 
     async fn command(&mut self, command: ClientMessage) -> Result<(), End> {
@@ -391,7 +412,13 @@ impl Session {
         if announce || !notices.is_empty() {
             let config = self.ctx.bus.config();
             let feed = if announce {
-                bus_call(self.ctx.bus.feed_status()).await.ok().flatten()
+                Some(
+                    self.ctx
+                        .feed
+                        .borrow_and_update()
+                        .clone()
+                        .unwrap_or_else(FeedStatus::unknown),
+                )
             } else {
                 None
             };
