@@ -262,6 +262,9 @@ fn spawn_feed(
         FeedChoice::Sim(config) => {
             let source = SimMarket::new(config)?;
             tasks.spawn(async move {
+                // The sim never degrades: its status stays the initial "ok"
+                // for as long as it runs (the sender lives until it ends).
+                let _status = status;
                 done(feed::run_paced(source, Pace::RealTime { speed: 1.0 }, tx, stopped).await);
             });
         }

@@ -550,3 +550,32 @@ async fn redis_bus_takeover_between_commit_and_ack() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(pending.0, 0);
 }
+
+/// A running feed keeps its status published past the status TTL (6 s), so
+/// gateways never report a healthy sim as "no feed status".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_feed_keeps_its_status_published() {
+    use flowtape_server::feed::SimConfig;
+    use flowtape_server::protocol::FeedHealth;
+    let bus = Bus::memory(BusConfig::default());
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    let node = Node::start(
+        bus.clone(),
+        NodeConfig {
+            feed: Some(FeedChoice::Sim(SimConfig::default().starting_at(now_ns))),
+            ..NodeConfig::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let status = bus.feed_status().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.map(|s| s.state), Some(FeedHealth::Ok));
+    node.shutdown();
+    node.wait().await;
+    let status = bus.feed_status().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.map(|s| (s.state, s.reason)), Some((FeedHealth::Down, "ingest stopped".into())));
+}
