@@ -312,43 +312,46 @@ pub fn splice_id(stored_json: &str, id: &str) -> String {
     out
 }
 
+/// An AAPL call sweep bought at the ask, unusual and opening: the fixture
+/// the vocabulary's tests share.
+#[cfg(test)]
+pub(crate) fn sample_event() -> FlowEvent {
+    FlowEvent {
+        id: String::new(),
+        ts: 1_734_700_000_123,
+        sym: "AAPL".into(),
+        occ: "AAPL241220C00190000".into(),
+        expiry: "2024-12-20".into(),
+        strike: 190.0,
+        right: Right::Call,
+        side: Side::Ask,
+        size: 1200,
+        price: 2.15,
+        premium: 258_000.0,
+        kind: Kind::Sweep,
+        legs: 4,
+        exchanges: vec![1, 5, 9],
+        spot: Some(185.2),
+        otm: Some(2.59),
+        dte: 3,
+        oi: Some(800),
+        vol: 2400,
+        iv: Some(0.31),
+        bid: Some(2.1),
+        ask: Some(2.15),
+        tags: Tags::EMPTY.with(Tag::Unusual).with(Tag::Opening),
+        sentiment: Sentiment::Bull,
+        score: 72,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample() -> FlowEvent {
-        FlowEvent {
-            id: String::new(),
-            ts: 1_734_700_000_123,
-            sym: "AAPL".into(),
-            occ: "AAPL241220C00190000".into(),
-            expiry: "2024-12-20".into(),
-            strike: 190.0,
-            right: Right::Call,
-            side: Side::Ask,
-            size: 1200,
-            price: 2.15,
-            premium: 258_000.0,
-            kind: Kind::Sweep,
-            legs: 4,
-            exchanges: vec![1, 5, 9],
-            spot: Some(185.2),
-            otm: Some(2.59),
-            dte: 3,
-            oi: Some(800),
-            vol: 2400,
-            iv: Some(0.31),
-            bid: Some(2.1),
-            ask: Some(2.15),
-            tags: Tags::EMPTY.with(Tag::Unusual).with(Tag::Opening),
-            sentiment: Sentiment::Bull,
-            score: 72,
-        }
-    }
-
     #[test]
     fn json_has_the_schema_names() {
-        let json = splice_id(&sample().to_stored_json(), "1734700000200-0");
+        let json = splice_id(&sample_event().to_stored_json(), "1734700000200-0");
         let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
         let keys: Vec<&str> = v
             .as_object()
@@ -397,7 +400,7 @@ mod tests {
                 id: String::new(),
                 ..back
             },
-            sample()
+            sample_event()
         );
     }
 

@@ -9,33 +9,7 @@ use crate::occ::Right;
 
 /// An AAPL call sweep bought at the ask, unusual and opening.
 fn aapl() -> FlowEvent {
-    FlowEvent {
-        id: String::new(),
-        ts: 1_734_700_000_123,
-        sym: "AAPL".into(),
-        occ: "AAPL241220C00190000".into(),
-        expiry: "2024-12-20".into(),
-        strike: 190.0,
-        right: Right::Call,
-        side: Side::Ask,
-        size: 1200,
-        price: 2.15,
-        premium: 258_000.0,
-        kind: Kind::Sweep,
-        legs: 4,
-        exchanges: vec![1, 5, 9],
-        spot: Some(185.2),
-        otm: Some(2.59),
-        dte: 3,
-        oi: Some(800),
-        vol: 2400,
-        iv: Some(0.31),
-        bid: Some(2.1),
-        ask: Some(2.15),
-        tags: Tags::EMPTY.with(Tag::Unusual).with(Tag::Opening),
-        sentiment: Sentiment::Bull,
-        score: 72,
-    }
+    crate::event::sample_event()
 }
 
 /// A TSLA put block sold at the bid, with no OTM, IV or OI known.

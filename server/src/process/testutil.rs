@@ -2,7 +2,7 @@
 
 use crate::conditions::INTERMARKET_SWEEP;
 use crate::date::{market_instant_ms, Date};
-use crate::event::{FlowEvent, Kind, Print, Sentiment, Side, Tag, Tags};
+use crate::event::{FlowEvent, Print};
 use crate::occ::{Contract, Right};
 
 /// The trading day of the tests: Tuesday 2026-03-17.
@@ -52,33 +52,10 @@ pub fn iso(contract: Contract, ms: i64, exchange: u16, price: f64, size: u32) ->
     }
 }
 
-/// A plausible complete event, for the score tests.
+/// A plausible complete event, for the score tests: the shared fixture, unscored.
 pub fn sample_event() -> FlowEvent {
     FlowEvent {
-        id: String::new(),
-        ts: 1_773_756_000_000,
-        sym: "AAPL".into(),
-        occ: "AAPL260320C00190000".into(),
-        expiry: "2026-03-20".into(),
-        strike: 190.0,
-        right: Right::Call,
-        side: Side::Ask,
-        size: 1200,
-        price: 2.15,
-        premium: 258_000.0,
-        kind: Kind::Sweep,
-        legs: 4,
-        exchanges: vec![1, 5, 9],
-        spot: Some(185.2),
-        otm: Some(2.59),
-        dte: 3,
-        oi: Some(800),
-        vol: 2400,
-        iv: Some(0.31),
-        bid: Some(2.1),
-        ask: Some(2.15),
-        tags: Tags::EMPTY.with(Tag::Unusual).with(Tag::Opening),
-        sentiment: Sentiment::Bull,
         score: 0,
+        ..crate::event::sample_event()
     }
 }
