@@ -160,14 +160,14 @@ pub enum BusError {
 #[derive(Clone)]
 pub enum Bus {
     Memory(Arc<MemoryBus>),
-    Redis(RedisBus),
+    Redis(Arc<RedisBus>),
 }
 
 /// A dedicated reader of one raw shard (on Redis, its own connection, since
 /// blocking reads hold a connection).
 pub enum ShardReader {
     Memory(Arc<MemoryBus>, u16),
-    Redis(redis::RedisShardReader),
+    Redis(Box<redis::RedisShardReader>),
 }
 
 /// The live fan-out subscription of one gateway.
@@ -183,7 +183,7 @@ impl Bus {
 
     /// Connects to Redis, checks it answers, and creates the consumer groups.
     pub async fn redis(url: &str, config: BusConfig) -> Result<Bus, BusError> {
-        Ok(Bus::Redis(RedisBus::connect(url, config).await?))
+        Ok(Bus::Redis(Arc::new(RedisBus::connect(url, config).await?)))
     }
 
     pub fn config(&self) -> &BusConfig {
@@ -256,7 +256,7 @@ impl Bus {
     pub async fn shard_reader(&self, shard: u16) -> Result<ShardReader, BusError> {
         match self {
             Bus::Memory(m) => Ok(ShardReader::Memory(m.clone(), shard)),
-            Bus::Redis(r) => Ok(ShardReader::Redis(r.shard_reader(shard).await?)),
+            Bus::Redis(r) => Ok(ShardReader::Redis(Box::new(r.shard_reader(shard).await?))),
         }
     }
 

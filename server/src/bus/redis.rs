@@ -663,8 +663,11 @@ fn string_of(v: &Value) -> Option<String> {
     }
 }
 
+/// A stream entry's fields, or `None` for an entry deleted since it was delivered.
+type Fields = Option<Vec<(String, String)>>;
+
 /// Parses `[[id, [field, value, …] | nil], …]`.
-fn stream_entries(v: Value) -> Result<Vec<(Cursor, Option<Vec<(String, String)>>)>, BusError> {
+fn stream_entries(v: Value) -> Result<Vec<(Cursor, Fields)>, BusError> {
     let items = match v {
         Value::Array(items) => items,
         Value::Nil => return Ok(Vec::new()),
