@@ -33,7 +33,9 @@ fn events(n: usize) -> Vec<FlowEvent> {
     let mut events = Vec::with_capacity(n);
     let mut seq = 0u64;
     while events.len() < n {
-        let Some(Ok(print)) = sim.next_print() else { continue };
+        let Some(Ok(print)) = sim.next_print() else {
+            continue;
+        };
         let now = print.ts_ns;
         seq += 1;
         detector.push(Cursor::new(seq, 0), print, &mut out);
@@ -79,7 +81,9 @@ fn render(c: &mut Criterion) {
         b.iter(|| {
             // A full frame each time: clear the previous buffer so nothing is diffed away.
             terminal.clear().unwrap_or_else(|e| panic!("{e}"));
-            terminal.draw(|f| ui::draw(f, black_box(&app), &skin)).unwrap_or_else(|e| panic!("{e}"));
+            terminal
+                .draw(|f| ui::draw(f, black_box(&app), &skin))
+                .unwrap_or_else(|e| panic!("{e}"));
         })
     });
 }
@@ -87,10 +91,16 @@ fn render(c: &mut Criterion) {
 fn refilter(c: &mut Criterion) {
     let evs = events(100_000);
     let mut app = app(100_000, &evs);
-    let filters: Vec<(String, Filter)> = ["premium>=50k calls", "SPY QQQ NVDA -TSLA sweep block", ""]
-        .iter()
-        .map(|t| (t.to_string(), Filter::parse(t).unwrap_or_else(|e| panic!("{e}"))))
-        .collect();
+    let filters: Vec<(String, Filter)> =
+        ["premium>=50k calls", "SPY QQQ NVDA -TSLA sweep block", ""]
+            .iter()
+            .map(|t| {
+                (
+                    t.to_string(),
+                    Filter::parse(t).unwrap_or_else(|e| panic!("{e}")),
+                )
+            })
+            .collect();
     let mut i = 0;
     c.bench_function("re-apply a filter over 100k events", |b| {
         b.iter(|| {

@@ -9,25 +9,27 @@
 //! from the last cursor, dropping anything at or before it, so no event is
 //! lost or shown twice. A token travels as `Authorization: Bearer` at the
 //! handshake; HTTP 401/403 there is reported as a rejected token.
+//!
+//! Connections go through the shared [`flowtape_server::wsclient`], so
+//! `wss://` gateways work: they are trusted by the system's CA bundle, or by
+//! the PEM file given as `--ca-file` ([`ClientOptions::trust`]). The URLs,
+//! the token and the trust roots are checked once, before the first connect;
+//! a problem there is a [`ClientEvent::Failed`] at once, never retried.
 
 use std::time::Duration;
 
 use flowtape_server::cursor::Cursor;
 use flowtape_server::event::FlowEvent;
 use flowtape_server::protocol::{ClientMessage, ServerMessage};
+use flowtape_server::wsclient::{self, Connector, SetupError, Socket, TlsClient, TrustRoots};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::header::{HeaderValue, AUTHORIZATION};
-use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use tokio_tungstenite::tungstenite::http::{HeaderMap, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
 
 /// How long a handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,6 +37,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(15);
 /// Silence after which the link is taken for dead.
 const DEAD_AFTER: Duration = Duration::from_secs(45);
+/// The largest frame or message accepted from a gateway (its batches are far
+/// smaller), so a broken server cannot make the client buffer without bound.
+const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// Exponential backoff with jitter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +90,8 @@ pub struct ClientOptions {
     pub fail_fast: bool,
     /// Keep each event's JSON exactly as received (for `tail`).
     pub keep_raw: bool,
+    /// Whom `wss://` servers are checked against (`--ca-file`).
+    pub trust: TrustRoots,
 }
 
 /// One event as delivered.
@@ -129,6 +136,8 @@ pub enum ClientCommand {
 /// Why a connect failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    #[error("{server}: {source}")]
+    Setup { server: String, source: SetupError },
     #[error("{server} rejected the token (HTTP {status})")]
     Unauthorized { server: String, status: u16 },
     #[error("cannot connect to {server}: {reason}")]
@@ -150,14 +159,16 @@ pub async fn run(
     mut cmds: mpsc::Receiver<ClientCommand>,
     out: mpsc::Sender<ClientEvent>,
 ) {
-    if opts.servers.is_empty() {
-        let _ = out
-            .send(ClientEvent::Failed {
-                reason: "no server to connect to".into(),
-            })
-            .await;
-        return;
-    }
+    let connectors = match connectors(&opts) {
+        Ok(c) if !c.is_empty() => c,
+        failed => {
+            let reason = failed
+                .err()
+                .map_or_else(|| "no server to connect to".to_string(), |e| e.to_string());
+            let _ = out.send(ClientEvent::Failed { reason }).await;
+            return;
+        }
+    };
     let mut cursor = opts.since;
     let mut failures: u32 = 0;
     let mut pass: u32 = 0;
@@ -165,7 +176,8 @@ pub async fn run(
     let mut ever_connected = false;
     let mut cmds_open = true;
     loop {
-        let server = opts.servers[idx].clone();
+        let connector = &connectors[idx];
+        let server = connector.url().to_string();
         if out
             .send(ClientEvent::Connecting {
                 server: server.clone(),
@@ -175,7 +187,7 @@ pub async fn run(
         {
             return;
         }
-        match connect(&server, opts.token.as_deref()).await {
+        match connect(connector).await {
             Ok(ws) => {
                 ever_connected = true;
                 failures = 0;
@@ -230,9 +242,7 @@ pub async fn run(
                 failures += 1;
                 let unauthorized = matches!(e, ConnectError::Unauthorized { .. });
                 let give_up = (opts.fail_fast && unauthorized)
-                    || (opts.fail_fast
-                        && !ever_connected
-                        && failures as usize >= opts.servers.len())
+                    || (opts.fail_fast && !ever_connected && failures as usize >= connectors.len())
                     || opts.max_failures.is_some_and(|m| failures >= m);
                 if give_up {
                     let _ = out
@@ -254,7 +264,7 @@ pub async fn run(
                 }
             }
         }
-        idx = (idx + 1) % opts.servers.len();
+        idx = (idx + 1) % connectors.len();
         if idx == 0 {
             pass += 1;
             let wait = opts.backoff.delay(pass);
@@ -288,45 +298,58 @@ async fn wait_applying_commands(
     }
 }
 
+/// One connector per server, in order, sharing one TLS client. Fails on a
+/// bad URL, an unusable CA file or a token no header can carry.
+fn connectors(opts: &ClientOptions) -> Result<Vec<Connector>, ConnectError> {
+    let mut tls = TlsClient::new(opts.trust.clone());
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    opts.servers
+        .iter()
+        .map(|server| {
+            let setup = |source| ConnectError::Setup {
+                server: server.clone(),
+                source,
+            };
+            let connector = Connector::new(server, &mut tls)
+                .map_err(setup)?
+                .with_config(config);
+            match &opts.token {
+                Some(t) => connector.with_bearer(t).map_err(setup),
+                None => Ok(connector),
+            }
+        })
+        .collect()
+}
+
 /// Opens the WebSocket, with the bearer token if there is one.
-pub async fn connect(server: &str, token: Option<&str>) -> Result<Ws, ConnectError> {
+pub async fn connect(connector: &Connector) -> Result<Socket, ConnectError> {
+    let server = connector.url();
     let unreachable = |reason: String| ConnectError::Unreachable {
         server: server.to_string(),
         reason,
     };
-    let mut request = server
-        .into_client_request()
-        .map_err(|e| unreachable(e.to_string()))?;
-    if let Some(t) = token {
-        let value = HeaderValue::from_str(&format!("Bearer {t}"))
-            .map_err(|_| unreachable("the token has characters a header cannot carry".into()))?;
-        request.headers_mut().insert(AUTHORIZATION, value);
-    }
-    match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(&HeaderMap::new())).await {
         Err(_) => Err(unreachable(format!(
             "no handshake within {}s",
             CONNECT_TIMEOUT.as_secs()
         ))),
-        Ok(Ok((ws, _))) => Ok(ws),
-        Ok(Err(tungstenite::Error::Http(resp)))
-            if resp.status() == StatusCode::UNAUTHORIZED
-                || resp.status() == StatusCode::FORBIDDEN =>
+        Ok(Ok(ws)) => Ok(ws),
+        Ok(Err(wsclient::ConnectError::Http { status }))
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
         {
             Err(ConnectError::Unauthorized {
                 server: server.to_string(),
-                status: resp.status().as_u16(),
+                status: status.as_u16(),
             })
         }
-        Ok(Err(tungstenite::Error::Http(resp))) => Err(unreachable(format!(
-            "HTTP {} at the handshake",
-            resp.status()
-        ))),
         Ok(Err(e)) => Err(unreachable(e.to_string())),
     }
 }
 
 async fn session(
-    mut ws: Ws,
+    mut ws: Socket,
     subscribe: ClientMessage,
     opts: &mut ClientOptions,
     cursor: &mut Option<Cursor>,
@@ -383,7 +406,7 @@ async fn session(
     }
 }
 
-async fn send(ws: &mut Ws, msg: &ClientMessage) -> Result<(), String> {
+async fn send(ws: &mut Socket, msg: &ClientMessage) -> Result<(), String> {
     let text = serde_json::to_string(msg).map_err(|e| e.to_string())?;
     ws.send(Message::text(text))
         .await

@@ -16,6 +16,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use flowtape_server::filter::Filter;
+use flowtape_server::wsclient::TrustRoots;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -38,6 +39,9 @@ pub struct FileConfig {
     /// Gateways, tried in order.
     pub servers: Vec<String>,
     pub token: Option<String>,
+    /// PEM certificates `wss://` gateways are checked against instead of the
+    /// system's CA bundle; a relative path is relative to the config file.
+    pub ca_file: Option<PathBuf>,
     /// The filter applied at start.
     pub filter: Option<Spanned<String>>,
     /// Events replayed on the first connect.
@@ -129,6 +133,7 @@ pub enum ConfigError {
 pub struct Overrides {
     pub servers: Vec<String>,
     pub token: Option<String>,
+    pub ca_file: Option<PathBuf>,
     pub filter: Option<String>,
     pub theme: Option<String>,
     pub ascii: bool,
@@ -148,6 +153,8 @@ pub struct AlertRule {
 pub struct Settings {
     pub servers: Vec<String>,
     pub token: Option<String>,
+    /// Whom `wss://` gateways are checked against.
+    pub trust: TrustRoots,
     pub filter: String,
     pub backfill: u32,
     pub buffer_size: usize,
@@ -332,9 +339,16 @@ impl Settings {
         } else {
             vec![DEFAULT_SERVER.to_string()]
         };
+        let ca_file = over.ca_file.or_else(|| {
+            file.ca_file.map(|f| match path.parent() {
+                Some(dir) => dir.join(f),
+                None => f,
+            })
+        });
         Ok(Settings {
             servers,
             token: over.token.or(file.token).filter(|t| !t.is_empty()),
+            trust: ca_file.map_or(TrustRoots::System, TrustRoots::File),
             filter,
             backfill: file.backfill.unwrap_or(DEFAULT_BACKFILL),
             buffer_size,
@@ -441,6 +455,7 @@ mod tests {
             filter: Some("TSLA".into()),
             theme: Some("mono".into()),
             ascii: true,
+            ..Overrides::default()
         };
         let s = resolve(text, over).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -455,6 +470,27 @@ mod tests {
         assert_eq!(s.servers, vec!["ws://a/ws".to_string()]);
         assert_eq!(s.token.as_deref(), Some("file"));
         assert_eq!(s.theme.name, "basic16");
+    }
+
+    #[test]
+    fn the_ca_file_comes_from_the_flag_or_beside_the_config_file() {
+        let s = resolve("", Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.trust, TrustRoots::System);
+        let text = "ca_file = \"certs/gateway.pem\"\n";
+        let s = resolve(text, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.trust,
+            TrustRoots::File(PathBuf::from("/home/u/.config/flowtape/certs/gateway.pem"))
+        );
+        let s = resolve("ca_file = \"/etc/flow/ca.pem\"\n", Overrides::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.trust, TrustRoots::File(PathBuf::from("/etc/flow/ca.pem")));
+        let over = Overrides {
+            ca_file: Some(PathBuf::from("./mine.pem")),
+            ..Overrides::default()
+        };
+        let s = resolve(text, over).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.trust, TrustRoots::File(PathBuf::from("./mine.pem")));
     }
 
     #[test]

@@ -22,6 +22,8 @@ Examples:
                                              fail over from a to b
   flowtape --filter 'AAPL TSLA premium>=250k sweep'
   FLOWTAPE_TOKEN=secret flowtape --server ws://flow.internal:8765/ws
+  flowtape --server wss://flow.internal:8765/ws --ca-file gateway.pem
+                                             TLS, trusting a private CA or self-signed cert
   flowtape --ascii --theme basic16           for plain terminals
   flowtape tail --filter golden --limit 10   ten golden sweeps as NDJSON
   flowtape tail --format table --backfill 100
@@ -79,6 +81,11 @@ struct ConnArgs {
     /// Bearer token for the gateway.
     #[arg(long, env = "FLOWTAPE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Trust wss:// gateways whose certificate chains to this PEM file (a
+    /// private CA, or the gateway's self-signed certificate) instead of the
+    /// system's CA bundle.
+    #[arg(long, value_name = "PATH", env = "FLOWTAPE_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -151,6 +158,7 @@ async fn run_tail(config: Option<PathBuf>, args: TailArgs) -> ExitCode {
     let over = Overrides {
         servers: args.conn.servers,
         token: args.conn.token,
+        ca_file: args.conn.ca_file,
         filter: args.filter,
         ..Overrides::default()
     };
@@ -171,6 +179,7 @@ async fn run_tail(config: Option<PathBuf>, args: TailArgs) -> ExitCode {
         limit: args.limit,
         format: args.format,
         max_failures: 10,
+        trust: settings.trust,
     };
     let mut stdout = std::io::stdout().lock();
     match tail::tail(opts, &mut stdout).await {
@@ -211,6 +220,7 @@ async fn run_tui(cli: Cli) -> ExitCode {
     let over = Overrides {
         servers: cli.conn.servers,
         token: cli.conn.token,
+        ca_file: cli.conn.ca_file,
         filter: cli.filter,
         theme: cli.theme,
         ascii: cli.ascii,

@@ -72,6 +72,7 @@ pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError>
     let Settings {
         servers,
         token,
+        trust,
         filter: filter_text,
         backfill,
         buffer_size,
@@ -110,6 +111,7 @@ pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError>
         max_failures: None,
         fail_fast: false,
         keep_raw: false,
+        trust,
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let (ev_tx, ev_rx) = mpsc::channel(BATCH);

@@ -13,6 +13,7 @@ use flowtape_server::cursor::Cursor;
 use flowtape_server::event::{FlowEvent, Sentiment};
 use flowtape_server::filter::{Filter, FilterError};
 use flowtape_server::protocol::{ErrorCode, ServerMessage};
+use flowtape_server::wsclient::TrustRoots;
 use tokio::sync::mpsc;
 
 use crate::client::{self, Backoff, ClientEvent, ClientOptions};
@@ -41,6 +42,8 @@ pub struct TailOptions {
     pub format: TailFormat,
     /// Failed connects in a row before giving up, once connected.
     pub max_failures: u32,
+    /// Whom `wss://` servers are checked against (`--ca-file`).
+    pub trust: TrustRoots,
 }
 
 /// Why `tail` stopped early.
@@ -113,6 +116,7 @@ pub async fn tail(opts: TailOptions, out: &mut impl Write) -> Result<u64, TailEr
         max_failures: Some(opts.max_failures.max(1)),
         fail_fast: true,
         keep_raw: true,
+        trust: opts.trust,
     };
     let (_cmd_tx, cmd_rx) = mpsc::channel(1);
     let (ev_tx, mut ev_rx) = mpsc::channel(1024);

@@ -26,19 +26,31 @@ async fn gateway_node(bus: &Bus) -> (Node, String) {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    let url = format!("ws://{}/ws", node.gateway_addr().unwrap_or_else(|| panic!("no gateway")));
+    let url = format!(
+        "ws://{}/ws",
+        node.gateway_addr().unwrap_or_else(|| panic!("no gateway"))
+    );
     (node, url)
 }
 
 /// Collects events until `until` passes, failing on any out-of-order cursor.
-async fn collect(rx: &mut mpsc::Receiver<ClientEvent>, got: &mut Vec<Cursor>, until: Instant) -> usize {
+async fn collect(
+    rx: &mut mpsc::Receiver<ClientEvent>,
+    got: &mut Vec<Cursor>,
+    until: Instant,
+) -> usize {
     let mut connects = 0;
     while Instant::now() < until {
         match tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
             Ok(Some(ClientEvent::Events(batch))) => {
                 for r in batch {
                     if let Some(last) = got.last() {
-                        assert!(r.cursor > *last, "cursor {} after {} (duplicate or out of order)", r.cursor, last);
+                        assert!(
+                            r.cursor > *last,
+                            "cursor {} after {} (duplicate or out of order)",
+                            r.cursor,
+                            last
+                        );
                     }
                     got.push(r.cursor);
                 }
@@ -94,19 +106,38 @@ async fn the_client_fails_over_and_resumes_without_gap_or_duplicate() {
         max_failures: None,
         fail_fast: false,
         keep_raw: false,
+        trust: Default::default(),
     };
     let client = tokio::spawn(client::run(options, cmd_rx, ev_tx));
 
     let mut got = Vec::new();
-    let mut connects = collect(&mut ev_rx, &mut got, Instant::now() + Duration::from_millis(1500)).await;
+    let mut connects = collect(
+        &mut ev_rx,
+        &mut got,
+        Instant::now() + Duration::from_millis(1500),
+    )
+    .await;
     let before = got.len();
     assert!(before > 100, "only {before} events before the failover");
     // The first gateway goes away (clients get 1001 "going away").
     first.shutdown();
     first.wait().await;
-    connects += collect(&mut ev_rx, &mut got, Instant::now() + Duration::from_millis(2000)).await;
-    assert!(connects >= 2, "the client should have reconnected ({connects} connects)");
-    assert!(got.len() > before + 100, "few events after the failover: {} → {}", before, got.len());
+    connects += collect(
+        &mut ev_rx,
+        &mut got,
+        Instant::now() + Duration::from_millis(2000),
+    )
+    .await;
+    assert!(
+        connects >= 2,
+        "the client should have reconnected ({connects} connects)"
+    );
+    assert!(
+        got.len() > before + 100,
+        "few events after the failover: {} → {}",
+        before,
+        got.len()
+    );
 
     client.abort();
     // Exactly the stream between the first and last cursor received.
@@ -114,7 +145,10 @@ async fn the_client_fails_over_and_resumes_without_gap_or_duplicate() {
     let mut expected = vec![first_id];
     let mut cursor = first_id;
     while cursor < last_id {
-        let page = bus.flow_after(cursor, 1000).await.unwrap_or_else(|e| panic!("{e}"));
+        let page = bus
+            .flow_after(cursor, 1000)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(!page.is_empty());
         for e in page {
             if e.id <= last_id {
@@ -123,7 +157,13 @@ async fn the_client_fails_over_and_resumes_without_gap_or_duplicate() {
             cursor = e.id;
         }
     }
-    assert_eq!(got.len(), expected.len(), "received {} events, the stream has {}", got.len(), expected.len());
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "received {} events, the stream has {}",
+        got.len(),
+        expected.len()
+    );
     assert_eq!(got, expected);
 
     second.shutdown();

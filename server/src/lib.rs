@@ -19,6 +19,7 @@
 //! - [`gateway`]: WebSocket fan-out to clients, with per-client filters.
 //! - [`node`]: the roles of one process, started and stopped together.
 //! - [`shutdown`]: the signal every long-running task drains on.
+//! - [`wsclient`]: outgoing `ws://`/`wss://` connections (vendor feeds, the TUI).
 //! - [`bench`]: the end-to-end benchmark harness (`flowtape-server bench`).
 
 pub mod conditions;
@@ -37,3 +38,4 @@ pub mod gateway;
 pub mod node;
 pub mod pipeline;
 pub mod shutdown;
+pub mod wsclient;

@@ -1,8 +1,15 @@
-//! The client against a real (in-test) WebSocket gateway.
+//! The client against a real (in-test) WebSocket gateway, and against a
+//! whole in-process node serving `wss://`.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use flowtape_server::bus::{Bus, BusConfig};
 use flowtape_server::cursor::Cursor;
+use flowtape_server::feed::SimConfig;
+use flowtape_server::gateway::{GatewayConfig, TlsConfig};
+use flowtape_server::node::{FeedChoice, Node, NodeConfig};
+use flowtape_server::pipeline::ProcessorConfig;
 use flowtape_server::protocol::ClientMessage;
 use tokio::sync::mpsc;
 
@@ -24,6 +31,7 @@ fn options(servers: Vec<String>) -> ClientOptions {
         max_failures: None,
         fail_fast: false,
         keep_raw: false,
+        trust: TrustRoots::System,
     }
 }
 
@@ -230,4 +238,80 @@ fn decoding_drops_replayed_duplicates() {
         decode(r#"{"type":"pong"}"#, &mut cursor, false),
         Some(ClientEvent::Server(_))
     ));
+}
+
+/// A self-signed certificate for `localhost` (PEM files in `dir`) and a node
+/// serving `wss://` with it: memory bus, simulated market, processor, gateway.
+async fn tls_gateway(dir: &Path) -> (Node, String, PathBuf) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cert = dir.join("gateway.pem");
+    let key = dir.join("gateway.key");
+    std::fs::write(&cert, made.cert.pem()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap_or_else(|e| panic!("{e}"));
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    let config = NodeConfig {
+        feed: Some(FeedChoice::Sim(SimConfig {
+            rate: 500.0,
+            start_ns: now_ns,
+            ..SimConfig::default()
+        })),
+        process: Some(ProcessorConfig::new("client-tls-test".into())),
+        gateway: Some(GatewayConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: Some(TlsConfig {
+                cert: cert.clone(),
+                key,
+            }),
+            ..GatewayConfig::default()
+        }),
+    };
+    let node = Node::start(Bus::memory(BusConfig::default()), config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = node.gateway_addr().map_or(0, |a| a.port());
+    (node, format!("wss://localhost:{port}/ws"), cert)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_from_a_wss_gateway_trusted_through_the_ca_file_and_refuses_it_otherwise() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (node, url, cert) = tls_gateway(dir.path()).await;
+
+    let mut opts = options(vec![url.clone()]);
+    opts.trust = TrustRoots::File(cert);
+    let Collected { cursors, all, .. } = collect(opts.clone(), 20).await;
+    assert!(cursors.len() >= 20, "{all:?}");
+    assert!(all
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Connected { server } if *server == url)));
+
+    // Trusting only an unrelated certificate: the handshake is refused.
+    let stranger = dir.path().join("stranger.pem");
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&stranger, other.cert.pem()).unwrap_or_else(|e| panic!("{e}"));
+    opts.trust = TrustRoots::File(stranger);
+    opts.fail_fast = true;
+    let Collected { cursors, all, .. } = collect(opts.clone(), 1).await;
+    assert!(cursors.is_empty());
+    match all.last() {
+        Some(ClientEvent::Failed { reason }) => {
+            assert!(reason.contains("TLS handshake"), "{reason}")
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+
+    // A CA file that cannot be read fails at once, before any connect.
+    opts.trust = TrustRoots::File(dir.path().join("missing.pem"));
+    opts.fail_fast = false;
+    let Collected { all, .. } = collect(opts, 1).await;
+    match all.as_slice() {
+        [ClientEvent::Failed { reason }] => assert!(reason.contains("missing.pem"), "{reason}"),
+        other => panic!("expected one failure, got {other:?}"),
+    }
+    node.shutdown();
+    node.wait().await;
 }

@@ -17,6 +17,7 @@ fn options(server: &str, filter: &str) -> TailOptions {
         limit: None,
         format: TailFormat::Ndjson,
         max_failures: 2,
+        trust: TrustRoots::System,
     }
 }
 

@@ -46,6 +46,7 @@ use super::breaker::{Breaker, BreakerConfig};
 use super::FeedStats;
 use crate::event::Print;
 use crate::protocol::{FeedHealth, FeedStatus};
+use crate::wsclient::{TlsClient, TrustRoots};
 
 /// The options socket.
 pub const DEFAULT_URL: &str = "wss://socket.massive.com/options";
@@ -129,10 +130,8 @@ impl fmt::Debug for MassiveConfig {
 pub enum MassiveError {
     #[error("the Massive feed needs an API key: --massive-key or MASSIVE_API_KEY")]
     MissingKey,
-    #[error("upstream URL {url:?}: {reason}")]
-    Url { url: String, reason: String },
-    #[error("TLS: {0}")]
-    Tls(String),
+    #[error("upstream: {0}")]
+    Upstream(#[from] crate::wsclient::SetupError),
     #[error("the quote book capacity must be at least 2")]
     Capacity,
     #[error(transparent)]
@@ -160,7 +159,7 @@ impl MassiveFeed {
         if config.quote_book_capacity < 2 {
             return Err(MassiveError::Capacity);
         }
-        let mut tls = None;
+        let mut tls = TlsClient::new(TrustRoots::System);
         let options = Upstream::parse(&config.url, &mut tls)?;
         let stocks = config
             .stocks_url
@@ -370,7 +369,7 @@ mod tests {
         ));
         assert!(matches!(
             mk("k", "https://x/"),
-            Err(MassiveError::Url { .. })
+            Err(MassiveError::Upstream(crate::wsclient::SetupError::Url(_)))
         ));
         assert!(mk("k", "ws://127.0.0.1:1/").is_ok());
     }
