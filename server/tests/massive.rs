@@ -555,3 +555,53 @@ async fn a_stall_reaches_websocket_clients_as_status_and_so_does_the_recovery() 
     node.shutdown();
     node.wait().await;
 }
+
+/// Spot comes from the stocks socket: the underlying's last trade price is
+/// joined onto option prints of that underlying, and only those.
+#[tokio::test]
+async fn spot_from_the_stocks_socket_is_joined_onto_option_prints() {
+    let stock_trade = |sym: &str, p: f64, t: i64, q: u64| {
+        format!(r#"{{"ev":"T","sym":"{sym}","x":4,"p":{p},"s":100,"c":[],"t":{t},"q":{q}}}"#)
+    };
+    let stocks = mock(vec![vec![
+        Step::Handshake,
+        frame(&[stock_trade("AAPL", 201.5, T0 - 1000, 1)]),
+    ]])
+    .await;
+    let options = mock(vec![vec![
+        Step::Handshake,
+        // Let the stocks socket deliver its trade first.
+        Step::Sleep(Duration::from_millis(150)),
+        frame(&[
+            trade(SWEPT, 300, 1.0, 1, &[], T0, 1),
+            trade(SPLIT, 301, 2.0, 1, &[], T0 + 1, 2),
+        ]),
+    ]])
+    .await;
+    let mut config = test_config(&options.url);
+    config.stocks_url = Some(stocks.url.clone());
+    let mut run = start(config);
+    let prints = run.take(2).await;
+    let spot_of = |occ: &str| {
+        prints
+            .iter()
+            .find(|p| p.contract.massive() == occ)
+            .map(|p| p.spot)
+            .unwrap_or_else(|| panic!("no print for {occ}"))
+    };
+    assert_eq!(
+        spot_of(SWEPT),
+        Some(201.5),
+        "AAPL spot from the stocks socket"
+    );
+    assert_eq!(
+        spot_of(SPLIT),
+        None,
+        "no MSFT trade was seen: spot stays null"
+    );
+    assert!(
+        stocks.seen.texts.lock().map(|t| t.len()).unwrap_or(0) >= 2,
+        "stocks auth + subscribe"
+    );
+    run.stop().await;
+}
