@@ -1,0 +1,250 @@
+//! The end-to-end benchmark harness: `flowtape-server bench`.
+//!
+//! It runs the whole system on one machine against a real `redis-server` —
+//! sim feed at a set rate → ingest → Redis → processing → Redis → gateway →
+//! N real WebSocket clients — and measures what a user of the product would
+//! feel: end-to-end latency, throughput, exact loss, and what it costs in
+//! CPU and memory. `docs/bench.md` has the method, the commands and the
+//! figures measured.
+//!
+//! ## Three processes
+//!
+//! `flowtape-server bench --scenario NAME` is the *harness*. It starts a
+//! private `redis-server` (temporary directory, free port, no persistence)
+//! unless `--redis URL` is given, then two children of the same executable:
+//! - the **server half**, `bench --server-only` ([`server`]): the processor
+//!   and the gateway as one node, plus the sim feed into ingest on command;
+//! - the **clients half**, `bench --clients-only` ([`clients`]): the
+//!   WebSocket clients of the [`mix`], decoding every event and recording
+//!   latency into log-linear histograms ([`hist`]).
+//!
+//! So the server's CPU and memory, the load generator's, and Redis's are
+//! each read from their own process (`/proc/<pid>`, [`procfs`]; `INFO` for
+//! Redis, [`redis_server`]). The harness talks to the halves over their
+//! stdin/stdout, one JSON object per line ([`control`]), and does no work of
+//! its own during a measured window. Either half can be run by hand against
+//! a server or clients elsewhere on the machine, typing the same JSON.
+//!
+//! ## A measured window
+//!
+//! 1. The clients are connected, subscribed and live; the harness notes the
+//!    flow stream's last cursor and tells the clients to `begin`.
+//! 2. The server half runs the feed for `--duration` seconds at `--rate`
+//!    prints/s ([`source`]: millisecond-aligned timestamps make `now − ts`
+//!    the true end-to-end latency). CPU is measured over the feed.
+//! 3. The harness waits until everything fed has been processed, the
+//!    gateway has taken every event and dealt it to every client, and the
+//!    clients have gone quiet; then it asks them for their report.
+//! 4. It reads the stream over the window's range and works out exactly
+//!    what each client should have received ([`verify`]), and compares
+//!    ([`tally`]): `lost` must be 0.
+//!
+//! ## Scenarios ([`run`])
+//!
+//! `steady`, `burst`, `capacity` (rate raised step by step until p99 passes
+//! the limit or anything is lost), `idle` (gateway memory per idle
+//! connection) and `firehose` (ingest and processing throughput, no clients,
+//! with Redis commands per print). Results go to a table on stdout and, with
+//! `--json PATH`, to JSON ([`report`]).
+
+pub mod clients;
+pub mod control;
+pub mod hist;
+pub mod mix;
+pub mod procfs;
+pub mod redis_server;
+pub mod report;
+pub mod run;
+pub mod server;
+pub mod source;
+pub mod tally;
+pub mod verify;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::bus::BusError;
+use crate::feed::SimConfigError;
+use crate::node::NodeError;
+
+/// The scenarios of `--scenario`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// 1,000 prints/s for 60 s with the client mix.
+    Steady,
+    /// 10,000 prints/s for 10 s, as at the open, with the same clients.
+    Burst,
+    /// Raise the rate step by step until p99 passes the limit or anything is lost.
+    Capacity,
+    /// 10,000 idle clients: gateway memory per connection.
+    Idle,
+    /// Prints through ingest and processing as fast as they go, no clients.
+    Firehose,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Steady => "steady",
+            Scenario::Burst => "burst",
+            Scenario::Capacity => "capacity",
+            Scenario::Idle => "idle",
+            Scenario::Firehose => "firehose",
+        }
+    }
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  # The issue's scenarios (release build; each starts its own redis-server):
+  flowtape-server bench --scenario steady --json steady.json
+  flowtape-server bench --scenario burst
+  flowtape-server bench --scenario capacity --duration 5
+  flowtape-server bench --scenario idle
+  flowtape-server bench --scenario firehose --prints 300000
+
+  # A short, small run:
+  flowtape-server bench --scenario steady --duration 3 --rate 200 --clients 50
+
+  # The halves by hand (each reads JSON commands on stdin, see docs/bench.md):
+  flowtape-server bench --server-only --redis redis://127.0.0.1:6379 --listen 127.0.0.1:9000
+  flowtape-server bench --clients-only --connect ws://127.0.0.1:9000/ws --clients 1000";
+
+/// `flowtape-server bench`: the end-to-end benchmark (docs/bench.md).
+#[derive(Args, Clone, Debug)]
+#[command(after_help = EXAMPLES)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(long, value_enum, default_value = "steady")]
+    pub scenario: Scenario,
+    /// Seconds of feed per window (default: steady 60, burst 10, capacity steps 10).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Prints per second (default: steady 1,000, burst 10,000, capacity's first step 250).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// WebSocket clients (default: 1,000; idle 10,000).
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// Of the clients, how many watch `premium>=50k` (default: a tenth); the rest watch watchlists.
+    #[arg(long)]
+    pub premium_clients: Option<usize>,
+    /// Tickers on each watchlist.
+    #[arg(long, default_value_t = 5)]
+    pub watchlist: usize,
+    /// Seed of the simulated market.
+    #[arg(long, default_value_t = 1)]
+    pub sim_seed: u64,
+    /// Seed of the clients' watchlists.
+    #[arg(long, default_value_t = 7)]
+    pub client_seed: u64,
+    /// Raw print shards (and processor workers).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub shards: u16,
+    /// Use this Redis instead of starting a private redis-server (a unique key namespace is used).
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// capacity: each step's rate is the last one's times this.
+    #[arg(long, default_value_t = 1.5)]
+    pub step_factor: f64,
+    /// capacity: the highest rate tried, prints/s.
+    #[arg(long, default_value_t = 50_000.0)]
+    pub max_rate: f64,
+    /// capacity: a step holds while the e2e p99 of single and block events stays at or under this, ms.
+    #[arg(long, default_value_t = 10.0)]
+    pub p99_limit_ms: f64,
+    /// firehose: prints to push through.
+    #[arg(long, default_value_t = 200_000)]
+    pub prints: u64,
+
+    /// Run only the server half, controlled over stdin/stdout (needs --redis).
+    #[arg(long, conflicts_with = "clients_only", requires = "redis")]
+    pub server_only: bool,
+    /// server half: where the gateway listens.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// server half: most open gateway connections (default: clients + 100, at least 10,000).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// server half: run no gateway (ingest and processing only).
+    #[arg(long)]
+    pub no_gateway: bool,
+    /// server half: key namespace.
+    #[arg(long, default_value = "ftbench")]
+    pub namespace: String,
+
+    /// Run only the clients half against this gateway (`ws://HOST:PORT/ws`), controlled over stdin/stdout.
+    #[arg(long, conflicts_with = "server_only")]
+    pub clients_only: bool,
+    /// clients half: the gateway's WebSocket URL.
+    #[arg(long, required_if_eq("clients_only", "true"))]
+    pub connect: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    RedisServer(#[from] redis_server::RedisServerError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Sim(#[from] SimConfigError),
+    #[error(transparent)]
+    Mix(#[from] mix::MixError),
+    #[error(transparent)]
+    Proc(#[from] procfs::ProcError),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Config(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Fails early, with the fix, when this process may not open `needed` files.
+pub fn check_open_files(needed: u64) -> Result<(), BenchError> {
+    let limit = procfs::open_files_limit()?;
+    if limit < needed {
+        return Err(BenchError::Config(format!(
+            "this needs about {needed} open files but the limit is {limit}: raise it (ulimit -n {needed}) and retry"
+        )));
+    }
+    Ok(())
+}
+
+/// Runs `flowtape-server bench` with these arguments.
+pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
+    if args.server_only {
+        let redis = args.redis.clone().unwrap_or_default();
+        let clients = args.clients.unwrap_or(0);
+        return server::serve(server::ServerOptions {
+            redis,
+            namespace: args.namespace.clone(),
+            shards: args.shards,
+            listen: args.listen,
+            max_connections: args.max_connections.unwrap_or((clients + 100).max(10_000)),
+            gateway: !args.no_gateway,
+        })
+        .await;
+    }
+    if args.clients_only {
+        let connect = args.connect.clone().ok_or_else(|| {
+            BenchError::Config("--clients-only needs --connect ws://HOST:PORT/ws".into())
+        })?;
+        return clients::run(clients::ClientsOptions {
+            connect,
+            mix: run::mix(&args),
+        })
+        .await;
+    }
+    run::harness(args).await
+}
