@@ -1,11 +1,11 @@
 //! The hubs: one reader of the bus per gateway tier, fanning events out to
 //! every client task of that tier.
 //!
-//! A [`Tap`] is a broadcast channel plus the cursor of the newest event sent
-//! on it. Both change under one lock, and a client subscribes under the same
-//! lock, so a subscriber learns exactly where its live feed starts: every
-//! event after the returned cursor will arrive on the receiver, and every
-//! event up to it is in the flow stream. That is the seam the client's
+//! A [`Tap`] is a tier's set of subscribers plus the cursor of the newest
+//! event sent. Both change under one lock, and a client subscribes under the
+//! same lock, so a subscriber learns exactly where its live feed starts: every
+//! matching event after the returned cursor will arrive on its receiver, and
+//! every event up to it is in the flow stream. That is the seam the client's
 //! backfill / `since` replay joins to ([`super::session`]).
 //!
 //! - The [`LiveHub`] (realtime tier) reads the bus's live fan-out. It keeps
@@ -19,20 +19,22 @@
 //!   releases each event, in stream order, once its trade time is older than
 //!   the delay; memory stays at one page however long the delay.
 //!
-//! Each event is parsed once (for the clients' filters) and its frame text
-//! built once per tier; clients share it through an `Arc`.
+//! Each event is parsed once, its frame text built once per tier, and each
+//! client's filter applied once in the hub; only matching clients are woken,
+//! and they share the event through an `Arc`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::metrics::GatewayMetrics;
 use crate::bus::{Bus, BusError, FlowEntry, Live, LiveFeed};
 use crate::cursor::Cursor;
 use crate::event::FlowEvent;
+use crate::filter::Filter;
 use crate::protocol::event_frame;
 use crate::shutdown::Shutdown;
 
@@ -79,23 +81,85 @@ pub(crate) async fn bus_call<T>(
         })
 }
 
-/// A tier's broadcast channel and the cursor of the newest event sent on it.
+/// A tier's live fan-out: its subscribers, each with a filter and a bounded
+/// channel, and the cursor of the newest event sent.
+///
+/// The hub evaluates every subscriber's filter once per event and sends the
+/// event only to the subscribers it matches, so an event wakes the clients
+/// that want it and no others. A subscriber whose channel is full is marked
+/// lagged (and gets nothing more until it resubscribes): it then resumes from
+/// the stream by its own cursor, so nothing is silently skipped.
 pub(crate) struct Tap {
     inner: Mutex<TapInner>,
+    capacity: usize,
+    metrics: Arc<GatewayMetrics>,
 }
 
 struct TapInner {
     last: Cursor,
-    tx: broadcast::Sender<Arc<Delivery>>,
+    next_id: u64,
+    subs: Vec<Subscriber>,
+}
+
+struct Subscriber {
+    id: u64,
+    filter: SharedFilter,
+    tx: mpsc::Sender<Arc<Delivery>>,
+    lagged: Arc<AtomicBool>,
+}
+
+/// A client's filter, shared between its session (which changes it) and the
+/// hub (which applies it to every event).
+pub(crate) type SharedFilter = Arc<RwLock<Filter>>;
+
+/// Why a live receiver has nothing more to give.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LiveEnd {
+    /// Events were dropped for this subscriber: resume from the stream.
+    Lagged,
+    /// The tier's hub stopped.
+    Closed,
+}
+
+/// One subscriber's end of a [`Tap`]; unsubscribes when dropped.
+pub(crate) struct LiveRx {
+    id: u64,
+    rx: mpsc::Receiver<Arc<Delivery>>,
+    lagged: Arc<AtomicBool>,
+    tap: Arc<Tap>,
+}
+
+impl LiveRx {
+    /// The next matching event, in stream order.
+    pub(crate) async fn recv(&mut self) -> Result<Arc<Delivery>, LiveEnd> {
+        if self.lagged.load(Ordering::Acquire) {
+            return Err(LiveEnd::Lagged);
+        }
+        match self.rx.recv().await {
+            Some(d) => Ok(d),
+            None if self.lagged.load(Ordering::Acquire) => Err(LiveEnd::Lagged),
+            None => Err(LiveEnd::Closed),
+        }
+    }
+}
+
+impl Drop for LiveRx {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.tap.lock().subs.retain(|s| s.id != id);
+    }
 }
 
 impl Tap {
-    pub(crate) fn new(start: Cursor, capacity: usize) -> Tap {
+    pub(crate) fn new(start: Cursor, capacity: usize, metrics: Arc<GatewayMetrics>) -> Tap {
         Tap {
             inner: Mutex::new(TapInner {
                 last: start,
-                tx: broadcast::channel(capacity).0,
+                next_id: 0,
+                subs: Vec::new(),
             }),
+            capacity: capacity.max(1),
+            metrics,
         }
     }
 
@@ -103,10 +167,28 @@ impl Tap {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A receiver of every event after the returned cursor.
-    pub(crate) fn subscribe(&self) -> (broadcast::Receiver<Arc<Delivery>>, Cursor) {
-        let inner = self.lock();
-        (inner.tx.subscribe(), inner.last)
+    /// A receiver of every event matching `filter` after the returned cursor.
+    pub(crate) fn subscribe(self: &Arc<Self>, filter: SharedFilter) -> (LiveRx, Cursor) {
+        let (tx, rx) = mpsc::channel(self.capacity);
+        let lagged = Arc::new(AtomicBool::new(false));
+        let mut inner = self.lock();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.subs.push(Subscriber {
+            id,
+            filter,
+            tx,
+            lagged: lagged.clone(),
+        });
+        let last = inner.last;
+        drop(inner);
+        let live = LiveRx {
+            id,
+            rx,
+            lagged,
+            tap: self.clone(),
+        };
+        (live, last)
     }
 
     /// The cursor of the newest event sent (or skipped).
@@ -117,8 +199,24 @@ impl Tap {
     fn publish(&self, d: Arc<Delivery>) {
         let mut inner = self.lock();
         inner.last = d.cursor;
-        // No receivers is fine: nobody is subscribed to this tier right now.
-        let _ = inner.tx.send(d);
+        let mut filtered = 0u64;
+        for sub in &inner.subs {
+            if sub.lagged.load(Ordering::Relaxed) {
+                continue;
+            }
+            let matches = sub.filter.read().map_or(true, |f| f.matches(&d.event));
+            if !matches {
+                filtered += 1;
+                continue;
+            }
+            if let Err(mpsc::error::TrySendError::Full(_)) = sub.tx.try_send(d.clone()) {
+                sub.lagged.store(true, Ordering::Release);
+            }
+        }
+        drop(inner);
+        self.metrics
+            .events_filtered
+            .fetch_add(filtered, Ordering::Relaxed);
     }
 
     /// Moves past an entry that is not a flow event.
@@ -361,5 +459,74 @@ impl DelayedHub {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(ms: u64, sym: &str) -> Arc<Delivery> {
+        let event = FlowEvent {
+            sym: sym.into(),
+            ..crate::event::sample_event()
+        };
+        let entry = FlowEntry {
+            id: Cursor::new(ms, 0),
+            json: event.to_stored_json().into(),
+        };
+        Arc::new(Delivery::from_entry(&entry).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn filter(text: &str) -> SharedFilter {
+        Arc::new(RwLock::new(
+            Filter::parse(text).unwrap_or_else(|e| panic!("{e}")),
+        ))
+    }
+
+    #[tokio::test]
+    async fn only_matching_subscribers_get_an_event_and_a_full_one_is_told_it_lagged() {
+        let metrics = Arc::new(GatewayMetrics::default());
+        let tap = Arc::new(Tap::new(Cursor::ZERO, 2, metrics.clone()));
+        let (mut aapl, start) = tap.subscribe(filter("AAPL"));
+        let (mut tsla, _) = tap.subscribe(filter("TSLA"));
+        assert_eq!(start, Cursor::ZERO);
+        for ms in 1..=2 {
+            tap.publish(delivery(ms, "AAPL"));
+        }
+        tap.publish(delivery(3, "TSLA"));
+        assert_eq!(tap.last(), Cursor::new(3, 0));
+        assert_eq!(metrics.events_filtered.load(Ordering::Relaxed), 3);
+        assert_eq!(tsla.recv().await.map(|d| d.cursor), Ok(Cursor::new(3, 0)));
+        // AAPL's channel holds two: a third AAPL event overflows it.
+        tap.publish(delivery(4, "AAPL"));
+        assert_eq!(aapl.recv().await.err(), Some(LiveEnd::Lagged));
+        // Lagging is this subscriber's alone, and a new subscription starts clean.
+        tap.publish(delivery(5, "TSLA"));
+        assert_eq!(tsla.recv().await.map(|d| d.cursor), Ok(Cursor::new(5, 0)));
+        drop(aapl);
+        let (mut again, from) = tap.subscribe(filter("AAPL"));
+        assert_eq!(from, Cursor::new(5, 0));
+        tap.publish(delivery(6, "AAPL"));
+        assert_eq!(again.recv().await.map(|d| d.cursor), Ok(Cursor::new(6, 0)));
+    }
+
+    #[tokio::test]
+    async fn a_filter_change_applies_from_the_next_event_and_dropping_unsubscribes() {
+        let tap = Arc::new(Tap::new(
+            Cursor::ZERO,
+            8,
+            Arc::new(GatewayMetrics::default()),
+        ));
+        let shared = filter("AAPL");
+        let (mut rx, _) = tap.subscribe(shared.clone());
+        tap.publish(delivery(1, "TSLA"));
+        if let Ok(mut f) = shared.write() {
+            *f = Filter::parse("TSLA").unwrap_or_default();
+        }
+        tap.publish(delivery(2, "TSLA"));
+        assert_eq!(rx.recv().await.map(|d| d.cursor), Ok(Cursor::new(2, 0)));
+        drop(rx);
+        assert!(tap.lock().subs.is_empty());
     }
 }

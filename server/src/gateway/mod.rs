@@ -135,14 +135,17 @@ impl Gateway {
             addr: config.listen,
             source,
         })?;
+        let metrics = Arc::new(GatewayMetrics::default());
         let delayed = config.auth.as_ref().filter(|a| a.has_delayed()).map(|_| {
             Arc::new(Tap::new(
                 DelayedHub::start_cursor(config.delay),
                 config.live_buffer,
+                metrics.clone(),
             ))
         });
         let ws_config = WebSocketConfig::default()
-            .read_buffer_size(16 * 1024)
+            // Client messages are small; a large read buffer is idle memory per connection.
+            .read_buffer_size(4 * 1024)
             .write_buffer_size(0)
             .max_write_buffer_size(config.max_batch_bytes.max(config.max_message_size) * 4)
             .max_message_size(Some(config.max_message_size))
@@ -152,11 +155,11 @@ impl Gateway {
         let shared = Shared {
             feed: feed_rx,
             auth: Authenticator::new(config.auth.as_ref()),
-            realtime: Arc::new(Tap::new(start, config.live_buffer)),
+            realtime: Arc::new(Tap::new(start, config.live_buffer, metrics.clone())),
             delayed,
             bus,
             ws_config,
-            metrics: Arc::new(GatewayMetrics::default()),
+            metrics,
             tls,
             health: Arc::new(HubHealth::new()),
             config,

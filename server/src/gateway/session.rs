@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::auth::Entitlement;
 use super::config::GatewayConfig;
-use super::hub::{bus_call, Delivery, Tap};
+use super::hub::{bus_call, Delivery, LiveEnd, LiveRx, SharedFilter, Tap};
 use super::metrics::GatewayMetrics;
 use super::outbox::{
     self, LastHeard, Outbox, SlowConsumer, WriterConfig, CLOSE_INTERNAL, CLOSE_INVALID_PAYLOAD,
@@ -85,11 +85,15 @@ where
             heard,
         };
         let session = Session::new(ctx, out);
+        // The reader runs as its own task, so the session's wake-ups for
+        // live events never poll the socket's read side.
+        let mut reading = tokio::spawn(reader.run(stream));
         tokio::select! {
-            _ = reader.run(stream) => {}
+            _ = &mut reading => {}
             _ = session.run(inbox) => {}
             _ = &mut writer => {}
         }
+        reading.abort();
         // Dropping the reader and session drops every producer: the writer
         // sends what is queued and finishes the closing handshake.
     }
@@ -253,7 +257,9 @@ pub(super) struct Session {
     pub(super) filter: Filter,
     /// The newest stream id this client's stream has covered.
     pub(super) cursor: Cursor,
-    live: Option<broadcast::Receiver<Arc<Delivery>>>,
+    /// The filter as the hub applies it (kept equal to `filter`).
+    shared_filter: SharedFilter,
+    live: Option<LiveRx>,
 }
 
 impl Session {
@@ -262,6 +268,7 @@ impl Session {
             ctx,
             out,
             filter: Filter::default(),
+            shared_filter: SharedFilter::default(),
             cursor: Cursor::ZERO,
             live: None,
         }
@@ -340,7 +347,7 @@ impl Session {
                     )?);
                 }
                 match Filter::parse(&filter) {
-                    Ok(f) => self.filter = f,
+                    Ok(f) => self.set_filter(f),
                     Err(e) => self.out.error(ErrorCode::BadFilter, e.to_string())?,
                 }
                 Ok(())
@@ -350,18 +357,23 @@ impl Session {
         }
     }
 
-    async fn received(
-        &mut self,
-        received: Result<Arc<Delivery>, broadcast::error::RecvError>,
-    ) -> Result<(), End> {
+    /// Changes the filter, for this session's own checks and the hub's.
+    fn set_filter(&mut self, filter: Filter) {
+        if let Ok(mut shared) = self.shared_filter.write() {
+            *shared = filter.clone();
+        }
+        self.filter = filter;
+    }
+
+    async fn received(&mut self, received: Result<Arc<Delivery>, LiveEnd>) -> Result<(), End> {
         match received {
             Ok(d) => self.deliver(d),
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::debug!(missed, cursor = %self.cursor, "client lagged behind the live channel; resuming");
+            Err(LiveEnd::Lagged) => {
+                tracing::debug!(cursor = %self.cursor, "client lagged behind the live channel; resuming");
                 self.ctx.metrics.lag_resumes.fetch_add(1, Ordering::Relaxed);
                 self.start(Start::Since(self.cursor), false).await
             }
-            Err(broadcast::error::RecvError::Closed) => {
+            Err(LiveEnd::Closed) => {
                 self.out.close(CLOSE_INTERNAL, "the gateway stopped");
                 Err(End)
             }
@@ -392,7 +404,8 @@ impl Session {
     /// (after lagging) sends only a "cursor too old" notice if there is one.
     async fn start(&mut self, start: Start, announce: bool) -> Result<(), End> {
         self.live = None;
-        let (rx, upto) = self.ctx.tap.subscribe();
+        self.shared_filter = Arc::new(std::sync::RwLock::new(self.filter.clone()));
+        let (rx, upto) = self.ctx.tap.subscribe(self.shared_filter.clone());
         let bounds = match bus_call(self.ctx.bus.flow_bounds()).await {
             Ok(b) => b,
             Err(e) => return self.unavailable(announce, &e.to_string()),
@@ -490,9 +503,7 @@ impl Session {
 }
 
 /// The next live delivery, or never when not subscribed.
-async fn recv(
-    live: &mut Option<broadcast::Receiver<Arc<Delivery>>>,
-) -> Result<Arc<Delivery>, broadcast::error::RecvError> {
+async fn recv(live: &mut Option<LiveRx>) -> Result<Arc<Delivery>, LiveEnd> {
     match live {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
