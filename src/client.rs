@@ -302,7 +302,10 @@ async fn wait_applying_commands(
 /// bad URL, an unusable CA file or a token no header can carry.
 fn connectors(opts: &ClientOptions) -> Result<Vec<Connector>, ConnectError> {
     let mut tls = TlsClient::new(opts.trust.clone());
+    // A modest read buffer: tungstenite prepares the whole buffer on every
+    // read, and events come as many small frames.
     let config = WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
     opts.servers

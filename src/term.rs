@@ -6,7 +6,7 @@
 //! Frames are wrapped in synchronized-update codes so terminals, tmux and SSH
 //! show whole frames, never half-drawn ones.
 
-use std::io::{self, Stdout, Write};
+use std::io::{self, BufWriter, Stdout, Write};
 
 use crossterm::cursor::{Hide, Show};
 use crossterm::terminal::{
@@ -22,8 +22,13 @@ use crate::ui::{self, Skin};
 
 /// The terminal in raw mode on the alternate screen.
 pub struct Term {
-    terminal: Terminal<CrosstermBackend<Stdout>>,
+    /// Buffered: a frame is thousands of small escape-code writes, which go
+    /// out as a few large writes when the frame is flushed.
+    terminal: Terminal<CrosstermBackend<BufWriter<Stdout>>>,
 }
+
+/// Room for a whole full-screen frame of escape codes.
+const FRAME_BUFFER: usize = 256 * 1024;
 
 /// Leaves raw mode and the alternate screen. Safe to call more than once.
 pub fn restore() -> io::Result<()> {
@@ -50,6 +55,7 @@ impl Term {
             let _ = restore();
             return Err(e);
         }
+        let out = BufWriter::with_capacity(FRAME_BUFFER, out);
         let terminal = Terminal::new(CrosstermBackend::new(out)).inspect_err(|_| {
             let _ = restore();
         })?;
