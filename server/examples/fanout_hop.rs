@@ -26,7 +26,12 @@ fn now_ns() -> i64 {
 
 fn summary(name: &str, mut v: Vec<i64>) {
     v.sort_unstable();
-    let q = |p: f64| v.get(((v.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1e6;
+    let q = |p: f64| {
+        v.get(((v.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0) as f64
+            / 1e6
+    };
     println!(
         "{name:>12}: n={} p50={:.3}ms p99={:.3}ms p99.9={:.3}ms max={:.3}ms",
         v.len(),
@@ -46,7 +51,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total = rate * secs;
     let client = redis::Client::open(url)?;
     let mut admin = client.get_multiplexed_async_connection().await?;
-    let () = redis::cmd("DEL").arg("hop:st").query_async(&mut admin).await?;
+    let () = redis::cmd("DEL")
+        .arg("hop:st")
+        .query_async(&mut admin)
+        .await?;
 
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe("hop:ch").await?;
@@ -54,7 +62,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut lat = Vec::with_capacity(total as usize);
         let mut stream = pubsub.into_on_message();
         while (lat.len() as u64) < total {
-            let Some(msg) = stream.next().await else { break };
+            let Some(msg) = stream.next().await else {
+                break;
+            };
             if let Ok(stamp) = msg.get_payload::<i64>() {
                 lat.push(now_ns() - stamp);
             }
@@ -76,11 +86,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .arg(&last)
                 .query_async(&mut reader)
                 .await;
-            let Ok(Value::Array(streams)) = reply else { continue };
+            let Ok(Value::Array(streams)) = reply else {
+                continue;
+            };
             let now = now_ns();
             for s in streams {
                 let Value::Array(kv) = s else { continue };
-                let Some(Value::Array(entries)) = kv.into_iter().nth(1) else { continue };
+                let Some(Value::Array(entries)) = kv.into_iter().nth(1) else {
+                    continue;
+                };
                 for e in entries {
                     let Value::Array(pair) = e else { continue };
                     let mut pair = pair.into_iter();

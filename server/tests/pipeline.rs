@@ -200,7 +200,10 @@ async fn redis_bus_reflects_every_print_exactly_once_with_bounds_groups_and_ttls
     }
     // Nothing else lingers without a bound: leases are released, the guard is pruned.
     let leases: Vec<&String> = keys.iter().filter(|k| k.contains(":lease:")).collect();
-    assert!(leases.is_empty(), "leases not released at shutdown: {leases:?}");
+    assert!(
+        leases.is_empty(),
+        "leases not released at shutdown: {leases:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -576,5 +579,8 @@ async fn a_running_feed_keeps_its_status_published() {
     node.shutdown();
     node.wait().await;
     let status = bus.feed_status().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(status.map(|s| (s.state, s.reason)), Some((FeedHealth::Down, "ingest stopped".into())));
+    assert_eq!(
+        status.map(|s| (s.state, s.reason)),
+        Some((FeedHealth::Down, "ingest stopped".into()))
+    );
 }
