@@ -225,14 +225,19 @@ async fn publish_feed_status(
             tracing::warn!("cannot publish the feed status: {e}");
         }
         tokio::select! {
-            _ = tokio::time::sleep(FEED_STATUS_EVERY) => {}
+            biased;
+            _ = shutdown.wait() => break,
             changed = status.changed() => if changed.is_err() {
-                // The feed ended: its last word was just published, and the role is done.
+                // A feed stopping because of the shutdown is "ingest stopped".
+                if shutdown.is_triggered() {
+                    break;
+                }
+                // The feed ended by itself: publish its last word; the role is done.
                 let last = status.borrow().clone();
                 let _ = bus.publish_feed_status(&last, FEED_STATUS_TTL).await;
                 return;
             },
-            _ = shutdown.wait() => break,
+            _ = tokio::time::sleep(FEED_STATUS_EVERY) => {}
         }
     }
     let _ = bus

@@ -328,18 +328,22 @@ async fn handle(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr, shutdo
     let _ = socket.set_nodelay(true);
     let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
     match &shared.tls {
-        None => serve_http(shared, socket, deadline, shutdown).await,
-        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(socket)).await {
-            Ok(Ok(tls)) => serve_http(shared, tls, deadline, shutdown).await,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, "TLS handshake failed: {e}");
-                shared.metrics.count_rejection(Rejection::Tls);
+        // Boxed apart: a plain connection's task is not sized for the TLS
+        // one's state (idle memory per connection).
+        None => Box::pin(serve_http(shared, socket, deadline, shutdown)).await,
+        Some(acceptor) => {
+            match tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(socket))).await {
+                Ok(Ok(tls)) => Box::pin(serve_http(shared, tls, deadline, shutdown)).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    shared.metrics.count_rejection(Rejection::Tls);
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    shared.metrics.count_rejection(Rejection::Tls);
+                }
             }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
-                shared.metrics.count_rejection(Rejection::Tls);
-            }
-        },
+        }
     }
 }
 

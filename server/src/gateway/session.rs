@@ -337,7 +337,7 @@ impl Session {
                     (None, None) => Start::Now,
                 };
                 self.filter = filter;
-                self.start(start, true).await
+                Box::pin(self.start(start, true)).await
             }
             ClientMessage::Filter { filter } => {
                 if self.live.is_none() {
@@ -371,7 +371,7 @@ impl Session {
             Err(LiveEnd::Lagged) => {
                 tracing::debug!(cursor = %self.cursor, "client lagged behind the live channel; resuming");
                 self.ctx.metrics.lag_resumes.fetch_add(1, Ordering::Relaxed);
-                self.start(Start::Since(self.cursor), false).await
+                Box::pin(self.start(Start::Since(self.cursor), false)).await
             }
             Err(LiveEnd::Closed) => {
                 self.out.close(CLOSE_INTERNAL, "the gateway stopped");
