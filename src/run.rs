@@ -9,9 +9,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossterm::event::{Event, EventStream, KeyEventKind};
+use crossterm::event::{Event, KeyEventKind};
 use flowtape_server::filter::Filter;
-use futures_util::StreamExt;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -128,6 +127,23 @@ pub async fn run_demo(url: String, mut settings: Settings, filter: Filter) -> Re
     run_tui(settings, filter).await
 }
 
+/// Terminal input, read by a thread of its own that blocks in
+/// `crossterm::event::read` and hands each event over. (crossterm's async
+/// `EventStream` re-polls the terminal under a lock on every wake-up of the
+/// loop, which at hundreds of flow events a second cost more CPU than
+/// drawing.) The thread ends with the process or when the loop is gone.
+fn terminal_input() -> mpsc::Receiver<std::io::Result<Event>> {
+    let (tx, rx) = mpsc::channel(64);
+    std::thread::spawn(move || loop {
+        let event = crossterm::event::read();
+        let failed = event.is_err();
+        if tx.blocking_send(event).is_err() || failed {
+            return;
+        }
+    });
+    rx
+}
+
 async fn event_loop(
     mut app: App,
     skin: &Skin,
@@ -137,7 +153,7 @@ async fn event_loop(
     config_path: &std::path::Path,
 ) -> Result<(), RunError> {
     let mut term = Term::enter()?;
-    let mut input = EventStream::new();
+    let mut input = terminal_input();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(TICK);
@@ -162,7 +178,7 @@ async fn event_loop(
         let mut effects = Vec::new();
         tokio::select! {
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
-            ev = input.next() => match ev {
+            ev = input.recv() => match ev {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
                     app.tick(now_ms());
                     effects.extend(app.on_key(key));
