@@ -586,6 +586,60 @@ async fn a_slow_consumer_is_closed_with_4008_while_others_keep_receiving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_queue_fills_but_keeps_reading_catches_up_without_gap_or_disconnect() {
+    let redis = RedisServer::start();
+    let bus = redis_bus(&redis).await;
+    // Catching up from the gateway's recent events, and (with a window of
+    // 16) mostly from the stream.
+    for recent_events in [32_768, 16] {
+        let config = GatewayConfig {
+            send_queue_bytes: 2 * 1024,
+            max_batch_bytes: 1024,
+            recent_events,
+            ..GatewayConfig::default()
+        };
+        let gw = RunningGateway::start(bus.clone(), config).await;
+        let start = stream_end(&bus).await;
+        let socket = ok(tokio::net::TcpSocket::new_v4());
+        ok(socket.set_recv_buffer_size(4096));
+        let stream = ok(socket.connect(gw.addr).await);
+        let (mut ws, _) =
+            ok(tokio_tungstenite::client_async(gw.url(), MaybeTlsStream::Plain(stream)).await);
+        subscribe(&mut ws, json!({"op": "subscribe", "filter": ""})).await;
+        let load = Load::start(
+            Committer::new(bus.clone()).await,
+            20,
+            Duration::from_millis(2),
+        );
+        // Read slowly while the load runs, so the queue keeps filling.
+        let mut got = Vec::new();
+        for _ in 0..300 {
+            match next_seen(&mut ws, Duration::from_secs(5)).await {
+                Some(Seen::Events(e)) => got.extend(e),
+                Some(Seen::Other(_)) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let committer = load.stop().await;
+        drop(committer);
+        let end = stream_end(&bus).await;
+        collect_until(&mut ws, &mut got, end).await;
+        let want = ids(&stream_after(&bus, start).await);
+        assert_same_ids(&ids(&got), &want, &format!("recent_events {recent_events}"));
+        assert!(
+            gw.metrics.lag_resumes.load(Ordering::Relaxed) > 0,
+            "it never lagged"
+        );
+        assert_eq!(
+            gw.metrics.slow_consumer_disconnects.load(Ordering::Relaxed),
+            0
+        );
+        gw.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_error_frames_and_the_connection_stays_open() {
     let redis = RedisServer::start();
     let bus = redis_bus(&redis).await;

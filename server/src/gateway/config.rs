@@ -75,9 +75,14 @@ pub struct GatewayConfig {
     pub repair_check: Duration,
     /// `/healthz` answers 503 when the gateway is further behind the stream.
     pub max_healthy_lag: Duration,
-    /// Live events buffered per client between the hub and the client task;
-    /// a client further behind resumes from the stream by its cursor.
-    pub live_buffer: usize,
+    /// Recent events each tier keeps in memory, so that a client whose send
+    /// queue filled (or one resuming from a recent cursor) catches up without
+    /// reading the flow stream.
+    pub recent_events: usize,
+    /// How long a replay, or a client catching up after its send queue
+    /// filled, waits for room in the queue before the client is closed as a
+    /// slow consumer (4008).
+    pub catch_up_patience: Duration,
     /// On shutdown, how long to wait for connections to close.
     pub drain_timeout: Duration,
     /// How often the feed status is read from the bus; a change reaches
@@ -107,7 +112,8 @@ impl Default for GatewayConfig {
             delay: Duration::from_secs(15 * 60),
             repair_check: Duration::from_millis(500),
             max_healthy_lag: Duration::from_secs(10),
-            live_buffer: 8192,
+            recent_events: 32_768,
+            catch_up_patience: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(5),
             feed_poll: Duration::from_secs(1),
         }
@@ -158,7 +164,6 @@ impl GatewayConfig {
             self.max_batch_bytes as u64,
         )?;
         at_least("page_size", self.page_size as u64, 1)?;
-        at_least("live_buffer", self.live_buffer as u64, 16)?;
         at_least("ping_interval (ms)", ms(self.ping_interval), 10)?;
         at_least("pong_timeout (ms)", ms(self.pong_timeout), 10)?;
         at_least("handshake_timeout (ms)", ms(self.handshake_timeout), 10)?;

@@ -1,12 +1,13 @@
 //! The hubs: one reader of the bus per gateway tier, fanning events out to
-//! every client task of that tier.
+//! the send queues of that tier's live clients.
 //!
-//! A [`Tap`] is a tier's set of subscribers plus the cursor of the newest
-//! event sent. Both change under one lock, and a client subscribes under the
-//! same lock, so a subscriber learns exactly where its live feed starts: every
-//! matching event after the returned cursor will arrive on its receiver, and
-//! every event up to it is in the flow stream. That is the seam the client's
-//! backfill / `since` replay joins to ([`super::session`]).
+//! A [`Tap`] is a tier's set of live subscribers, a window of its most recent
+//! events, and the cursor of the newest event sent. They change under one
+//! lock, and a client goes live under the same lock ([`Tap::catch_up`]), so
+//! it goes live exactly where what it was given ends: every matching event
+//! after its cursor is queued for it, and every event up to it came from the
+//! recent window or the flow stream. That is the seam the client's backfill,
+//! `since` replay and lag recovery join to ([`super::session`]).
 //!
 //! - The [`LiveHub`] (realtime tier) reads the bus's live fan-out. It keeps
 //!   the stream order and never silently misses an event: on a
@@ -20,17 +21,19 @@
 //!   the delay; memory stays at one page however long the delay.
 //!
 //! Each event is parsed once, its frame text built once per tier, and each
-//! client's filter applied once in the hub; only matching clients are woken,
-//! and they share the event through an `Arc`.
+//! client's filter applied once in the hub; only the writers of matching
+//! clients are woken, and they share the event through an `Arc`.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::metrics::GatewayMetrics;
+use super::outbox::Outbox;
 use crate::bus::{Bus, BusError, FlowEntry, Live, LiveFeed};
 use crate::cursor::Cursor;
 use crate::event::FlowEvent;
@@ -81,22 +84,31 @@ pub(crate) async fn bus_call<T>(
         })
 }
 
-/// A tier's live fan-out: its subscribers, each with a filter and a bounded
-/// channel, and the cursor of the newest event sent.
+/// A tier's live fan-out: its live subscribers, the recent events, and the
+/// cursor of the newest event sent.
 ///
-/// The hub evaluates every subscriber's filter once per event and sends the
-/// event only to the subscribers it matches, so an event wakes the clients
-/// that want it and no others. A subscriber whose channel is full is marked
-/// lagged (and gets nothing more until it resubscribes): it then resumes from
-/// the stream by its own cursor, so nothing is silently skipped.
+/// The hub evaluates every live subscriber's filter once per event and queues
+/// the event straight into the matching clients' send queues ([`Outbox`]), so
+/// an event wakes only the writers of the clients that want it, and no
+/// per-client task sits between the hub and the socket.
+///
+/// A subscriber whose send queue is full is detached (it lagged): its
+/// session is told the cursor of the last event dealt to it and catches up
+/// by itself, from [`Tap::catch_up`]'s in-memory window of recent events
+/// while they cover its cursor, and from the flow stream before that. So a
+/// burst costs a lagging client no Redis reads, and nothing is skipped.
 pub(crate) struct Tap {
     inner: Mutex<TapInner>,
-    capacity: usize,
+    /// How many recent events the tap keeps for catching up.
+    recent_cap: usize,
     metrics: Arc<GatewayMetrics>,
 }
 
 struct TapInner {
     last: Cursor,
+    /// Every event after `floor` is in `recent`.
+    floor: Cursor,
+    recent: VecDeque<Arc<Delivery>>,
     next_id: u64,
     subs: Vec<Subscriber>,
 }
@@ -104,41 +116,39 @@ struct TapInner {
 struct Subscriber {
     id: u64,
     filter: SharedFilter,
-    tx: mpsc::Sender<Arc<Delivery>>,
-    lagged: Arc<AtomicBool>,
+    out: Outbox,
+    /// The newest event dealt to this subscriber (sent or filtered out).
+    cursor: Cursor,
+    /// Told the cursor to resume from when the subscriber lags.
+    lagged: Option<oneshot::Sender<Cursor>>,
 }
 
 /// A client's filter, shared between its session (which changes it) and the
 /// hub (which applies it to every event).
 pub(crate) type SharedFilter = Arc<RwLock<Filter>>;
 
-/// Why a live receiver has nothing more to give.
+/// Why a live subscription ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum LiveEnd {
-    /// Events were dropped for this subscriber: resume from the stream.
-    Lagged,
+    /// The send queue was full: catch up from this cursor.
+    Lagged(Cursor),
     /// The tier's hub stopped.
     Closed,
 }
 
-/// One subscriber's end of a [`Tap`]; unsubscribes when dropped.
+/// One live subscription; unsubscribes when dropped.
 pub(crate) struct LiveRx {
     id: u64,
-    rx: mpsc::Receiver<Arc<Delivery>>,
-    lagged: Arc<AtomicBool>,
+    lagged: oneshot::Receiver<Cursor>,
     tap: Arc<Tap>,
 }
 
 impl LiveRx {
-    /// The next matching event, in stream order.
-    pub(crate) async fn recv(&mut self) -> Result<Arc<Delivery>, LiveEnd> {
-        if self.lagged.load(Ordering::Acquire) {
-            return Err(LiveEnd::Lagged);
-        }
-        match self.rx.recv().await {
-            Some(d) => Ok(d),
-            None if self.lagged.load(Ordering::Acquire) => Err(LiveEnd::Lagged),
-            None => Err(LiveEnd::Closed),
+    /// Waits until the subscription ends.
+    pub(crate) async fn ended(&mut self) -> LiveEnd {
+        match (&mut self.lagged).await {
+            Ok(cursor) => LiveEnd::Lagged(cursor),
+            Err(_) => LiveEnd::Closed,
         }
     }
 }
@@ -150,15 +160,28 @@ impl Drop for LiveRx {
     }
 }
 
+/// The next step of a client catching up to live ([`Tap::catch_up`]).
+pub(crate) enum CatchUp {
+    /// Caught up: live events now go straight to the client's send queue.
+    Live(LiveRx),
+    /// The next events after the cursor, oldest first, unfiltered.
+    Recent(Vec<Arc<Delivery>>),
+    /// The cursor is older than the recent events: read the stream up to
+    /// this cursor first.
+    Stream(Cursor),
+}
+
 impl Tap {
-    pub(crate) fn new(start: Cursor, capacity: usize, metrics: Arc<GatewayMetrics>) -> Tap {
+    pub(crate) fn new(start: Cursor, recent_cap: usize, metrics: Arc<GatewayMetrics>) -> Tap {
         Tap {
             inner: Mutex::new(TapInner {
                 last: start,
+                floor: start,
+                recent: VecDeque::new(),
                 next_id: 0,
                 subs: Vec::new(),
             }),
-            capacity: capacity.max(1),
+            recent_cap,
             metrics,
         }
     }
@@ -167,28 +190,43 @@ impl Tap {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A receiver of every event matching `filter` after the returned cursor.
-    pub(crate) fn subscribe(self: &Arc<Self>, filter: SharedFilter) -> (LiveRx, Cursor) {
-        let (tx, rx) = mpsc::channel(self.capacity);
-        let lagged = Arc::new(AtomicBool::new(false));
+    /// One step of bringing a client whose stream covers `cursor` to live.
+    /// Either the client is subscribed, atomically with the tap's cursor (so
+    /// no event falls between what it was given and what arrives live), or
+    /// it gets the next `max` events to send first, or it is told to read
+    /// the stream.
+    pub(crate) fn catch_up(
+        self: &Arc<Self>,
+        cursor: Cursor,
+        filter: &SharedFilter,
+        out: &Outbox,
+        max: usize,
+    ) -> CatchUp {
         let mut inner = self.lock();
+        if cursor < inner.floor {
+            return CatchUp::Stream(inner.last);
+        }
+        let after = inner.recent.partition_point(|d| d.cursor <= cursor);
+        if after < inner.recent.len() {
+            let end = inner.recent.len().min(after + max.max(1));
+            return CatchUp::Recent(inner.recent.range(after..end).cloned().collect());
+        }
+        let (tx, rx) = oneshot::channel();
         let id = inner.next_id;
         inner.next_id += 1;
         inner.subs.push(Subscriber {
             id,
-            filter,
-            tx,
-            lagged: lagged.clone(),
+            filter: filter.clone(),
+            out: out.clone(),
+            cursor,
+            lagged: Some(tx),
         });
-        let last = inner.last;
         drop(inner);
-        let live = LiveRx {
+        CatchUp::Live(LiveRx {
             id,
-            rx,
-            lagged,
+            lagged: rx,
             tap: self.clone(),
-        };
-        (live, last)
+        })
     }
 
     /// The cursor of the newest event sent (or skipped).
@@ -199,20 +237,29 @@ impl Tap {
     fn publish(&self, d: Arc<Delivery>) {
         let mut inner = self.lock();
         inner.last = d.cursor;
+        inner.recent.push_back(d.clone());
+        while inner.recent.len() > self.recent_cap {
+            if let Some(old) = inner.recent.pop_front() {
+                inner.floor = old.cursor;
+            }
+        }
         let mut filtered = 0u64;
-        for sub in &inner.subs {
-            if sub.lagged.load(Ordering::Relaxed) {
-                continue;
+        inner.subs.retain_mut(|sub| {
+            if d.cursor <= sub.cursor {
+                return true;
             }
             let matches = sub.filter.read().map_or(true, |f| f.matches(&d.event));
             if !matches {
                 filtered += 1;
-                continue;
+            } else if sub.out.live(d.clone()).is_err() {
+                if let Some(lagged) = sub.lagged.take() {
+                    let _ = lagged.send(sub.cursor);
+                }
+                return false;
             }
-            if let Err(mpsc::error::TrySendError::Full(_)) = sub.tx.try_send(d.clone()) {
-                sub.lagged.store(true, Ordering::Release);
-            }
-        }
+            sub.cursor = d.cursor;
+            true
+        });
         drop(inner);
         self.metrics
             .events_filtered
@@ -484,48 +531,102 @@ mod tests {
         ))
     }
 
-    #[tokio::test]
-    async fn only_matching_subscribers_get_an_event_and_a_full_one_is_told_it_lagged() {
+    fn tap(recent: usize) -> (Arc<Tap>, Arc<GatewayMetrics>) {
         let metrics = Arc::new(GatewayMetrics::default());
-        let tap = Arc::new(Tap::new(Cursor::ZERO, 2, metrics.clone()));
-        let (mut aapl, start) = tap.subscribe(filter("AAPL"));
-        let (mut tsla, _) = tap.subscribe(filter("TSLA"));
-        assert_eq!(start, Cursor::ZERO);
-        for ms in 1..=2 {
+        (
+            Arc::new(Tap::new(Cursor::ZERO, recent, metrics.clone())),
+            metrics,
+        )
+    }
+
+    fn c(ms: u64) -> Cursor {
+        Cursor::new(ms, 0)
+    }
+
+    /// Subscribes at `cursor`, which must be caught up.
+    fn live(tap: &Arc<Tap>, cursor: Cursor, f: &SharedFilter, out: &Outbox) -> LiveRx {
+        match tap.catch_up(cursor, f, out, 100) {
+            CatchUp::Live(rx) => rx,
+            _ => panic!("not caught up at {cursor}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_go_straight_to_matching_queues_and_a_full_queue_lags_with_its_cursor() {
+        let (tap, metrics) = tap(100);
+        let frame_len = delivery(1, "AAPL").frame.len();
+        // Room for two events.
+        let (aapl_out, mut aapl_in) = super::super::outbox::channel(frame_len * 2, metrics.clone());
+        let (tsla_out, mut tsla_in) = super::super::outbox::channel(1 << 20, metrics.clone());
+        let (aapl_f, tsla_f) = (filter("AAPL"), filter("TSLA"));
+        let mut aapl = live(&tap, Cursor::ZERO, &aapl_f, &aapl_out);
+        let _tsla = live(&tap, Cursor::ZERO, &tsla_f, &tsla_out);
+        tap.publish(delivery(1, "AAPL"));
+        tap.publish(delivery(2, "TSLA"));
+        tap.publish(delivery(3, "AAPL"));
+        assert_eq!(tap.last(), c(3));
+        assert_eq!(metrics.events_filtered.load(Ordering::Relaxed), 3);
+        assert_eq!(tsla_in.take_cursors(), vec![c(2)]);
+        // A third AAPL event overflows AAPL's queue: it is detached, told to
+        // resume after the last event it was dealt, and gets nothing more.
+        tap.publish(delivery(4, "AAPL"));
+        tap.publish(delivery(5, "AAPL"));
+        assert_eq!(aapl.ended().await, LiveEnd::Lagged(c(3)));
+        assert_eq!(aapl_in.take_cursors(), vec![c(1), c(3)]);
+        assert_eq!(tap.lock().subs.len(), 1);
+        // It catches up from the recent events, then goes live at the seam.
+        let CatchUp::Recent(batch) = tap.catch_up(c(3), &aapl_f, &aapl_out, 1) else {
+            panic!("expected recent events");
+        };
+        assert_eq!(
+            batch.iter().map(|d| d.cursor).collect::<Vec<_>>(),
+            vec![c(4)]
+        );
+        let CatchUp::Recent(batch) = tap.catch_up(c(4), &aapl_f, &aapl_out, 10) else {
+            panic!("expected recent events");
+        };
+        assert_eq!(
+            batch.iter().map(|d| d.cursor).collect::<Vec<_>>(),
+            vec![c(5)]
+        );
+        let _aapl = live(&tap, c(5), &aapl_f, &aapl_out);
+        tap.publish(delivery(6, "AAPL"));
+        assert_eq!(aapl_in.take_cursors(), vec![c(6)]);
+    }
+
+    #[tokio::test]
+    async fn a_cursor_older_than_the_recent_window_reads_the_stream_first() {
+        let (tap, metrics) = tap(2);
+        let (out, _inbox) = super::super::outbox::channel(1 << 20, metrics);
+        let f = filter("");
+        for ms in 1..=4 {
             tap.publish(delivery(ms, "AAPL"));
         }
-        tap.publish(delivery(3, "TSLA"));
-        assert_eq!(tap.last(), Cursor::new(3, 0));
-        assert_eq!(metrics.events_filtered.load(Ordering::Relaxed), 3);
-        assert_eq!(tsla.recv().await.map(|d| d.cursor), Ok(Cursor::new(3, 0)));
-        // AAPL's channel holds two: a third AAPL event overflows it.
-        tap.publish(delivery(4, "AAPL"));
-        assert_eq!(aapl.recv().await.err(), Some(LiveEnd::Lagged));
-        // Lagging is this subscriber's alone, and a new subscription starts clean.
-        tap.publish(delivery(5, "TSLA"));
-        assert_eq!(tsla.recv().await.map(|d| d.cursor), Ok(Cursor::new(5, 0)));
-        drop(aapl);
-        let (mut again, from) = tap.subscribe(filter("AAPL"));
-        assert_eq!(from, Cursor::new(5, 0));
-        tap.publish(delivery(6, "AAPL"));
-        assert_eq!(again.recv().await.map(|d| d.cursor), Ok(Cursor::new(6, 0)));
+        // The window holds 3 and 4: a client at 1 must read (1, 4] from the stream.
+        assert!(matches!(tap.catch_up(c(1), &f, &out, 10), CatchUp::Stream(upto) if upto == c(4)));
+        assert!(matches!(tap.catch_up(c(2), &f, &out, 10), CatchUp::Recent(b) if b.len() == 2));
+        // A cursor ahead of the tap (from another gateway) goes live and is
+        // not sent what it already has.
+        let (out, mut inbox) =
+            super::super::outbox::channel(1 << 20, Arc::new(GatewayMetrics::default()));
+        let _rx = live(&tap, c(6), &f, &out);
+        tap.publish(delivery(5, "AAPL"));
+        tap.publish(delivery(7, "AAPL"));
+        assert_eq!(inbox.take_cursors(), vec![c(7)]);
     }
 
     #[tokio::test]
     async fn a_filter_change_applies_from_the_next_event_and_dropping_unsubscribes() {
-        let tap = Arc::new(Tap::new(
-            Cursor::ZERO,
-            8,
-            Arc::new(GatewayMetrics::default()),
-        ));
+        let (tap, metrics) = tap(8);
+        let (out, mut inbox) = super::super::outbox::channel(1 << 20, metrics);
         let shared = filter("AAPL");
-        let (mut rx, _) = tap.subscribe(shared.clone());
+        let rx = live(&tap, Cursor::ZERO, &shared, &out);
         tap.publish(delivery(1, "TSLA"));
         if let Ok(mut f) = shared.write() {
             *f = Filter::parse("TSLA").unwrap_or_default();
         }
         tap.publish(delivery(2, "TSLA"));
-        assert_eq!(rx.recv().await.map(|d| d.cursor), Ok(Cursor::new(2, 0)));
+        assert_eq!(inbox.take_cursors(), vec![c(2)]);
         drop(rx);
         assert!(tap.lock().subs.is_empty());
     }

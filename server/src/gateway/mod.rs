@@ -139,7 +139,7 @@ impl Gateway {
         let delayed = config.auth.as_ref().filter(|a| a.has_delayed()).map(|_| {
             Arc::new(Tap::new(
                 DelayedHub::start_cursor(config.delay),
-                config.live_buffer,
+                config.recent_events,
                 metrics.clone(),
             ))
         });
@@ -155,7 +155,7 @@ impl Gateway {
         let shared = Shared {
             feed: feed_rx,
             auth: Authenticator::new(config.auth.as_ref()),
-            realtime: Arc::new(Tap::new(start, config.live_buffer, metrics.clone())),
+            realtime: Arc::new(Tap::new(start, config.recent_events, metrics.clone())),
             delayed,
             bus,
             ws_config,

@@ -1,12 +1,13 @@
 //! One client's send side: a queue bounded in bytes, and the writer task that
 //! drains it to the socket, pings, and closes.
 //!
-//! Producers (the client's session and reader) push frames into an
-//! [`Outbox`]; the bytes queued and not yet written are counted, and a push
-//! that would exceed the budget fails, so the gateway's memory per client is
-//! bounded and a client that stops reading is found out. Live delivery treats
-//! that as a slow consumer (close 4008); replay instead waits for room, since
-//! it reads the stream at its own pace.
+//! Producers (the hub for live events, the client's session and reader for
+//! the rest) push frames into an [`Outbox`]; the bytes queued and not yet
+//! written are counted, and a push that would exceed the budget fails, so the
+//! gateway's memory per client is bounded and a client that stops reading is
+//! found out. The hub then detaches the client, which catches up at its own
+//! pace: replays wait for room, and a queue that stays full for the catch-up
+//! patience closes the client as a slow consumer (4008).
 //!
 //! The writer coalesces queued events: when more than one event frame is
 //! waiting it writes them as one `{"type":"events","events":[…]}` frame of at
@@ -245,6 +246,21 @@ enum Stop {
     Broken,
     /// A write did not complete in time (the client stopped reading): drop it.
     Stalled,
+}
+
+#[cfg(test)]
+impl Inbox {
+    /// The cursors of the events queued so far, taken off the queue.
+    pub(crate) fn take_cursors(&mut self) -> Vec<crate::cursor::Cursor> {
+        let mut cursors = Vec::new();
+        while let Ok(out) = self.rx.try_recv() {
+            self.shared.queued.fetch_sub(out.bytes(), Ordering::AcqRel);
+            if let Out::Event(d) = out {
+                cursors.push(d.cursor);
+            }
+        }
+        cursors
+    }
 }
 
 /// Drains the queue to the socket until the connection ends.

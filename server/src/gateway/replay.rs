@@ -22,7 +22,7 @@ use super::session::Session;
 use crate::bus::FlowEntry;
 use crate::cursor::Cursor;
 
-pub(super) enum ReplayError {
+pub(crate) enum ReplayError {
     /// The client did not take the events in time.
     Slow,
     /// The stream could not be read.
@@ -39,23 +39,26 @@ fn predecessor(c: Cursor) -> Option<Cursor> {
 }
 
 impl Session {
-    /// Parses an entry and applies the filter; `None` if it is skipped.
-    fn replayable(&self, entry: &FlowEntry) -> Option<Arc<Delivery>> {
-        match Delivery::from_entry(entry) {
-            Ok(d) if self.filter.matches(&d.event) => Some(Arc::new(d)),
-            Ok(_) => {
-                self.ctx
-                    .metrics
-                    .events_filtered
-                    .fetch_add(1, Ordering::Relaxed);
-                None
-            }
-            // Not a flow event: the hub logs and counts these.
-            Err(_) => None,
+    /// Whether the client's filter wants an event; counts it if not.
+    pub(super) fn wanted(&self, d: &Delivery) -> bool {
+        let wanted = self.filter.matches(&d.event);
+        if !wanted {
+            self.ctx
+                .metrics
+                .events_filtered
+                .fetch_add(1, Ordering::Relaxed);
         }
+        wanted
     }
 
-    async fn send_replayed(&self, d: Arc<Delivery>) -> Result<(), ReplayError> {
+    /// Parses an entry and applies the filter; `None` if it is skipped.
+    fn replayable(&self, entry: &FlowEntry) -> Option<Arc<Delivery>> {
+        // Not a flow event: the hub logs and counts these.
+        let d = Delivery::from_entry(entry).ok()?;
+        self.wanted(&d).then(|| Arc::new(d))
+    }
+
+    pub(super) async fn send_replayed(&self, d: Arc<Delivery>) -> Result<(), ReplayError> {
         self.out
             .replay(d, self.replay_patience())
             .await

@@ -5,12 +5,14 @@
 //!   and every kind of bad input with a `pong` or an `error` frame, and
 //!   passes `subscribe` and `filter` to the session.
 //! - The session owns the filter and the cursor (the newest stream id the
-//!   client's stream has covered). On `subscribe` it subscribes to its tier's
-//!   [`Tap`] first, so live events buffer while it replays history from the
-//!   stream up to the tap's cursor ([`super::replay`]); then it goes live,
-//!   dropping buffered events at or below its cursor. No gap, no duplicate.
-//!   A client that lags behind the live channel resumes the same way from its
-//!   own cursor; one whose send queue overflows is closed with 4008.
+//!   client's stream has covered). On `subscribe` it sends the history the
+//!   client asked for ([`super::replay`]), then catches up from its cursor to
+//!   live: from the tier's [`Tap`] window of recent events, or the flow
+//!   stream before that, until the tap attaches it at the seam. From then on
+//!   the hub queues live events straight into the client's send queue and
+//!   the session sleeps. A client whose queue fills is detached by the hub
+//!   and catches up the same way from its own cursor; one whose queue stays
+//!   full for `catch_up_patience` is closed with 4008. No gap, no duplicate.
 //!
 //! When any of the three ends, the others are wound down.
 
@@ -26,13 +28,14 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::auth::Entitlement;
 use super::config::GatewayConfig;
-use super::hub::{bus_call, Delivery, LiveEnd, LiveRx, SharedFilter, Tap};
+use super::hub::{bus_call, CatchUp, LiveEnd, LiveRx, SharedFilter, Tap};
 use super::metrics::GatewayMetrics;
 use super::outbox::{
     self, LastHeard, Outbox, SlowConsumer, WriterConfig, CLOSE_INTERNAL, CLOSE_INVALID_PAYLOAD,
     CLOSE_POLICY, CLOSE_TOO_BIG,
 };
 use super::ratelimit::{TokenBucket, Verdict};
+use super::replay::ReplayError;
 use crate::bus::Bus;
 use crate::cursor::Cursor;
 use crate::filter::Filter;
@@ -231,6 +234,11 @@ fn parse_command(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
     serde_json::from_value(value).map_err(|e| (ErrorCode::BadField, format!("{op}: {e}")))
 }
 
+/// Events taken from the tap per step of catching up.
+const CATCH_UP_BATCH: usize = 256;
+
+const CURSOR_TOO_OLD: &str = "cursor too old, resuming from the oldest event kept";
+
 /// Where a subscription starts.
 #[derive(Clone, Copy, Debug)]
 enum Start {
@@ -282,7 +290,7 @@ impl Session {
                     Some(command) => self.command(command).await,
                     None => return,
                 },
-                received = recv(&mut self.live) => self.received(received).await,
+                ended = ended(&mut self.live) => self.live_ended(ended).await,
                 changed = self.ctx.feed.changed(), if feed_open => {
                     feed_open = changed.is_ok();
                     self.feed_changed()
@@ -337,7 +345,7 @@ impl Session {
                     (None, None) => Start::Now,
                 };
                 self.filter = filter;
-                Box::pin(self.start(start, true)).await
+                Box::pin(self.start(start)).await
             }
             ClientMessage::Filter { filter } => {
                 if self.live.is_none() {
@@ -365,53 +373,33 @@ impl Session {
         self.filter = filter;
     }
 
-    async fn received(&mut self, received: Result<Arc<Delivery>, LiveEnd>) -> Result<(), End> {
-        match received {
-            Ok(d) => self.deliver(d),
-            Err(LiveEnd::Lagged) => {
-                tracing::debug!(cursor = %self.cursor, "client lagged behind the live channel; resuming");
+    async fn live_ended(&mut self, end: LiveEnd) -> Result<(), End> {
+        self.live = None;
+        match end {
+            LiveEnd::Lagged(cursor) => {
+                tracing::debug!(%cursor, "client's send queue filled; catching up");
                 self.ctx.metrics.lag_resumes.fetch_add(1, Ordering::Relaxed);
-                Box::pin(self.start(Start::Since(self.cursor), false)).await
+                self.cursor = cursor;
+                Box::pin(self.go_live(false)).await
             }
-            Err(LiveEnd::Closed) => {
+            LiveEnd::Closed => {
                 self.out.close(CLOSE_INTERNAL, "the gateway stopped");
                 Err(End)
             }
         }
     }
 
-    /// Sends one live event if it is new to this client and matches its filter.
-    fn deliver(&mut self, d: Arc<Delivery>) -> Result<(), End> {
-        if d.cursor <= self.cursor {
-            return Ok(());
-        }
-        self.cursor = d.cursor;
-        if !self.filter.matches(&d.event) {
-            self.ctx
-                .metrics
-                .events_filtered
-                .fetch_add(1, Ordering::Relaxed);
-            return Ok(());
-        }
-        self.out.live(d).map_err(|SlowConsumer| {
-            self.out.close_slow_consumer();
-            End
-        })
-    }
-
-    /// (Re)starts the stream: subscribe to the tap, replay, then go live.
-    /// `announce` sends the subscription's status messages; a silent restart
-    /// (after lagging) sends only a "cursor too old" notice if there is one.
-    async fn start(&mut self, start: Start, announce: bool) -> Result<(), End> {
+    /// Starts a subscription: status, the history asked for, then live.
+    async fn start(&mut self, start: Start) -> Result<(), End> {
         self.live = None;
         self.shared_filter = Arc::new(std::sync::RwLock::new(self.filter.clone()));
-        let (rx, upto) = self.ctx.tap.subscribe(self.shared_filter.clone());
+        let upto = self.ctx.tap.last();
         let bounds = match bus_call(self.ctx.bus.flow_bounds()).await {
             Ok(b) => b,
-            Err(e) => return self.unavailable(announce, &e.to_string()),
+            Err(e) => return self.unavailable(true, &e.to_string()),
         };
         let mut notices = Vec::new();
-        if announce && self.ctx.entitlement == Entitlement::Delayed {
+        if self.ctx.entitlement == Entitlement::Delayed {
             notices.push(format!(
                 "delayed data: events are released {} s after their trade time",
                 self.ctx.config.delay.as_secs()
@@ -419,49 +407,37 @@ impl Session {
         }
         if let (Start::Since(since), Some(first)) = (start, bounds.first) {
             if since < first {
-                notices.push("cursor too old, resuming from the oldest event kept".to_string());
+                notices.push(CURSOR_TOO_OLD.to_string());
             }
         }
-        if announce || !notices.is_empty() {
-            let config = self.ctx.bus.config();
-            let feed = if announce {
-                Some(
-                    self.ctx
-                        .feed
-                        .borrow_and_update()
-                        .clone()
-                        .unwrap_or_else(FeedStatus::unknown),
-                )
-            } else {
-                None
-            };
-            self.out.message(&ServerMessage::Status {
-                feed,
-                retention: announce.then_some(Retention {
-                    max_events: config.flow_max_len,
-                    max_age_s: config.flow_max_age.as_secs(),
-                    oldest: bounds.first,
-                    max_backfill: self.ctx.config.max_backfill,
-                }),
-                notice: (!notices.is_empty()).then(|| notices.join("; ")),
-                live: false,
-            })?;
-        }
-        let replayed = match start {
-            Start::Now => Ok(upto),
-            Start::Backfill(n) => self.backfill(n, upto).await.map(|()| upto),
-            Start::Since(since) => self.replay_since(since, upto).await,
+        let config = self.ctx.bus.config();
+        let feed = self
+            .ctx
+            .feed
+            .borrow_and_update()
+            .clone()
+            .unwrap_or_else(FeedStatus::unknown);
+        self.out.message(&ServerMessage::Status {
+            feed: Some(feed),
+            retention: Some(Retention {
+                max_events: config.flow_max_len,
+                max_age_s: config.flow_max_age.as_secs(),
+                oldest: bounds.first,
+                max_backfill: self.ctx.config.max_backfill,
+            }),
+            notice: (!notices.is_empty()).then(|| notices.join("; ")),
+            live: false,
+        })?;
+        self.cursor = match start {
+            Start::Now => upto,
+            Start::Backfill(n) => match self.backfill(n, upto).await {
+                Ok(()) => upto,
+                Err(e) => return self.replay_failed(e, true),
+            },
+            Start::Since(since) => since,
         };
-        match replayed {
-            Ok(cursor) => self.cursor = cursor,
-            Err(super::replay::ReplayError::Slow) => {
-                self.out.close_slow_consumer();
-                return Err(End);
-            }
-            Err(super::replay::ReplayError::Bus(e)) => return self.unavailable(announce, &e),
-        }
-        self.live = Some(rx);
-        if announce {
+        self.go_live(true).await?;
+        if self.live.is_some() {
             self.out.message(&ServerMessage::Status {
                 feed: None,
                 retention: None,
@@ -470,6 +446,74 @@ impl Session {
             })?;
         }
         Ok(())
+    }
+
+    /// Brings the client from its cursor to live: the tap's recent events
+    /// while they cover the cursor, the flow stream before that, and then the
+    /// tap attaches it at the seam. `announce` is false for a client catching
+    /// up after its queue filled, which has no pending `subscribe` to answer.
+    async fn go_live(&mut self, announce: bool) -> Result<(), End> {
+        loop {
+            let step =
+                self.ctx
+                    .tap
+                    .catch_up(self.cursor, &self.shared_filter, &self.out, CATCH_UP_BATCH);
+            match step {
+                CatchUp::Live(rx) => {
+                    self.live = Some(rx);
+                    return Ok(());
+                }
+                CatchUp::Recent(batch) => {
+                    for d in batch {
+                        let cursor = d.cursor;
+                        if self.wanted(&d) {
+                            if let Err(e) = self.send_replayed(d).await {
+                                return self.replay_failed(e, announce);
+                            }
+                        }
+                        self.cursor = cursor;
+                    }
+                }
+                CatchUp::Stream(upto) => {
+                    if !announce {
+                        self.notice_if_too_old().await?;
+                    }
+                    match self.replay_since(self.cursor, upto).await {
+                        Ok(cursor) => self.cursor = cursor,
+                        Err(e) => return self.replay_failed(e, announce),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tells a client catching up from the stream that its cursor is older
+    /// than the oldest event kept (a `subscribe` says so in its first status).
+    async fn notice_if_too_old(&mut self) -> Result<(), End> {
+        let first = match bus_call(self.ctx.bus.flow_bounds()).await {
+            Ok(bounds) => bounds.first,
+            // The replay that follows meets the same failure and reports it.
+            Err(_) => return Ok(()),
+        };
+        if first.is_some_and(|first| self.cursor < first) {
+            self.out.message(&ServerMessage::Status {
+                feed: None,
+                retention: None,
+                notice: Some(CURSOR_TOO_OLD.to_string()),
+                live: false,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn replay_failed(&mut self, e: ReplayError, announce: bool) -> Result<(), End> {
+        match e {
+            ReplayError::Slow => {
+                self.out.close_slow_consumer();
+                Err(End)
+            }
+            ReplayError::Bus(e) => self.unavailable(announce, &e),
+        }
     }
 
     /// The stream could not be read. A client's own `subscribe` gets an
@@ -498,14 +542,14 @@ impl Session {
     /// How long a replay waits for room in the send queue before giving up
     /// on the client as a slow consumer.
     pub(super) fn replay_patience(&self) -> Duration {
-        self.ctx.config.write_timeout
+        self.ctx.config.catch_up_patience
     }
 }
 
-/// The next live delivery, or never when not subscribed.
-async fn recv(live: &mut Option<LiveRx>) -> Result<Arc<Delivery>, LiveEnd> {
+/// The end of the live subscription, or never when not subscribed.
+async fn ended(live: &mut Option<LiveRx>) -> LiveEnd {
     match live {
-        Some(rx) => rx.recv().await,
+        Some(rx) => rx.ended().await,
         None => std::future::pending().await,
     }
 }
