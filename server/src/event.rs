@@ -294,6 +294,15 @@ impl FlowEvent {
 
     /// Serializes the event without its `id`: the form stored in the flow stream.
     pub fn to_stored_json(&self) -> String {
+        if self.id.is_empty() {
+            // `id` is skipped when empty: serialize as is, without a copy,
+            // into a buffer big enough for a typical event (about 450 bytes).
+            let mut out = Vec::with_capacity(512);
+            if serde_json::to_writer(&mut out, self).is_err() {
+                return String::new();
+            }
+            return String::from_utf8(out).unwrap_or_default();
+        }
         let mut e = self.clone();
         e.id.clear();
         serde_json::to_string(&e).unwrap_or_default()

@@ -584,3 +584,136 @@ async fn a_running_feed_keeps_its_status_published() {
         Some((FeedHealth::Down, "ingest stopped".into()))
     );
 }
+
+/// The commit and acknowledgement primitives, deterministically: a commit
+/// publishes every event (one live message per commit on Redis, split back
+/// into entries in order), an event whose first leg is in the guard is
+/// skipped, and an entry is acknowledged, and its day volume counted, once
+/// only, even when acknowledged again or beside entries still held open.
+async fn commit_and_ack_count_once(bus: Bus) {
+    use flowtape_server::bus::{Ack, DayDelta, NewEvent};
+    use flowtape_server::cursor::Cursor;
+    let sample: Vec<Print> = std::fs::read_to_string(sample_path())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Print>(l).ok())
+        .filter(|p| p.contract.underlying() == "SPY")
+        .take(5)
+        .collect();
+    assert_eq!(sample.len(), 5);
+    bus.append_raw(&sample)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ttl = Duration::from_secs(5);
+    assert!(bus.acquire_lease(0, "A", ttl).await.unwrap_or(false));
+    let mut reader = bus.shard_reader(0).await.unwrap_or_else(|e| panic!("{e}"));
+    let entries = reader
+        .read_new("A:0", 10, Duration::from_millis(100))
+        .await
+        .unwrap_or_default();
+    let ids: Vec<Cursor> = entries.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 5);
+
+    let mut live = bus.subscribe_live().await.unwrap_or_else(|e| panic!("{e}"));
+    let json = |n: u32| {
+        format!(
+            r#"{{"ts":{n},"sym":"SPY","occ":"SPY261218P00500000","expiry":"2026-12-18","strike":500.0,"right":"P","side":"B","size":1,"price":1.0,"premium":100.0,"kind":"single","legs":1,"exchanges":[1],"spot":null,"otm":null,"dte":20,"oi":null,"vol":1,"iv":null,"bid":null,"ask":null,"tags":[],"sentiment":"neutral","score":1}}"#
+        )
+    };
+    let jsons: Vec<String> = (1..=3).map(json).collect();
+    // Events 1 and 2 have one leg each; event 3 has legs 2 and 3 (a sweep).
+    let legs: [&[Cursor]; 3] = [&ids[0..1], &ids[1..2], &ids[2..4]];
+    let events: Vec<NewEvent<'_>> = legs
+        .iter()
+        .zip(&jsons)
+        .map(|(legs, json)| NewEvent { legs, json })
+        .collect();
+    let first = bus
+        .commit_flow(0, "A", &events, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(first.iter().all(Option::is_some), "{first:?}");
+    for (k, want) in first.iter().enumerate() {
+        let got = tokio::time::timeout(Duration::from_secs(5), live.recv()).await;
+        match got {
+            Ok(Some(Live::Entry(e))) => {
+                assert_eq!(Some(e.id), *want);
+                assert_eq!(&*e.json, jsons[k]);
+            }
+            other => panic!("live message {k}: {other:?}"),
+        }
+    }
+    // The same events again (a commit whose reply was lost): all skipped.
+    let again = bus
+        .commit_flow(0, "A", &events, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, vec![None, None, None]);
+    assert_eq!(bus.guard_members(0).await.unwrap_or_default().len(), 4);
+    // Another owner is fenced.
+    assert!(bus.commit_flow(0, "B", &events, &[]).await.is_err());
+
+    let day = flowtape_server::date::market_date(sample[0].ts_ms());
+    let ack = |id: Cursor, size: u64| Ack {
+        id,
+        delta: Some(DayDelta {
+            day,
+            occ: "SPY261218P00500000".into(),
+            size,
+            bucket: "SPY:put".into(),
+            direction: Some("SPY:bull".into()),
+            premium_cents: 100,
+        }),
+    };
+    // Entries 0 and 2 now; 1 and 3 (between and after them) stay pending.
+    let acked = bus
+        .ack_raw(0, &[ack(ids[0], 10), ack(ids[2], 20)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(acked, 2);
+    // Again, with 1: only 1 is acknowledged and counted.
+    let acked = bus
+        .ack_raw(0, &[ack(ids[0], 10), ack(ids[1], 100), ack(ids[2], 20)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(acked, 1);
+    let vol: Vec<(String, u64)> = bus.day_volume(0, day).await.unwrap_or_default();
+    assert_eq!(vol, vec![("SPY261218P00500000".to_string(), 130)]);
+    // Entries 3 and 4 are still pending: a takeover claims exactly them.
+    let (pending, trimmed) = reader.claim_all("B:0").await.unwrap_or_default();
+    assert_eq!(trimmed, 0);
+    assert_eq!(
+        pending.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids[3..].to_vec()
+    );
+    // Pruning the acknowledged ids leaves the one still pending in the guard.
+    bus.commit_flow(0, "A", &[], &ids[0..3])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let guard = bus.guard_members(0).await.unwrap_or_default();
+    assert_eq!(guard.into_iter().collect::<Vec<_>>(), vec![ids[3]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bus_commits_and_acks_count_once() {
+    commit_and_ack_count_once(Bus::memory(BusConfig {
+        shards: 1,
+        ..BusConfig::default()
+    }))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_bus_commits_and_acks_count_once() {
+    let server = RedisServer::start();
+    let bus = Bus::redis(
+        &server.url(),
+        BusConfig {
+            shards: 1,
+            ..BusConfig::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    commit_and_ack_count_once(bus).await;
+}

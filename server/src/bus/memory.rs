@@ -292,11 +292,10 @@ impl MemoryBus {
             acked += 1;
             let Some(d) = &a.delta else { continue };
             let day = days.by_day.entry((shard, d.day)).or_default();
-            *day.volume.entry(d.occ.clone()).or_default() += d.size;
-            let (bucket, dir) = d.premium_fields();
-            *day.premium.entry(bucket).or_default() += d.premium_cents;
-            if let Some(dir) = dir {
-                *day.premium.entry(dir).or_default() += d.premium_cents;
+            *day.volume.entry(d.occ.to_string()).or_default() += d.size;
+            *day.premium.entry(d.bucket.to_string()).or_default() += d.premium_cents;
+            if let Some(dir) = &d.direction {
+                *day.premium.entry(dir.to_string()).or_default() += d.premium_cents;
             }
             day.written = Some(now);
         }

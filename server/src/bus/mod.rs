@@ -95,33 +95,55 @@ pub struct Ack {
 }
 
 /// What one print adds to its trading day's volume and premium aggregates.
+/// The strings are shared (`Arc`) so a processor builds each contract's
+/// once, not once per print.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DayDelta {
     pub day: Date,
-    /// Unpadded OSI symbol.
-    pub occ: String,
+    /// Unpadded OSI symbol: the day volume field.
+    pub occ: Arc<str>,
     pub size: u64,
-    pub sym: String,
-    pub right: Right,
-    pub sentiment: Sentiment,
+    /// The premium bucket field, `SYM:call` or `SYM:put`.
+    pub bucket: Arc<str>,
+    /// The direction field, `SYM:bull` or `SYM:bear`; none for neutral
+    /// premium, which counts in neither direction.
+    pub direction: Option<Arc<str>>,
     /// Premium in cents.
     pub premium_cents: i64,
 }
 
-impl DayDelta {
-    /// The premium aggregate fields this delta adds to: `SYM:call|put` and
-    /// `SYM:bull|bear` (neutral premium counts in neither direction).
-    pub fn premium_fields(&self) -> (String, Option<String>) {
-        let bucket = match self.right {
+/// The day-aggregate field names of one contract, built once and shared by
+/// every [`DayDelta`] of that contract.
+#[derive(Clone, Debug)]
+pub struct DayFields {
+    pub occ: Arc<str>,
+    pub bucket: Arc<str>,
+    pub bull: Arc<str>,
+    pub bear: Arc<str>,
+}
+
+impl DayFields {
+    pub fn new(contract: &crate::occ::Contract) -> DayFields {
+        let sym = contract.underlying();
+        let bucket = match contract.right {
             Right::Call => "call",
             Right::Put => "put",
         };
-        let dir = match self.sentiment {
-            Sentiment::Bull => Some(format!("{}:bull", self.sym)),
-            Sentiment::Bear => Some(format!("{}:bear", self.sym)),
+        DayFields {
+            occ: contract.osi().into(),
+            bucket: format!("{sym}:{bucket}").into(),
+            bull: format!("{sym}:bull").into(),
+            bear: format!("{sym}:bear").into(),
+        }
+    }
+
+    /// The direction field for a sentiment.
+    pub fn direction(&self, sentiment: Sentiment) -> Option<Arc<str>> {
+        match sentiment {
+            Sentiment::Bull => Some(self.bull.clone()),
+            Sentiment::Bear => Some(self.bear.clone()),
             Sentiment::Neutral => None,
-        };
-        (format!("{}:{}", self.sym, bucket), dir)
+        }
     }
 }
 

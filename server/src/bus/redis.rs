@@ -16,13 +16,13 @@
 //! Connections are `ConnectionManager`s, which reconnect by themselves; the
 //! live subscription is a task that resubscribes and reports a gap.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Script, Value};
+use redis::{Script, ToRedisArgs, Value};
 use tokio::sync::mpsc;
 
 use super::keys::PROCESS_GROUP;
@@ -35,50 +35,92 @@ use crate::date::Date;
 use crate::event::Print;
 use crate::protocol::FeedStatus;
 
+/// Live messages are cut at about this many bytes: one `PUBLISH` carries
+/// every event of a commit up to this size.
+const LIVE_MESSAGE_BYTES: usize = 65_536;
+
 const COMMIT_FLOW: &str = r#"
 -- KEYS: flow stream, lease, guard
--- ARGV: owner, maxlen, minid ('' = none), channel, nprune, prune..., nevents, {nlegs, legs..., json}...
+-- ARGV: owner, maxlen, minid ('' = none), channel, live message bytes, nprune, prune..., nevents, {nlegs, legs..., json}...
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return redis.error_reply('LEASE_LOST the shard lease is held by another processor')
 end
-local function in_chunks(cmd, key, from, to)
-  for s = from, to, 1000 do
-    redis.call(cmd, key, unpack(ARGV, s, math.min(s + 999, to)))
+local function in_chunks(cmd, key, list)
+  for s = 1, #list, 1000 do
+    redis.call(cmd, key, unpack(list, s, math.min(s + 999, #list)))
   end
 end
-local i = 5
+local i = 6
 local np = tonumber(ARGV[i]); i = i + 1
-if np > 0 then in_chunks('SREM', KEYS[3], i, i + np - 1) end
+if np > 0 then
+  local prune = {}
+  for k = i, i + np - 1 do prune[#prune + 1] = ARGV[k] end
+  in_chunks('SREM', KEYS[3], prune)
+end
 i = i + np
 local ne = tonumber(ARGV[i]); i = i + 1
-local out = {}
+-- Where each event's legs start, and its first legs, to test against the guard at once.
+local starts, firsts = {}, {}
+local j = i
 for e = 1, ne do
-  local nl = tonumber(ARGV[i]); i = i + 1
-  local json = ARGV[i + nl]
-  if redis.call('SISMEMBER', KEYS[3], ARGV[i]) == 1 then
+  starts[e] = j
+  firsts[e] = ARGV[j + 1]
+  j = j + tonumber(ARGV[j]) + 2
+end
+local seen = {}
+for s = 1, ne, 1000 do
+  local part = redis.call('SMISMEMBER', KEYS[3], unpack(firsts, s, math.min(s + 999, ne)))
+  for k = 1, #part do seen[s + k - 1] = part[k] end
+end
+local out, legs, live, size = {}, {}, {}, 0
+local maxbytes = tonumber(ARGV[5])
+for e = 1, ne do
+  local at = starts[e]
+  local nl = tonumber(ARGV[at])
+  if seen[e] == 1 then
     out[e] = ''
   else
+    local json = ARGV[at + nl + 1]
     local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', json)
-    in_chunks('SADD', KEYS[3], i, i + nl - 1)
-    redis.call('PUBLISH', ARGV[4], id .. ' ' .. json)
+    for l = at + 1, at + nl do legs[#legs + 1] = ARGV[l] end
+    local msg = id .. ' ' .. json
+    if size > 0 and size + #msg > maxbytes then
+      redis.call('PUBLISH', ARGV[4], table.concat(live, '\n'))
+      live, size = {}, 0
+    end
+    live[#live + 1] = msg
+    size = size + #msg + 1
     out[e] = id
   end
-  i = i + nl + 1
 end
+if #legs > 0 then in_chunks('SADD', KEYS[3], legs) end
+if #live > 0 then redis.call('PUBLISH', ARGV[4], table.concat(live, '\n')) end
 if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
 return out
 "#;
 
 const ACK_RAW: &str = r#"
 -- KEYS: raw stream, then (volume hash, premium hash) per day
--- ARGV: group, ttl seconds, n, {id, day index (0 = none), occ, size, bucket field, direction field ('' = none), cents}...
+-- ARGV: group, ttl seconds, n, lowest id, highest id, {id, day index (0 = none), occ, size, bucket field, direction field ('' = none), cents}...
+-- Acknowledges, and counts in the day aggregates, only the entries still
+-- pending: one XPENDING over the ids' range and one XACK, not one XACK each.
 local n = tonumber(ARGV[3])
+local pending = {}
+local from = ARGV[4]
+while true do
+  local pel = redis.call('XPENDING', KEYS[1], ARGV[1], from, ARGV[5], 1000)
+  for _, e in ipairs(pel) do pending[e[1]] = true end
+  if #pel < 1000 then break end
+  from = '(' .. pel[#pel][1]
+end
 local vol, prem = {}, {}
-local acked = 0
-local i = 4
+local ids = {}
+local i = 6
 for k = 1, n do
-  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
-    acked = acked + 1
+  local id = ARGV[i]
+  if pending[id] then
+    pending[id] = nil
+    ids[#ids + 1] = id
     local d = tonumber(ARGV[i + 1])
     if d > 0 then
       local vk, pk = 2 * d, 2 * d + 1
@@ -92,6 +134,10 @@ for k = 1, n do
   end
   i = i + 7
 end
+local acked = 0
+for s = 1, #ids, 1000 do
+  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ids, s, math.min(s + 999, #ids)))
+end
 for _, t in ipairs({vol, prem}) do
   for key, fields in pairs(t) do
     for f, v in pairs(fields) do redis.call('HINCRBY', KEYS[key], f, v) end
@@ -100,6 +146,44 @@ for _, t in ipairs({vol, prem}) do
 end
 return acked
 "#;
+
+/// A stream entry id as a command argument, written without a temporary string.
+struct IdArg(Cursor);
+
+impl redis::ToRedisArgs for IdArg {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        let mut buf = [0u8; 41];
+        let n = write_id(&mut buf, self.0.ms, self.0.seq);
+        out.write_arg(&buf[..n]);
+    }
+}
+
+/// Writes `ms-seq` into `buf` (41 bytes fit two u64s and the dash); returns the length.
+fn write_id(buf: &mut [u8; 41], ms: u64, seq: u64) -> usize {
+    fn digits(mut v: u64, out: &mut [u8]) -> usize {
+        let mut tmp = [0u8; 20];
+        let mut n = 0;
+        loop {
+            tmp[n] = b'0' + (v % 10) as u8;
+            n += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for k in 0..n {
+            out[k] = tmp[n - 1 - k];
+        }
+        n
+    }
+    let a = digits(ms, &mut buf[..20]);
+    buf[a] = b'-';
+    let b = digits(seq, &mut buf[a + 1..]);
+    a + 1 + b
+}
 
 /// `redis://user:secret@host` → `redis://user:***@host`: URLs go into errors and logs.
 pub fn redact_url(url: &str) -> String {
@@ -124,7 +208,50 @@ pub struct RedisBus {
     conn: ConnectionManager,
     config: BusConfig,
     keys: Keys,
+    names: Arc<Names>,
     scripts: Arc<Scripts>,
+}
+
+/// The key names the hot paths use, built once.
+struct Names {
+    raw_streams: Vec<String>,
+    leases: Vec<String>,
+    guards: Vec<String>,
+    flow_stream: String,
+    flow_channel: String,
+}
+
+impl Names {
+    fn new(keys: &Keys, shards: u16) -> Names {
+        Names {
+            raw_streams: (0..shards).map(|k| keys.raw_stream(k)).collect(),
+            leases: (0..shards).map(|k| keys.lease(k)).collect(),
+            guards: (0..shards).map(|k| keys.guard(k)).collect(),
+            flow_stream: keys.flow_stream(),
+            flow_channel: keys.flow_channel(),
+        }
+    }
+
+    fn raw_stream(&self, keys: &Keys, shard: u16) -> std::borrow::Cow<'_, str> {
+        match self.raw_streams.get(usize::from(shard)) {
+            Some(k) => k.as_str().into(),
+            None => keys.raw_stream(shard).into(),
+        }
+    }
+
+    fn lease(&self, keys: &Keys, shard: u16) -> std::borrow::Cow<'_, str> {
+        match self.leases.get(usize::from(shard)) {
+            Some(k) => k.as_str().into(),
+            None => keys.lease(shard).into(),
+        }
+    }
+
+    fn guard(&self, keys: &Keys, shard: u16) -> std::borrow::Cow<'_, str> {
+        match self.guards.get(usize::from(shard)) {
+            Some(k) => k.as_str().into(),
+            None => keys.guard(shard).into(),
+        }
+    }
 }
 
 struct Scripts {
@@ -155,11 +282,13 @@ impl RedisBus {
             .get_connection_manager_with_config(manager_config())
             .await
             .map_err(unavailable)?;
+        let keys = Keys::new(&config.namespace);
         let bus = RedisBus {
             client,
             url: shown.clone(),
             conn,
-            keys: Keys::new(&config.namespace),
+            names: Arc::new(Names::new(&keys, config.shards)),
+            keys,
             config,
             scripts: Arc::new(Scripts {
                 commit_flow: Script::new(COMMIT_FLOW),
@@ -204,19 +333,22 @@ impl RedisBus {
             return Ok(());
         }
         let mut pipe = redis::pipe();
+        let mut json = Vec::with_capacity(512);
         for p in prints {
-            let key = self
-                .keys
-                .raw_stream(shard_of(p.contract.underlying(), self.config.shards));
-            let json = serde_json::to_string(p).map_err(|e| BusError::Protocol(e.to_string()))?;
+            let key = self.names.raw_stream(
+                &self.keys,
+                shard_of(p.contract.underlying(), self.config.shards),
+            );
+            json.clear();
+            serde_json::to_writer(&mut json, p).map_err(|e| BusError::Protocol(e.to_string()))?;
             pipe.cmd("XADD")
-                .arg(key)
+                .arg(&*key)
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(self.config.raw_max_len)
                 .arg("*")
                 .arg("p")
-                .arg(json)
+                .arg(&json[..])
                 .ignore();
         }
         let mut c = self.conn.clone();
@@ -231,9 +363,9 @@ impl RedisBus {
         ttl: Duration,
     ) -> Result<bool, BusError> {
         let mut c = self.conn.clone();
-        let key = self.keys.lease(shard);
+        let key = self.names.lease(&self.keys, shard);
         let set: Option<String> = redis::cmd("SET")
-            .arg(&key)
+            .arg(&*key)
             .arg(owner)
             .arg("NX")
             .arg("PX")
@@ -258,7 +390,7 @@ impl RedisBus {
         );
         let mut c = self.conn.clone();
         let renewed: i64 = script
-            .key(self.keys.lease(shard))
+            .key(&*self.names.lease(&self.keys, shard))
             .arg(owner)
             .arg(ttl.as_millis() as u64)
             .invoke_async(&mut c)
@@ -284,7 +416,7 @@ impl RedisBus {
             .await?;
         Ok(RedisShardReader {
             conn,
-            stream: self.keys.raw_stream(shard),
+            stream: self.names.raw_stream(&self.keys, shard).into_owned(),
         })
     }
 
@@ -308,68 +440,81 @@ impl RedisBus {
         prune: &[Cursor],
     ) -> Result<Vec<Option<Cursor>>, BusError> {
         let mut inv = self.scripts.commit_flow.prepare_invoke();
-        inv.key(self.keys.flow_stream())
-            .key(self.keys.lease(shard))
-            .key(self.keys.guard(shard))
+        inv.key(&self.names.flow_stream)
+            .key(&*self.names.lease(&self.keys, shard))
+            .key(&*self.names.guard(&self.keys, shard))
             .arg(owner)
             .arg(self.config.flow_max_len)
-            .arg(
-                min_id_cutoff(self.config.flow_max_age)
-                    .map(|c| c.to_string())
-                    .unwrap_or_default(),
-            )
-            .arg(self.keys.flow_channel())
+            .arg(match min_id_cutoff(self.config.flow_max_age) {
+                Some(c) => IdArg(c).to_redis_args().concat(),
+                None => Vec::new(),
+            })
+            .arg(&self.names.flow_channel)
+            .arg(LIVE_MESSAGE_BYTES)
             .arg(prune.len());
         for id in prune {
-            inv.arg(id.to_string());
+            inv.arg(IdArg(*id));
         }
         inv.arg(events.len());
         for e in events {
             inv.arg(e.legs.len());
             for id in e.legs {
-                inv.arg(id.to_string());
+                inv.arg(IdArg(*id));
             }
             inv.arg(e.json);
         }
         let mut c = self.conn.clone();
-        let ids: Vec<String> = match inv.invoke_async(&mut c).await {
+        let ids: Vec<Value> = match inv.invoke_async(&mut c).await {
             Ok(ids) => ids,
             Err(e) if e.code() == Some("LEASE_LOST") => return Err(BusError::LeaseLost(shard)),
             Err(e) => return Err(e.into()),
         };
-        Ok(ids.iter().map(|s| Cursor::from_str(s).ok()).collect())
+        Ok(ids
+            .iter()
+            .map(|v| match v {
+                Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+                Value::SimpleString(s) => s.parse().ok(),
+                _ => None,
+            })
+            .collect())
     }
 
     pub(super) async fn ack_raw(&self, shard: u16, acks: &[Ack]) -> Result<u64, BusError> {
-        if acks.is_empty() {
+        let (Some(lowest), Some(highest)) = (
+            acks.iter().map(|a| a.id).min(),
+            acks.iter().map(|a| a.id).max(),
+        ) else {
             return Ok(0);
-        }
-        let mut days: BTreeMap<Date, usize> = BTreeMap::new();
+        };
+        // Day index of each delta's day (1-based, in order of first use): its
+        // volume and premium hashes are keys 2i and 2i+1.
+        let mut days: Vec<Date> = Vec::new();
         for d in acks.iter().filter_map(|a| a.delta.as_ref()) {
-            let next = days.len() + 1;
-            days.entry(d.day).or_insert(next);
+            if !days.contains(&d.day) {
+                days.push(d.day);
+            }
         }
         let mut inv = self.scripts.ack_raw.prepare_invoke();
-        inv.key(self.keys.raw_stream(shard));
-        let mut ordered: Vec<(&Date, &usize)> = days.iter().collect();
-        ordered.sort_by_key(|(_, i)| **i);
-        for (day, _) in ordered {
+        inv.key(&*self.names.raw_stream(&self.keys, shard));
+        for day in &days {
             inv.key(self.keys.day_volume(shard, *day))
                 .key(self.keys.day_premium(shard, *day));
         }
         inv.arg(PROCESS_GROUP)
             .arg(self.config.day_ttl.as_secs().max(1))
-            .arg(acks.len());
+            .arg(acks.len())
+            .arg(IdArg(lowest))
+            .arg(IdArg(highest));
         for a in acks {
-            inv.arg(a.id.to_string());
+            inv.arg(IdArg(a.id));
             match &a.delta {
                 Some(d) => {
-                    let (bucket, dir) = d.premium_fields();
-                    inv.arg(days.get(&d.day).copied().unwrap_or(0))
-                        .arg(&d.occ)
+                    let day = days.iter().position(|x| *x == d.day).map_or(0, |i| i + 1);
+                    inv.arg(day)
+                        .arg(&*d.occ)
                         .arg(d.size)
-                        .arg(bucket)
-                        .arg(dir.unwrap_or_default())
+                        .arg(&*d.bucket)
+                        .arg(d.direction.as_deref().unwrap_or(""))
                         .arg(d.premium_cents);
                 }
                 None => {
@@ -508,12 +653,15 @@ impl RedisBus {
                         let Ok(payload) = msg.get_payload::<String>() else {
                             continue;
                         };
-                        let Some(entry) = parse_live(&payload) else {
-                            tracing::warn!("ignoring a malformed live message");
-                            continue;
-                        };
-                        if tx.send(Live::Entry(entry)).await.is_err() {
-                            return;
+                        // One message carries one commit's events, a line each.
+                        for line in payload.split('\n') {
+                            let Some(entry) = parse_live(line) else {
+                                tracing::warn!("ignoring a malformed live message");
+                                continue;
+                            };
+                            if tx.send(Live::Entry(entry)).await.is_err() {
+                                return;
+                            }
                         }
                     }
                     tracing::warn!("lost the live subscription; resubscribing");
@@ -556,7 +704,8 @@ async fn create_group(conn: &mut ConnectionManager, stream: &str) -> Result<(), 
     }
 }
 
-/// `<id> <json>` as published by `COMMIT_FLOW`.
+/// One line of a live message, `<id> <json>`, as published by `COMMIT_FLOW`
+/// (a message holds one line per event; JSON never contains a raw newline).
 fn parse_live(payload: &str) -> Option<FlowEntry> {
     let (id, json) = payload.split_once(' ')?;
     Some(FlowEntry {
@@ -782,6 +931,15 @@ mod tests {
             redact_url("redis://127.0.0.1:6379"),
             "redis://127.0.0.1:6379"
         );
+    }
+
+    #[test]
+    fn ids_are_written_as_redis_stream_ids() {
+        for (ms, seq) in [(0, 0), (1_734_700_000_123, 7), (u64::MAX, u64::MAX)] {
+            let mut buf = [0u8; 41];
+            let n = write_id(&mut buf, ms, seq);
+            assert_eq!(&buf[..n], Cursor::new(ms, seq).to_string().as_bytes());
+        }
     }
 
     #[test]

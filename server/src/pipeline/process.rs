@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::bus::{Ack, Bus, BusError, DayDelta, NewEvent, RawEntry, ShardReader};
+use crate::bus::{Ack, Bus, BusError, DayDelta, DayFields, NewEvent, RawEntry, ShardReader};
 use crate::conditions::ConditionTable;
 use crate::cursor::Cursor;
 use crate::date::market_date;
@@ -148,16 +148,23 @@ impl ShardWorker {
     }
 
     /// Works the shard while the lease holds.
+    ///
+    /// Each turn is one commit round trip, then the acknowledgement of what
+    /// it reflected sent together with the next read (on another
+    /// connection), so a print that arrives meanwhile waits for neither the
+    /// acknowledgement nor a read of its own.
     async fn own(&self) -> Result<Release, BusError> {
         tracing::info!(shard = self.shard, owner = %self.config.owner, "took the shard");
         self.stats.takeovers.fetch_add(1, Ordering::Relaxed);
         let mut state = ShardState::new(self);
         let mut reader = self.bus.shard_reader(self.shard).await?;
         self.recover(&mut state, &mut reader).await?;
+        let consumer = self.consumer();
         let mut last_renewal = Instant::now();
         loop {
             if self.shutdown.is_triggered() {
                 state.commit(self).await?;
+                state.ack(self).await?;
                 return Ok(Release::Shutdown);
             }
             if last_renewal.elapsed() >= self.config.lease_ttl / 3 {
@@ -170,16 +177,13 @@ impl ShardWorker {
                 }
                 last_renewal = Instant::now();
             }
-            // Wake soon while a sweep window is open, so it closes on time.
-            let block = if state.detector.oldest_open().is_some() {
-                Duration::from_millis(2)
-            } else {
-                Duration::from_millis(100)
-            };
-            let entries = reader
-                .read_new(&self.consumer(), self.config.read_count, block)
-                .await?;
-            for entry in entries {
+            let block = state.block_for();
+            let (acked, entries) = tokio::join!(
+                state.ack(self),
+                reader.read_new(&consumer, self.config.read_count, block)
+            );
+            acked?;
+            for entry in entries? {
                 state.push(entry);
             }
             state.flush_due();
@@ -234,13 +238,19 @@ impl ShardWorker {
                 Some(print) if guard.contains(&entry.id) => {
                     // Already in the flow stream; only its acknowledgement was lost.
                     state.detector.note_volume(&print);
-                    state.acks.push(state.ack_for(entry.id, Some(&print)));
-                    state.prune.push(entry.id);
+                    let delta = state.delta_of(&print);
+                    state.acks.push(Ack {
+                        id: entry.id,
+                        delta,
+                    });
+                    // Forgotten by the guard only once the acknowledgement is done.
+                    state.guarded.push(entry.id);
                 }
                 _ => state.push(entry),
             }
         }
-        state.commit(self).await
+        state.commit(self).await?;
+        state.ack(self).await
     }
 }
 
@@ -249,12 +259,18 @@ struct ShardState {
     detector: Detector,
     conditions: ConditionTable,
     detection: DetectionConfig,
-    /// Prints read and not yet acknowledged, by raw id.
-    in_flight: HashMap<Cursor, Print>,
+    /// What each print read and not yet acknowledged adds to the day
+    /// aggregates, by raw id (computed on arrival, so the print itself goes
+    /// to the detector without a copy).
+    in_flight: HashMap<Cursor, (i64, Option<DayDelta>)>,
+    /// Each contract's day-aggregate field names.
+    fields: HashMap<Contract, DayFields>,
     /// Detector output not yet committed.
     completed: Vec<Detected>,
-    /// Entries to acknowledge after the next commit.
+    /// Entries reflected in the flow stream, to acknowledge next.
     acks: Vec<Ack>,
+    /// Of `acks`, those in the guard: forgotten by it once acknowledged.
+    guarded: Vec<Cursor>,
     /// Guard members to forget in the next commit (acknowledged, or stale).
     prune: Vec<Cursor>,
     /// The newest print time seen, and when it was seen: the feed clock.
@@ -262,6 +278,12 @@ struct ShardState {
     /// Raw entries that could not be decoded, not yet added to the stats.
     malformed: u64,
 }
+
+/// The most contracts whose field names a shard keeps (then it starts over).
+const MAX_FIELD_CACHE: usize = 100_000;
+
+/// The longest a read waits for new entries when no sweep window is open.
+const IDLE_BLOCK: Duration = Duration::from_millis(100);
 
 impl ShardState {
     fn new(worker: &ShardWorker) -> ShardState {
@@ -273,8 +295,10 @@ impl ShardState {
             conditions: worker.config.conditions.clone(),
             detection: worker.config.detection.clone(),
             in_flight: HashMap::new(),
+            fields: HashMap::new(),
             completed: Vec::new(),
             acks: Vec::new(),
+            guarded: Vec::new(),
             prune: Vec::new(),
             feed_clock: None,
             malformed: 0,
@@ -287,7 +311,8 @@ impl ShardState {
                 if self.feed_clock.is_none_or(|(ts, _)| print.ts_ns > ts) {
                     self.feed_clock = Some((print.ts_ns, Instant::now()));
                 }
-                self.in_flight.insert(entry.id, print.clone());
+                let delta = self.delta_of(&print);
+                self.in_flight.insert(entry.id, (print.ts_ns, delta));
                 self.detector.push(entry.id, print, &mut self.completed);
             }
             None => {
@@ -300,6 +325,28 @@ impl ShardState {
         }
     }
 
+    /// How long the next read may wait: until the oldest open sweep window
+    /// is due to close on the feed clock (at least 1 ms), or [`IDLE_BLOCK`].
+    fn block_for(&self) -> Duration {
+        if self.detector.oldest_open().is_none() {
+            return IDLE_BLOCK;
+        }
+        // The earliest leg held open: its group is the first to close.
+        let first_ts = self
+            .detector
+            .pending_ids()
+            .filter_map(|id| self.in_flight.get(&id).map(|(ts, _)| *ts))
+            .min();
+        let (Some((newest_ts, seen)), Some(first_ts)) = (self.feed_clock, first_ts) else {
+            return Duration::from_millis(1);
+        };
+        let window_ns = self.detection.sweep_window_ms as i64 * 1_000_000;
+        let now_ns = newest_ts.saturating_add(seen.elapsed().as_nanos() as i64);
+        let left_ns = first_ts.saturating_add(window_ns).saturating_sub(now_ns);
+        let left_ms = (left_ns.max(0) as u64).div_ceil(1_000_000);
+        Duration::from_millis(left_ms.clamp(1, IDLE_BLOCK.as_millis() as u64))
+    }
+
     /// Closes sweep windows that have passed on the feed clock: the newest
     /// print time plus the real time elapsed since it was seen.
     fn flush_due(&mut self) {
@@ -309,29 +356,33 @@ impl ShardState {
         }
     }
 
-    /// What acknowledging a raw entry adds to the day aggregates: nothing for
-    /// an undecodable entry or a cancelled trade.
-    fn ack_for(&self, id: Cursor, print: Option<&Print>) -> Ack {
-        let delta = print.and_then(|p| {
-            let flags = self.conditions.flags(&p.conditions);
-            if flags.canceled {
-                return None;
-            }
-            let side = side_of(p.price, p.bid, p.ask, &self.detection);
-            Some(DayDelta {
-                day: market_date(p.ts_ms()),
-                occ: p.contract.osi(),
-                size: u64::from(p.size),
-                sym: p.contract.underlying().to_string(),
-                right: p.contract.right,
-                sentiment: sentiment_of(p.contract.right, side, flags.multi_leg),
-                premium_cents: (p.premium() * 100.0).round() as i64,
-            })
-        });
-        Ack { id, delta }
+    /// What acknowledging a print adds to the day aggregates: nothing for a
+    /// cancelled trade.
+    fn delta_of(&mut self, p: &Print) -> Option<DayDelta> {
+        let flags = self.conditions.flags(&p.conditions);
+        if flags.canceled {
+            return None;
+        }
+        let side = side_of(p.price, p.bid, p.ask, &self.detection);
+        if self.fields.len() >= MAX_FIELD_CACHE {
+            self.fields.clear();
+        }
+        let fields = self
+            .fields
+            .entry(p.contract)
+            .or_insert_with(|| DayFields::new(&p.contract));
+        Some(DayDelta {
+            day: market_date(p.ts_ms()),
+            occ: fields.occ.clone(),
+            size: u64::from(p.size),
+            bucket: fields.bucket.clone(),
+            direction: fields.direction(sentiment_of(p.contract.right, side, flags.multi_leg)),
+            premium_cents: (p.premium() * 100.0).round() as i64,
+        })
     }
 
-    /// Commits completed events, then acknowledges what they reflect.
+    /// Commits completed events (and forgets acknowledged guard members);
+    /// their raw entries are then due for acknowledgement ([`Self::ack`]).
     async fn commit(&mut self, worker: &ShardWorker) -> Result<(), BusError> {
         worker
             .stats
@@ -367,24 +418,28 @@ impl ShardState {
             self.prune.clear();
         }
         // Everything completed is now reflected (committed now, or before a crash).
-        let mut reflected_in_guard = Vec::new();
-        for d in std::mem::take(&mut self.completed) {
+        for d in self.completed.drain(..) {
             for id in d.entries {
-                let print = self.in_flight.remove(&id);
-                let ack = self.ack_for(id, print.as_ref());
-                self.acks.push(ack);
+                let delta = self.in_flight.remove(&id).and_then(|(_, d)| d);
+                self.acks.push(Ack { id, delta });
                 if d.event.is_some() {
-                    reflected_in_guard.push(id);
+                    self.guarded.push(id);
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Acknowledges the entries the commits so far reflect; the guard
+    /// forgets them in the next commit.
+    async fn ack(&mut self, worker: &ShardWorker) -> Result<(), BusError> {
         if self.acks.is_empty() {
             return Ok(());
         }
         let acked = worker.bus.ack_raw(worker.shard, &self.acks).await?;
         worker.stats.prints.fetch_add(acked, Ordering::Relaxed);
         self.acks.clear();
-        self.prune.extend(reflected_in_guard);
+        self.prune.append(&mut self.guarded);
         Ok(())
     }
 }
