@@ -51,6 +51,10 @@ pub struct GatewayConfig {
     pub send_queue_bytes: usize,
     /// Largest `events` batch frame the writer coalesces queued events into.
     pub max_batch_bytes: usize,
+    /// At peaks, a client is written to at most once per this interval, and
+    /// the events due meanwhile go out as one frame; zero writes each event
+    /// as soon as the writer gets to it.
+    pub coalesce: Duration,
     /// The server pings every client this often.
     pub ping_interval: Duration,
     /// A client that has sent nothing (no pong, no message) for
@@ -101,6 +105,7 @@ impl Default for GatewayConfig {
             max_message_size: 64 * 1024,
             send_queue_bytes: 4 * 1024 * 1024,
             max_batch_bytes: 64 * 1024,
+            coalesce: Duration::from_millis(2),
             ping_interval: Duration::from_secs(15),
             pong_timeout: Duration::from_secs(15),
             handshake_timeout: Duration::from_secs(10),

@@ -111,15 +111,15 @@ fn percent_decode(s: &str) -> Option<String> {
 pub(crate) async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
 ) -> Result<(Request, Vec<u8>), HeadError> {
+    // Read straight into the heap buffer: a buffer inside this future would
+    // stay resident in every connection's task.
     let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
     loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
+        buf.reserve(1024);
+        let searched_from = buf.len().saturating_sub(3);
+        if stream.read_buf(&mut buf).await? == 0 {
             return Err(HeadError::Eof);
         }
-        let searched_from = buf.len().saturating_sub(3);
-        buf.extend_from_slice(&chunk[..n]);
         if let Some(end) = find_head_end(&buf, searched_from) {
             let rest = buf.split_off(end);
             return Ok((parse_head(&buf)?, rest));

@@ -34,6 +34,7 @@ pub mod auth;
 pub mod config;
 mod http;
 mod hub;
+mod mailbox;
 pub mod metrics;
 mod outbox;
 mod ratelimit;
@@ -99,7 +100,7 @@ pub struct Gateway {
 /// What every connection task shares.
 struct Shared {
     bus: Bus,
-    config: GatewayConfig,
+    config: Arc<GatewayConfig>,
     ws_config: WebSocketConfig,
     metrics: Arc<GatewayMetrics>,
     auth: Authenticator,
@@ -144,8 +145,10 @@ impl Gateway {
             ))
         });
         let ws_config = WebSocketConfig::default()
-            // Client messages are small; a large read buffer is idle memory per connection.
-            .read_buffer_size(4 * 1024)
+            // Client messages are small, and the read buffer is resident
+            // memory in every connection: read in small steps (a larger
+            // message grows the buffer as it needs).
+            .read_buffer_size(512)
             .write_buffer_size(0)
             .max_write_buffer_size(config.max_batch_bytes.max(config.max_message_size) * 4)
             .max_message_size(Some(config.max_message_size))
@@ -162,7 +165,7 @@ impl Gateway {
             metrics,
             tls,
             health: Arc::new(HubHealth::new()),
-            config,
+            config: Arc::new(config),
         };
         Ok(Gateway {
             listener,
@@ -253,11 +256,22 @@ impl Gateway {
             let shared = shared.clone();
             let shutdown = shutdown.clone();
             let done = done_tx.clone();
-            tokio::spawn(async move {
-                handle(shared, socket, peer, shutdown).await;
-                drop(permit);
-                drop(done);
-            });
+            let _ = socket.set_nodelay(true);
+            let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
+            // The task's future is the connection's resident state for as
+            // long as it stays open: a plain connection's is not sized for
+            // the TLS one's.
+            if shared.tls.is_some() {
+                tokio::spawn(async move {
+                    serve_tls(shared, socket, peer, deadline, shutdown).await;
+                    drop((permit, done));
+                });
+            } else {
+                tokio::spawn(async move {
+                    serve_http(shared, socket, deadline, shutdown).await;
+                    drop((permit, done));
+                });
+            }
         }
         drop(listener);
         drop(done_tx);
@@ -323,26 +337,26 @@ async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     }
 }
 
-/// One accepted connection: TLS if configured, then HTTP.
-async fn handle(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr, shutdown: Shutdown) {
-    let _ = socket.set_nodelay(true);
-    let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
-    match &shared.tls {
-        // Boxed apart: a plain connection's task is not sized for the TLS
-        // one's state (idle memory per connection).
-        None => Box::pin(serve_http(shared, socket, deadline, shutdown)).await,
-        Some(acceptor) => {
-            match tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(socket))).await {
-                Ok(Ok(tls)) => Box::pin(serve_http(shared, tls, deadline, shutdown)).await,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    shared.metrics.count_rejection(Rejection::Tls);
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    shared.metrics.count_rejection(Rejection::Tls);
-                }
-            }
+/// One accepted TLS connection: the handshake, then HTTP.
+async fn serve_tls(
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    deadline: tokio::time::Instant,
+    shutdown: Shutdown,
+) {
+    let Some(acceptor) = shared.tls.clone() else {
+        return;
+    };
+    match tokio::time::timeout_at(deadline, acceptor.accept(socket)).await {
+        Ok(Ok(tls)) => serve_http(shared, tls, deadline, shutdown).await,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            shared.metrics.count_rejection(Rejection::Tls);
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            shared.metrics.count_rejection(Rejection::Tls);
         }
     }
 }
@@ -474,6 +488,9 @@ async fn upgrade<S>(
     if let Some(name) = &grant.name {
         tracing::debug!(token = %name, "client connected");
     }
+    // The request's head is done with; it must not live as long as the connection.
+    drop(request);
+    drop(key);
     let ws =
         WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(shared.ws_config))
             .await;

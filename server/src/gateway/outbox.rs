@@ -11,7 +11,11 @@
 //!
 //! The writer coalesces queued events: when more than one event frame is
 //! waiting it writes them as one `{"type":"events","events":[…]}` frame of at
-//! most `max_batch_bytes`. It pings every `ping_interval` and closes a client
+//! most `max_batch_bytes`. At peaks it writes to a client at most once per
+//! `coalesce` interval: an event that comes within the interval after a write
+//! waits out the rest of it, with whatever else arrives meanwhile, so a busy
+//! client costs one socket write per interval rather than one per event. An
+//! event that comes after a quiet spell is written at once. It pings every `ping_interval` and closes a client
 //! that has sent nothing within `pong_timeout` of a ping (4009). On shutdown it
 //! sends 1001 "going away".
 
@@ -22,13 +26,14 @@ use std::time::{Duration, Instant};
 use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::hub::Delivery;
+use super::mailbox::{self, Receiver, Sender, TrySendError};
 use super::metrics::GatewayMetrics;
 use crate::protocol::{
     events_frame, ErrorCode, ServerMessage, CLOSE_GOING_AWAY_REASON, CLOSE_HEARTBEAT_TIMEOUT,
@@ -46,13 +51,16 @@ pub(crate) const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 pub(crate) const CLOSE_INTERNAL: u16 = 1011;
 const CLOSE_GOING_AWAY: u16 = 1001;
 
-/// One frame waiting for the socket.
+/// One frame waiting for the socket. Two words: the queue allocates its
+/// slots in blocks up front, in every connection, and events are the common case.
 pub(crate) enum Out {
     Event(Arc<Delivery>),
-    Text(Utf8Bytes),
+    Text(Box<Utf8Bytes>),
     /// Close after everything queued before it.
-    Close(u16, &'static str),
+    Close(Box<(u16, &'static str)>),
 }
+
+const _: () = assert!(std::mem::size_of::<Out>() == 16);
 
 impl Out {
     fn bytes(&self) -> usize {
@@ -80,19 +88,19 @@ struct Shared {
 /// The producer side of a client's send queue; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Outbox {
-    tx: mpsc::UnboundedSender<Out>,
+    tx: Sender<Out>,
     shared: Arc<Shared>,
     metrics: Arc<GatewayMetrics>,
 }
 
 /// The writer's end of the queue.
 pub(crate) struct Inbox {
-    rx: mpsc::UnboundedReceiver<Out>,
+    rx: Receiver<Out>,
     shared: Arc<Shared>,
 }
 
 pub(crate) fn channel(budget: usize, metrics: Arc<GatewayMetrics>) -> (Outbox, Inbox) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mailbox::mailbox(usize::MAX);
     let shared = Arc::new(Shared {
         queued: AtomicUsize::new(0),
         budget,
@@ -118,7 +126,7 @@ impl Outbox {
             self.shared.queued.fetch_sub(n, Ordering::AcqRel);
             return Err(SlowConsumer);
         }
-        if self.tx.send(out).is_err() {
+        if let Err(TrySendError::Closed(_) | TrySendError::Full(_)) = self.tx.try_send(out) {
             // The writer is gone; the connection is ending anyway.
             self.shared.queued.fetch_sub(n, Ordering::AcqRel);
         }
@@ -153,7 +161,7 @@ impl Outbox {
     /// Queues a control message (status, error, pong).
     pub(crate) fn message(&self, m: &ServerMessage) -> Result<(), SlowConsumer> {
         let text = serde_json::to_string(m).unwrap_or_default();
-        self.try_push(Out::Text(text.into()))
+        self.try_push(Out::Text(Box::new(text.into())))
     }
 
     /// Queues an error frame.
@@ -171,7 +179,7 @@ impl Outbox {
 
     /// Closes after what is already queued.
     pub(crate) fn close(&self, code: u16, reason: &'static str) {
-        let _ = self.tx.send(Out::Close(code, reason));
+        let _ = self.tx.try_send(Out::Close(Box::new((code, reason))));
     }
 
     /// Closes the client as a slow consumer, ahead of anything queued.
@@ -194,6 +202,7 @@ pub(crate) struct WriterConfig {
     pub pong_timeout: Duration,
     pub write_timeout: Duration,
     pub max_batch_bytes: usize,
+    pub coalesce: Duration,
 }
 
 /// When the client was last heard from (any frame), for heartbeats.
@@ -253,7 +262,7 @@ impl Inbox {
     /// The cursors of the events queued so far, taken off the queue.
     pub(crate) fn take_cursors(&mut self) -> Vec<crate::cursor::Cursor> {
         let mut cursors = Vec::new();
-        while let Ok(out) = self.rx.try_recv() {
+        while let Some(out) = self.rx.try_recv() {
             self.shared.queued.fetch_sub(out.bytes(), Ordering::AcqRel);
             if let Out::Event(d) = out {
                 cursors.push(d.cursor);
@@ -280,6 +289,8 @@ pub(crate) async fn run_writer<S>(
     // A ping awaiting an answer: when it was sent, and the answer deadline.
     let mut awaiting: Option<(u64, tokio::time::Instant)> = None;
     let mut carried: Option<Out> = None;
+    // When events were last written: the next waits out the coalescing interval.
+    let mut last_write: Option<tokio::time::Instant> = None;
     let stop = loop {
         let pong_deadline = awaiting.map(|(_, deadline)| deadline);
         let next = match carried.take() {
@@ -322,15 +333,21 @@ pub(crate) async fn run_writer<S>(
             },
         };
         let (message, written, events) = match next {
-            Out::Close(code, reason) => break Stop::Close(code, reason),
+            Out::Close(close) => break Stop::Close(close.0, close.1),
             Out::Text(text) => {
+                let text = *text;
                 let n = text.len();
                 (Message::Text(text), n, Vec::new())
             }
             Out::Event(first) => {
+                if let Some(due) = last_write.map(|at| at + config.coalesce) {
+                    if due > tokio::time::Instant::now() {
+                        tokio::time::sleep_until(due).await;
+                    }
+                }
                 let mut batch = vec![first];
                 let mut bytes = batch[0].frame.len();
-                while let Ok(more) = inbox.rx.try_recv() {
+                while let Some(more) = inbox.rx.try_recv() {
                     match more {
                         Out::Event(d) if bytes + d.frame.len() <= config.max_batch_bytes => {
                             bytes += d.frame.len();
@@ -358,6 +375,7 @@ pub(crate) async fn run_writer<S>(
             break stop;
         }
         if !events.is_empty() {
+            last_write = Some(tokio::time::Instant::now());
             metrics
                 .events_out
                 .fetch_add(events.len() as u64, Ordering::Relaxed);

@@ -22,13 +22,14 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::auth::Entitlement;
 use super::config::GatewayConfig;
 use super::hub::{bus_call, CatchUp, LiveEnd, LiveRx, SharedFilter, Tap};
+use super::mailbox;
 use super::metrics::GatewayMetrics;
 use super::outbox::{
     self, LastHeard, Outbox, SlowConsumer, WriterConfig, CLOSE_INTERNAL, CLOSE_INVALID_PAYLOAD,
@@ -45,7 +46,7 @@ use crate::shutdown::Shutdown;
 /// What a connection needs from its gateway.
 pub(crate) struct Context {
     pub bus: Bus,
-    pub config: GatewayConfig,
+    pub config: Arc<GatewayConfig>,
     pub metrics: Arc<GatewayMetrics>,
     pub tap: Arc<Tap>,
     pub entitlement: Entitlement,
@@ -69,6 +70,7 @@ where
         pong_timeout: ctx.config.pong_timeout,
         write_timeout: ctx.config.write_timeout,
         max_batch_bytes: ctx.config.max_batch_bytes,
+        coalesce: ctx.config.coalesce,
     };
     let write_timeout = writer_config.write_timeout;
     let mut writer = tokio::spawn(outbox::run_writer(
@@ -80,7 +82,7 @@ where
         metrics.clone(),
     ));
     {
-        let (commands, inbox) = mpsc::channel(16);
+        let (commands, inbox) = mailbox::mailbox(16);
         let reader = Reader {
             out: out.clone(),
             commands,
@@ -88,15 +90,15 @@ where
             heard,
         };
         let session = Session::new(ctx, out);
-        // The reader runs as its own task, so the session's wake-ups for
-        // live events never poll the socket's read side.
-        let mut reading = tokio::spawn(reader.run(stream));
+        // One task for both: live events bypass the session (the hub queues
+        // them for the writer), so it wakes only for the client's commands,
+        // a lag or a feed change, and the reader keeps reading while the
+        // session replays.
         tokio::select! {
-            _ = &mut reading => {}
+            _ = reader.run(stream) => {}
             _ = session.run(inbox) => {}
             _ = &mut writer => {}
         }
-        reading.abort();
         // Dropping the reader and session drops every producer: the writer
         // sends what is queued and finishes the closing handshake.
     }
@@ -112,7 +114,7 @@ where
 
 struct Reader {
     out: Outbox,
-    commands: mpsc::Sender<ClientMessage>,
+    commands: mailbox::Sender<ClientMessage>,
     bucket: TokenBucket,
     heard: Arc<LastHeard>,
 }
@@ -282,7 +284,7 @@ impl Session {
         }
     }
 
-    async fn run(mut self, mut commands: mpsc::Receiver<ClientMessage>) {
+    async fn run(mut self, mut commands: mailbox::Receiver<ClientMessage>) {
         let mut feed_open = true;
         loop {
             let step = tokio::select! {
@@ -380,7 +382,7 @@ impl Session {
                 tracing::debug!(%cursor, "client's send queue filled; catching up");
                 self.ctx.metrics.lag_resumes.fetch_add(1, Ordering::Relaxed);
                 self.cursor = cursor;
-                Box::pin(self.go_live(false)).await
+                Box::pin(self.go_live()).await
             }
             LiveEnd::Closed => {
                 self.out.close(CLOSE_INTERNAL, "the gateway stopped");
@@ -428,31 +430,31 @@ impl Session {
             notice: (!notices.is_empty()).then(|| notices.join("; ")),
             live: false,
         })?;
-        self.cursor = match start {
-            Start::Now => upto,
-            Start::Backfill(n) => match self.backfill(n, upto).await {
-                Ok(()) => upto,
-                Err(e) => return self.replay_failed(e, true),
-            },
-            Start::Since(since) => since,
+        // The history asked for ends at the tap's cursor when the subscribe
+        // came; `live: true` follows it, and what comes after is live.
+        let replayed = match start {
+            Start::Now => Ok(upto),
+            Start::Backfill(n) => self.backfill(n, upto).await.map(|()| upto),
+            Start::Since(since) => self.replay_since(since, upto).await,
         };
-        self.go_live(true).await?;
-        if self.live.is_some() {
-            self.out.message(&ServerMessage::Status {
-                feed: None,
-                retention: None,
-                notice: None,
-                live: true,
-            })?;
+        match replayed {
+            Ok(cursor) => self.cursor = cursor,
+            Err(e) => return self.replay_failed(e, true),
         }
-        Ok(())
+        self.out.message(&ServerMessage::Status {
+            feed: None,
+            retention: None,
+            notice: None,
+            live: true,
+        })?;
+        self.go_live().await
     }
 
     /// Brings the client from its cursor to live: the tap's recent events
     /// while they cover the cursor, the flow stream before that, and then the
-    /// tap attaches it at the seam. `announce` is false for a client catching
-    /// up after its queue filled, which has no pending `subscribe` to answer.
-    async fn go_live(&mut self, announce: bool) -> Result<(), End> {
+    /// tap attaches it at the seam. The client has been told it is live, so
+    /// a failure closes the connection, for the client to resume by cursor.
+    async fn go_live(&mut self) -> Result<(), End> {
         loop {
             let step =
                 self.ctx
@@ -468,19 +470,17 @@ impl Session {
                         let cursor = d.cursor;
                         if self.wanted(&d) {
                             if let Err(e) = self.send_replayed(d).await {
-                                return self.replay_failed(e, announce);
+                                return self.replay_failed(e, false);
                             }
                         }
                         self.cursor = cursor;
                     }
                 }
                 CatchUp::Stream(upto) => {
-                    if !announce {
-                        self.notice_if_too_old().await?;
-                    }
+                    self.notice_if_too_old().await?;
                     match self.replay_since(self.cursor, upto).await {
                         Ok(cursor) => self.cursor = cursor,
-                        Err(e) => return self.replay_failed(e, announce),
+                        Err(e) => return self.replay_failed(e, false),
                     }
                 }
             }
@@ -488,7 +488,8 @@ impl Session {
     }
 
     /// Tells a client catching up from the stream that its cursor is older
-    /// than the oldest event kept (a `subscribe` says so in its first status).
+    /// than the oldest event kept (a `subscribe` says so in its first status;
+    /// this is for a client that fell that far behind since).
     async fn notice_if_too_old(&mut self) -> Result<(), End> {
         let first = match bus_call(self.ctx.bus.flow_bounds()).await {
             Ok(bounds) => bounds.first,
