@@ -24,9 +24,9 @@
 //! client's filter applied once in the hub; only the writers of matching
 //! clients are woken, and they share the event through an `Arc`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -37,7 +37,7 @@ use super::outbox::Outbox;
 use crate::bus::{Bus, BusError, FlowEntry, Live, LiveFeed};
 use crate::cursor::Cursor;
 use crate::event::FlowEvent;
-use crate::filter::Filter;
+use crate::filter::{Filter, Ticker};
 use crate::protocol::event_frame;
 use crate::shutdown::Shutdown;
 
@@ -87,13 +87,16 @@ pub(crate) async fn bus_call<T>(
 /// A tier's live fan-out: its live subscribers, the recent events, and the
 /// cursor of the newest event sent.
 ///
-/// The hub evaluates every live subscriber's filter once per event and queues
-/// the event straight into the matching clients' send queues ([`Outbox`]), so
-/// an event wakes only the writers of the clients that want it, and no
+/// Subscribers are grouped by filter (by its canonical form), and the groups
+/// are indexed by the tickers their filters name. For each event the hub
+/// evaluates only the groups that can match it (those naming its ticker, and
+/// those naming none), each once however many clients share it, and queues
+/// the event straight into the matching clients' send queues ([`Outbox`]).
+/// So an event wakes only the writers of the clients that want it, and no
 /// per-client task sits between the hub and the socket.
 ///
 /// A subscriber whose send queue is full is detached (it lagged): its
-/// session is told the cursor of the last event dealt to it and catches up
+/// session is told the cursor of the last event queued for it and catches up
 /// by itself, from [`Tap::catch_up`]'s in-memory window of recent events
 /// while they cover its cursor, and from the flow stream before that. So a
 /// burst costs a lagging client no Redis reads, and nothing is skipped.
@@ -110,22 +113,36 @@ struct TapInner {
     floor: Cursor,
     recent: VecDeque<Arc<Delivery>>,
     next_id: u64,
+    subscribers: usize,
+    /// Slots; a group with no subscribers is removed and its slot reused.
+    groups: Vec<Option<Group>>,
+    free: Vec<usize>,
+    /// Canonical filter → its group.
+    by_filter: HashMap<String, usize>,
+    /// Ticker → the groups whose filters name it.
+    by_ticker: HashMap<Ticker, Vec<usize>>,
+    /// Groups whose filters name no ticker.
+    any_ticker: Vec<usize>,
+    /// Subscriber id → its group.
+    group_of: HashMap<u64, usize>,
+}
+
+struct Group {
+    filter: Filter,
+    canonical: String,
     subs: Vec<Subscriber>,
 }
 
 struct Subscriber {
     id: u64,
-    filter: SharedFilter,
     out: Outbox,
-    /// The newest event dealt to this subscriber (sent or filtered out).
+    /// The newest event queued for this subscriber (or the cursor it
+    /// attached or changed filter at). Every event between it and the
+    /// tap's cursor was filtered out.
     cursor: Cursor,
     /// Told the cursor to resume from when the subscriber lags.
     lagged: Option<oneshot::Sender<Cursor>>,
 }
-
-/// A client's filter, shared between its session (which changes it) and the
-/// hub (which applies it to every event).
-pub(crate) type SharedFilter = Arc<RwLock<Filter>>;
 
 /// Why a live subscription ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -151,12 +168,21 @@ impl LiveRx {
             Err(_) => LiveEnd::Closed,
         }
     }
+
+    /// Applies `filter` from the next event on.
+    pub(crate) fn set_filter(&self, filter: &Filter) {
+        let mut inner = self.tap.lock();
+        let last = inner.last;
+        if let Some(mut sub) = inner.remove(self.id) {
+            sub.cursor = sub.cursor.max(last);
+            inner.add(filter, sub);
+        }
+    }
 }
 
 impl Drop for LiveRx {
     fn drop(&mut self) {
-        let id = self.id;
-        self.tap.lock().subs.retain(|s| s.id != id);
+        self.tap.lock().remove(self.id);
     }
 }
 
@@ -171,6 +197,76 @@ pub(crate) enum CatchUp {
     Stream(Cursor),
 }
 
+impl TapInner {
+    /// Adds a subscriber to its filter's group, creating the group if needed.
+    fn add(&mut self, filter: &Filter, sub: Subscriber) {
+        let canonical = filter.canonical();
+        let g = match self.by_filter.get(&canonical) {
+            Some(&g) => g,
+            None => {
+                let group = Group {
+                    filter: filter.clone(),
+                    canonical: canonical.clone(),
+                    subs: Vec::new(),
+                };
+                let g = match self.free.pop() {
+                    Some(g) => {
+                        self.groups[g] = Some(group);
+                        g
+                    }
+                    None => {
+                        self.groups.push(Some(group));
+                        self.groups.len() - 1
+                    }
+                };
+                if filter.tickers().is_empty() {
+                    self.any_ticker.push(g);
+                }
+                for t in filter.tickers() {
+                    self.by_ticker.entry(*t).or_default().push(g);
+                }
+                self.by_filter.insert(canonical, g);
+                g
+            }
+        };
+        self.group_of.insert(sub.id, g);
+        self.subscribers += 1;
+        if let Some(group) = self.groups[g].as_mut() {
+            group.subs.push(sub);
+        }
+    }
+
+    /// Takes a subscriber out, dropping its group if it was the last.
+    fn remove(&mut self, id: u64) -> Option<Subscriber> {
+        let g = self.group_of.remove(&id)?;
+        let group = self.groups[g].as_mut()?;
+        let at = group.subs.iter().position(|s| s.id == id)?;
+        let sub = group.subs.swap_remove(at);
+        self.subscribers -= 1;
+        if group.subs.is_empty() {
+            self.drop_group(g);
+        }
+        Some(sub)
+    }
+
+    fn drop_group(&mut self, g: usize) {
+        let Some(group) = self.groups[g].take() else {
+            return;
+        };
+        self.by_filter.remove(&group.canonical);
+        self.any_ticker.retain(|&x| x != g);
+        for t in group.filter.tickers() {
+            if let Some(groups) = self.by_ticker.get_mut(t) {
+                groups.retain(|&x| x != g);
+                if groups.is_empty() {
+                    self.by_ticker.remove(t);
+                }
+            }
+        }
+        self.free.push(g);
+    }
+}
+
 impl Tap {
     pub(crate) fn new(start: Cursor, recent_cap: usize, metrics: Arc<GatewayMetrics>) -> Tap {
         Tap {
@@ -179,7 +275,13 @@ impl Tap {
                 floor: start,
                 recent: VecDeque::new(),
                 next_id: 0,
-                subs: Vec::new(),
+                subscribers: 0,
+                groups: Vec::new(),
+                free: Vec::new(),
+                by_filter: HashMap::new(),
+                by_ticker: HashMap::new(),
+                any_ticker: Vec::new(),
+                group_of: HashMap::new(),
             }),
             recent_cap,
             metrics,
@@ -198,7 +300,7 @@ impl Tap {
     pub(crate) fn catch_up(
         self: &Arc<Self>,
         cursor: Cursor,
-        filter: &SharedFilter,
+        filter: &Filter,
         out: &Outbox,
         max: usize,
     ) -> CatchUp {
@@ -214,13 +316,13 @@ impl Tap {
         let (tx, rx) = oneshot::channel();
         let id = inner.next_id;
         inner.next_id += 1;
-        inner.subs.push(Subscriber {
+        let sub = Subscriber {
             id,
-            filter: filter.clone(),
             out: out.clone(),
             cursor,
             lagged: Some(tx),
-        });
+        };
+        inner.add(filter, sub);
         drop(inner);
         CatchUp::Live(LiveRx {
             id,
@@ -235,7 +337,8 @@ impl Tap {
     }
 
     fn publish(&self, d: Arc<Delivery>) {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         inner.last = d.cursor;
         inner.recent.push_back(d.clone());
         while inner.recent.len() > self.recent_cap {
@@ -243,27 +346,42 @@ impl Tap {
                 inner.floor = old.cursor;
             }
         }
-        let mut filtered = 0u64;
-        inner.subs.retain_mut(|sub| {
-            if d.cursor <= sub.cursor {
-                return true;
+        let named = Ticker::parse(&d.event.sym)
+            .and_then(|t| inner.by_ticker.get(&t))
+            .map_or(&[][..], Vec::as_slice);
+        let mut dealt = 0usize;
+        let mut lagged = Vec::new();
+        for &g in named.iter().chain(&inner.any_ticker) {
+            let Some(group) = inner.groups[g].as_mut() else {
+                continue;
+            };
+            if !group.filter.matches(&d.event) {
+                continue;
             }
-            let matches = sub.filter.read().map_or(true, |f| f.matches(&d.event));
-            if !matches {
-                filtered += 1;
-            } else if sub.out.live(d.clone()).is_err() {
-                if let Some(lagged) = sub.lagged.take() {
-                    let _ = lagged.send(sub.cursor);
+            for sub in &mut group.subs {
+                if d.cursor <= sub.cursor {
+                    continue;
                 }
-                return false;
+                dealt += 1;
+                if sub.out.live(d.clone()).is_ok() {
+                    sub.cursor = d.cursor;
+                } else {
+                    lagged.push(sub.id);
+                }
             }
-            sub.cursor = d.cursor;
-            true
-        });
-        drop(inner);
+        }
+        let filtered = inner.subscribers - dealt;
+        for id in lagged {
+            if let Some(mut sub) = inner.remove(id) {
+                if let Some(tell) = sub.lagged.take() {
+                    let _ = tell.send(sub.cursor);
+                }
+            }
+        }
+        drop(guard);
         self.metrics
             .events_filtered
-            .fetch_add(filtered, Ordering::Relaxed);
+            .fetch_add(filtered as u64, Ordering::Relaxed);
     }
 
     /// Moves past an entry that is not a flow event.
@@ -525,10 +643,8 @@ mod tests {
         Arc::new(Delivery::from_entry(&entry).unwrap_or_else(|e| panic!("{e}")))
     }
 
-    fn filter(text: &str) -> SharedFilter {
-        Arc::new(RwLock::new(
-            Filter::parse(text).unwrap_or_else(|e| panic!("{e}")),
-        ))
+    fn filter(text: &str) -> Filter {
+        Filter::parse(text).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn tap(recent: usize) -> (Arc<Tap>, Arc<GatewayMetrics>) {
@@ -544,7 +660,7 @@ mod tests {
     }
 
     /// Subscribes at `cursor`, which must be caught up.
-    fn live(tap: &Arc<Tap>, cursor: Cursor, f: &SharedFilter, out: &Outbox) -> LiveRx {
+    fn live(tap: &Arc<Tap>, cursor: Cursor, f: &Filter, out: &Outbox) -> LiveRx {
         match tap.catch_up(cursor, f, out, 100) {
             CatchUp::Live(rx) => rx,
             _ => panic!("not caught up at {cursor}"),
@@ -573,7 +689,7 @@ mod tests {
         tap.publish(delivery(5, "AAPL"));
         assert_eq!(aapl.ended().await, LiveEnd::Lagged(c(3)));
         assert_eq!(aapl_in.take_cursors(), vec![c(1), c(3)]);
-        assert_eq!(tap.lock().subs.len(), 1);
+        assert_eq!(tap.lock().subscribers, 1);
         // It catches up from the recent events, then goes live at the seam.
         let CatchUp::Recent(batch) = tap.catch_up(c(3), &aapl_f, &aapl_out, 1) else {
             panic!("expected recent events");
@@ -618,16 +734,43 @@ mod tests {
     #[tokio::test]
     async fn a_filter_change_applies_from_the_next_event_and_dropping_unsubscribes() {
         let (tap, metrics) = tap(8);
-        let (out, mut inbox) = super::super::outbox::channel(1 << 20, metrics);
-        let shared = filter("AAPL");
-        let rx = live(&tap, Cursor::ZERO, &shared, &out);
+        let (out, mut inbox) = super::super::outbox::channel(1 << 20, metrics.clone());
+        let (other_out, mut other_inbox) = super::super::outbox::channel(1 << 20, metrics.clone());
+        let rx = live(&tap, Cursor::ZERO, &filter("AAPL"), &out);
+        // Another client with the same filter, spelled differently, shares its group.
+        let other = live(&tap, Cursor::ZERO, &filter("aapl"), &other_out);
+        assert_eq!(tap.lock().by_filter.len(), 1);
         tap.publish(delivery(1, "TSLA"));
-        if let Ok(mut f) = shared.write() {
-            *f = Filter::parse("TSLA").unwrap_or_default();
-        }
+        rx.set_filter(&filter("TSLA"));
+        assert_eq!(tap.lock().by_filter.len(), 2);
         tap.publish(delivery(2, "TSLA"));
+        tap.publish(delivery(3, "AAPL"));
         assert_eq!(inbox.take_cursors(), vec![c(2)]);
+        assert_eq!(other_inbox.take_cursors(), vec![c(3)]);
+        assert_eq!(metrics.events_filtered.load(Ordering::Relaxed), 4);
         drop(rx);
-        assert!(tap.lock().subs.is_empty());
+        drop(other);
+        let inner = tap.lock();
+        assert_eq!(inner.subscribers, 0);
+        assert!(
+            inner.by_filter.is_empty() && inner.by_ticker.is_empty() && inner.group_of.is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn filters_without_tickers_see_every_ticker_and_named_ones_only_theirs() {
+        let (tap, metrics) = tap(8);
+        let (all_out, mut all_in) = super::super::outbox::channel(1 << 20, metrics.clone());
+        let (big_out, mut big_in) = super::super::outbox::channel(1 << 20, metrics.clone());
+        let (nv_out, mut nv_in) = super::super::outbox::channel(1 << 20, metrics.clone());
+        let _all = live(&tap, Cursor::ZERO, &filter(""), &all_out);
+        let _big = live(&tap, Cursor::ZERO, &filter("-TSLA premium>=1"), &big_out);
+        let _nv = live(&tap, Cursor::ZERO, &filter("NVDA AMD"), &nv_out);
+        tap.publish(delivery(1, "nvda"));
+        tap.publish(delivery(2, "TSLA"));
+        tap.publish(delivery(3, "AMD"));
+        assert_eq!(all_in.take_cursors(), vec![c(1), c(2), c(3)]);
+        assert_eq!(big_in.take_cursors(), vec![c(1), c(3)]);
+        assert_eq!(nv_in.take_cursors(), vec![c(1), c(3)]);
     }
 }

@@ -28,7 +28,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::auth::Entitlement;
 use super::config::GatewayConfig;
-use super::hub::{bus_call, CatchUp, LiveEnd, LiveRx, SharedFilter, Tap};
+use super::hub::{bus_call, CatchUp, LiveEnd, LiveRx, Tap};
 use super::mailbox;
 use super::metrics::GatewayMetrics;
 use super::outbox::{
@@ -267,8 +267,6 @@ pub(super) struct Session {
     pub(super) filter: Filter,
     /// The newest stream id this client's stream has covered.
     pub(super) cursor: Cursor,
-    /// The filter as the hub applies it (kept equal to `filter`).
-    shared_filter: SharedFilter,
     live: Option<LiveRx>,
 }
 
@@ -278,7 +276,6 @@ impl Session {
             ctx,
             out,
             filter: Filter::default(),
-            shared_filter: SharedFilter::default(),
             cursor: Cursor::ZERO,
             live: None,
         }
@@ -369,8 +366,8 @@ impl Session {
 
     /// Changes the filter, for this session's own checks and the hub's.
     fn set_filter(&mut self, filter: Filter) {
-        if let Ok(mut shared) = self.shared_filter.write() {
-            *shared = filter.clone();
+        if let Some(live) = &self.live {
+            live.set_filter(&filter);
         }
         self.filter = filter;
     }
@@ -394,7 +391,6 @@ impl Session {
     /// Starts a subscription: status, the history asked for, then live.
     async fn start(&mut self, start: Start) -> Result<(), End> {
         self.live = None;
-        self.shared_filter = Arc::new(std::sync::RwLock::new(self.filter.clone()));
         let upto = self.ctx.tap.last();
         let bounds = match bus_call(self.ctx.bus.flow_bounds()).await {
             Ok(b) => b,
@@ -456,10 +452,10 @@ impl Session {
     /// a failure closes the connection, for the client to resume by cursor.
     async fn go_live(&mut self) -> Result<(), End> {
         loop {
-            let step =
-                self.ctx
-                    .tap
-                    .catch_up(self.cursor, &self.shared_filter, &self.out, CATCH_UP_BATCH);
+            let step = self
+                .ctx
+                .tap
+                .catch_up(self.cursor, &self.filter, &self.out, CATCH_UP_BATCH);
             match step {
                 CatchUp::Live(rx) => {
                     self.live = Some(rx);
