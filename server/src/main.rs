@@ -138,6 +138,10 @@ struct GatewayArgs {
     /// Most open connections at once.
     #[arg(long, default_value_t = GatewayConfig::default().max_connections)]
     max_connections: usize,
+    /// At peaks, write to a client at most once per this many milliseconds,
+    /// the events due meanwhile in one frame; 0 writes each event at once.
+    #[arg(long, default_value_t = GatewayConfig::default().coalesce.as_millis() as u64)]
+    coalesce_ms: u64,
 }
 
 impl GatewayArgs {
@@ -159,6 +163,7 @@ impl GatewayArgs {
             allow_anonymous: self.allow_anonymous,
             tls,
             max_connections: self.max_connections,
+            coalesce: Duration::from_millis(self.coalesce_ms),
             ..GatewayConfig::default()
         })
     }

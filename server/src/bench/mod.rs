@@ -171,6 +171,9 @@ pub struct BenchArgs {
     /// server half: most open gateway connections (default: clients + 100, at least 10,000).
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// The gateway's write coalescing interval in milliseconds (`--coalesce-ms` of `gateway`).
+    #[arg(long)]
+    pub coalesce_ms: Option<u64>,
     /// server half: run no gateway (ingest and processing only).
     #[arg(long)]
     pub no_gateway: bool,
@@ -233,6 +236,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             listen: args.listen,
             max_connections: args.max_connections.unwrap_or((clients + 100).max(10_000)),
             gateway: !args.no_gateway,
+            coalesce_ms: args.coalesce_ms,
         })
         .await;
     }

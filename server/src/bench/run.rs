@@ -210,6 +210,9 @@ async fn start_server(
     if !gateway {
         args.push("--no-gateway".into());
     }
+    if let Some(ms) = env.args.coalesce_ms {
+        args.extend(["--coalesce-ms".into(), ms.to_string()]);
+    }
     let mut link = ServerLink::spawn("server half", &args)?;
     match link.recv().await? {
         ServerReply::Ready { gateway, .. } => Ok((link, gateway)),

@@ -42,6 +42,8 @@ pub struct ServerOptions {
     pub listen: SocketAddr,
     pub max_connections: usize,
     pub gateway: bool,
+    /// The gateway's coalescing interval, if not the default.
+    pub coalesce_ms: Option<u64>,
 }
 
 /// The bus configuration both the server half and the harness's checker use.
@@ -69,6 +71,9 @@ pub async fn serve(opts: ServerOptions) -> Result<(), BenchError> {
         gateway: opts.gateway.then(|| GatewayConfig {
             listen: opts.listen,
             max_connections: opts.max_connections,
+            coalesce: opts
+                .coalesce_ms
+                .map_or(GatewayConfig::default().coalesce, Duration::from_millis),
             ..GatewayConfig::default()
         }),
     };
