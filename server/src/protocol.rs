@@ -4,7 +4,8 @@
 //! Clients send [`ClientMessage`]s (tagged by `op`); the server sends
 //! [`ServerMessage`]s (tagged by `type`). The gateway writes event frames
 //! itself, serializing each event once for all clients ([`event_frame`]);
-//! clients parse them back as [`ServerMessage::Event`]. No I/O happens here.
+//! clients parse them back as [`ServerMessage::Event`], or, cheaper, as a
+//! [`ServerFrame`] (one pass, no intermediate tree). No I/O happens here.
 
 use serde::{Deserialize, Serialize};
 
@@ -155,6 +156,144 @@ pub struct EventItem {
     pub event: FlowEvent,
 }
 
+/// The `type` of a server frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameKind {
+    Event,
+    Events,
+    Status,
+    Error,
+    Pong,
+}
+
+/// A server frame decoded in one pass, for clients.
+///
+/// [`ServerMessage`] is an internally tagged enum, which serde decodes by
+/// first buffering the whole frame into a generic tree and then decoding
+/// that tree again; for event frames that is most of a client's decoding
+/// cost. `ServerFrame` reads every field any frame type has straight into a
+/// flat struct, so an event is decoded once, directly from the text. Parse
+/// a frame with [`ServerFrame::parse`], then take its content with
+/// [`ServerFrame::into_body`] (events, or any other message) or
+/// [`ServerFrame::into_message`].
+///
+/// The event type is a parameter so that a client can keep each event's
+/// JSON text as received (`ServerFrame<Box<serde_json::value::RawValue>>`,
+/// with serde_json's `raw_value` feature) and decode it apart.
+///
+/// It accepts what [`ServerMessage`] accepts; fields that do not belong to
+/// the frame's type are ignored, as unknown fields are.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct ServerFrame<E = FlowEvent> {
+    #[serde(rename = "type")]
+    pub kind: FrameKind,
+    /// `event`: its cursor.
+    #[serde(default)]
+    pub cursor: Option<Cursor>,
+    /// `event`: the event.
+    #[serde(default = "Option::default")]
+    pub event: Option<E>,
+    /// `events`: the batch, oldest first.
+    #[serde(default = "Vec::new")]
+    pub events: Vec<FrameItem<E>>,
+    /// `status` fields.
+    #[serde(default)]
+    pub feed: Option<FeedStatus>,
+    #[serde(default)]
+    pub retention: Option<Retention>,
+    #[serde(default)]
+    pub notice: Option<String>,
+    #[serde(default)]
+    pub live: bool,
+    /// `error` fields.
+    #[serde(default)]
+    pub code: Option<ErrorCode>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// One event of a [`ServerFrame`]: what [`EventItem`] is for [`ServerMessage`].
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct FrameItem<E = FlowEvent> {
+    pub cursor: Cursor,
+    pub event: E,
+}
+
+/// What a [`ServerFrame`] carries.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FrameBody<E = FlowEvent> {
+    /// An `event` or `events` frame: its events, oldest first (an `events`
+    /// frame may carry none).
+    Events(Vec<FrameItem<E>>),
+    /// Any other frame: a [`ServerMessage::Status`], [`ServerMessage::Error`]
+    /// or [`ServerMessage::Pong`].
+    Message(Box<ServerMessage>),
+}
+
+/// Why a frame that is valid JSON is not a valid server frame.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("an event frame without its cursor or event")]
+    EventIncomplete,
+    #[error("an error frame without its code or message")]
+    ErrorIncomplete,
+}
+
+impl<'de, E: Deserialize<'de>> ServerFrame<E> {
+    /// Decodes one frame's text. Never panics; anything that is not a
+    /// server frame is an error.
+    pub fn parse(text: &'de str) -> Result<ServerFrame<E>, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+impl<E> ServerFrame<E> {
+    /// The frame's events, or the message it is.
+    pub fn into_body(self) -> Result<FrameBody<E>, FrameError> {
+        Ok(match self.kind {
+            FrameKind::Event => match (self.cursor, self.event) {
+                (Some(cursor), Some(event)) => FrameBody::Events(vec![FrameItem { cursor, event }]),
+                _ => return Err(FrameError::EventIncomplete),
+            },
+            FrameKind::Events => FrameBody::Events(self.events),
+            FrameKind::Status => FrameBody::Message(Box::new(ServerMessage::Status {
+                feed: self.feed,
+                retention: self.retention,
+                notice: self.notice,
+                live: self.live,
+            })),
+            FrameKind::Error => match (self.code, self.message) {
+                (Some(code), Some(message)) => {
+                    FrameBody::Message(Box::new(ServerMessage::Error { code, message }))
+                }
+                _ => return Err(FrameError::ErrorIncomplete),
+            },
+            FrameKind::Pong => FrameBody::Message(Box::new(ServerMessage::Pong)),
+        })
+    }
+}
+
+impl ServerFrame {
+    /// The frame as the [`ServerMessage`] it encodes.
+    pub fn into_message(self) -> Result<ServerMessage, FrameError> {
+        let kind = self.kind;
+        Ok(match self.into_body()? {
+            FrameBody::Message(m) => *m,
+            FrameBody::Events(mut items) if kind == FrameKind::Event => match items.pop() {
+                Some(FrameItem { cursor, event }) => ServerMessage::Event { cursor, event },
+                None => return Err(FrameError::EventIncomplete),
+            },
+            FrameBody::Events(items) => ServerMessage::Events {
+                events: items
+                    .into_iter()
+                    .map(|FrameItem { cursor, event }| EventItem { cursor, event })
+                    .collect(),
+            },
+        })
+    }
+}
+
 /// The text of one event frame, built from the stored event JSON without
 /// re-serializing it: `{"type":"event","cursor":"…","event":{"id":"…",…}}`.
 pub fn event_frame(cursor: &str, stored_json: &str) -> String {
@@ -245,5 +384,119 @@ mod tests {
         }
         let pong = serde_json::to_string(&ServerMessage::Pong).unwrap_or_default();
         assert_eq!(pong, r#"{"type":"pong"}"#);
+    }
+
+    const STORED: &str = r#"{"ts":1,"sym":"SPY","occ":"SPY261218P00500000","expiry":"2026-12-18","strike":500.0,"right":"P","side":"B","size":10,"price":1.5,"premium":1500.0,"kind":"sweep","legs":2,"exchanges":[4,7],"spot":null,"otm":null,"dte":20,"oi":null,"vol":10,"iv":null,"bid":1.5,"ask":1.6,"tags":["golden"],"sentiment":"bull","score":3}"#;
+
+    /// Both decoders agree on `text`, and the frame's body is returned.
+    fn both(text: &str) -> FrameBody {
+        let message = serde_json::from_str::<ServerMessage>(text)
+            .unwrap_or_else(|e| panic!("{text} is no ServerMessage: {e}"));
+        let frame = ServerFrame::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(frame.clone().into_message(), Ok(message));
+        frame.into_body().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    /// The message `text` is, by both decoders.
+    fn message(text: &str) -> ServerMessage {
+        match both(text) {
+            FrameBody::Message(m) => *m,
+            other => panic!("{text} is not a message: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn server_frame_decodes_an_event() {
+        let frame = event_frame("5-1", STORED);
+        let FrameBody::Events(items) = both(&frame) else {
+            panic!("not events")
+        };
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].cursor, Cursor::new(5, 1));
+        assert_eq!(items[0].event.id, "5-1");
+        assert_eq!(items[0].event.sym, "SPY");
+        // Any event type: here a generic JSON value instead of a FlowEvent.
+        let generic = ServerFrame::<serde_json::Value>::parse(&frame).map(|f| f.into_body());
+        match generic {
+            Ok(Ok(FrameBody::Events(items))) => assert_eq!(items[0].event["id"], "5-1"),
+            other => panic!("generic decode: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn server_frame_decodes_a_batch_in_order() {
+        let (a, b) = (event_frame("5-1", STORED), event_frame("5-2", STORED));
+        let FrameBody::Events(items) = both(&events_frame([a.as_str(), b.as_str()])) else {
+            panic!("not events")
+        };
+        let cursors: Vec<Cursor> = items.iter().map(|i| i.cursor).collect();
+        assert_eq!(cursors, [Cursor::new(5, 1), Cursor::new(5, 2)]);
+        assert_eq!(items[1].event.id, "5-2");
+        assert_eq!(
+            both(&events_frame(std::iter::empty())),
+            FrameBody::Events(Vec::new())
+        );
+    }
+
+    #[test]
+    fn server_frame_decodes_status_error_and_pong() {
+        let status = r#"{"type":"status","feed":{"state":"degraded","reason":"slow","since":7},"retention":{"max_events":1,"max_age_s":0,"max_backfill":5},"notice":"cursor too old","live":true}"#;
+        match message(status) {
+            ServerMessage::Status {
+                feed: Some(feed),
+                retention: Some(r),
+                notice: Some(n),
+                live: true,
+            } => {
+                assert_eq!(feed.state, FeedHealth::Degraded);
+                assert_eq!(r.max_backfill, 5);
+                assert_eq!(n, "cursor too old");
+            }
+            other => panic!("not the status: {other:?}"),
+        }
+        assert!(matches!(
+            message(r#"{"type":"status"}"#),
+            ServerMessage::Status {
+                feed: None,
+                live: false,
+                ..
+            }
+        ));
+        let error = r#"{"type":"error","code":"bad_filter","message":"unknown field"}"#;
+        assert_eq!(
+            message(error),
+            ServerMessage::Error {
+                code: ErrorCode::BadFilter,
+                message: "unknown field".into()
+            }
+        );
+        assert_eq!(message(r#"{"type":"pong"}"#), ServerMessage::Pong);
+    }
+
+    #[test]
+    fn malformed_server_frames_are_errors() {
+        for text in [
+            "",
+            "not json",
+            "[]",
+            "{}",
+            r#"{"type":"dance"}"#,
+            r#"{"type":"event","cursor":"nope","event":{}}"#,
+            r#"{"type":"event","cursor":"5-1","event":{"sym":"SPY"}}"#,
+            r#"{"type":"events","events":[{"cursor":"5-1"}]}"#,
+            r#"{"type":"error","code":"no_such_code","message":"x"}"#,
+            r#"{"type":"event""#,
+        ] {
+            assert!(
+                ServerFrame::<FlowEvent>::parse(text).is_err(),
+                "{text:?} parsed"
+            );
+        }
+        let incomplete = ServerFrame::<FlowEvent>::parse(r#"{"type":"event","cursor":"5-1"}"#)
+            .map(ServerFrame::into_body);
+        assert_eq!(incomplete.ok(), Some(Err(FrameError::EventIncomplete)));
+        let incomplete = ServerFrame::<FlowEvent>::parse(r#"{"type":"error","message":"x"}"#)
+            .map(|f| f.into_message());
+        assert_eq!(incomplete.ok(), Some(Err(FrameError::ErrorIncomplete)));
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Each client connects to `ws://…/ws`, subscribes live with its filter from
 //! the [`Mix`], and decodes every frame in full — each event into a
-//! [`FlowEvent`] — as a real client does (in one pass, see [`Frame`]). The
+//! [`FlowEvent`] — as a real client does (in one pass, see
+//! [`ServerFrame`]). The
 //! moment an event is decoded it records:
 //! - end to end: now − the event's `ts` (the feed's hand-over time, see
 //!   [`source`](super::source)), overall and split by kind;
@@ -33,7 +34,7 @@ use super::tally::{cursor_hash, Tally};
 use super::BenchError;
 use crate::cursor::Cursor;
 use crate::event::{FlowEvent, Kind};
-use crate::protocol::{ClientMessage, ErrorCode, EventItem};
+use crate::protocol::{ClientMessage, FrameBody, ServerFrame, ServerMessage};
 
 /// Connections being opened at once.
 const CONNECTING_AT_ONCE: usize = 128;
@@ -44,40 +45,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const QUIET: Duration = Duration::from_millis(300);
 /// The longest a report waits for the clients to go quiet.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A server frame (`docs/protocol.md`), decoded in one pass. The protocol's
-/// `ServerMessage` is an internally tagged enum, which serde decodes by first
-/// buffering the whole frame into a generic tree and then decoding that: in
-/// a profile of 1,000 clients that doubled the load generator's CPU, which
-/// on a shared 2-core machine is taken from the server being measured. This
-/// reads the same frames into the same [`FlowEvent`]s directly.
-#[derive(serde::Deserialize)]
-struct Frame {
-    #[serde(rename = "type")]
-    kind: FrameKind,
-    #[serde(default)]
-    cursor: Option<Cursor>,
-    #[serde(default)]
-    event: Option<FlowEvent>,
-    #[serde(default)]
-    events: Vec<EventItem>,
-    #[serde(default)]
-    live: bool,
-    #[serde(default)]
-    code: Option<ErrorCode>,
-    #[serde(default)]
-    message: String,
-}
-
-#[derive(serde::Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-enum FrameKind {
-    Event,
-    Events,
-    Status,
-    Error,
-    Pong,
-}
 
 /// How the clients half runs.
 #[derive(Clone, Debug)]
@@ -349,33 +316,31 @@ async fn client(
         match frame {
             Ok(Message::Text(text)) => {
                 let received = wall_us();
-                let frame = match serde_json::from_str::<Frame>(text.as_str()) {
-                    Ok(f) => f,
+                // One pass: each event straight from the text into a FlowEvent.
+                let body = match ServerFrame::parse(text.as_str()).map(ServerFrame::into_body) {
+                    Ok(Ok(b)) => b,
+                    Ok(Err(e)) => break format!("undecodable frame: {e}"),
                     Err(e) => break format!("undecodable frame: {e}"),
                 };
                 let now = wall_us();
                 rec.decode.record(micros(now - received));
                 rec.frames.fetch_add(1, Ordering::Relaxed);
-                match frame.kind {
-                    FrameKind::Event => match (frame.cursor, &frame.event) {
-                        (Some(cursor), Some(event)) => {
-                            rec.event(slot, &mut last, cursor, event, now)
-                        }
-                        _ => break "an event frame without cursor or event".to_string(),
-                    },
-                    FrameKind::Events => {
-                        for item in &frame.events {
+                match body {
+                    FrameBody::Events(items) => {
+                        for item in &items {
                             rec.event(slot, &mut last, item.cursor, &item.event, now);
                         }
                     }
-                    FrameKind::Status if frame.live && !live => {
-                        live = true;
-                        rec.settle(true);
-                    }
-                    FrameKind::Error => {
-                        tracing::warn!(client = i, code = ?frame.code, "server error: {}", frame.message);
-                    }
-                    FrameKind::Status | FrameKind::Pong => {}
+                    FrameBody::Message(m) => match *m {
+                        ServerMessage::Status { live: true, .. } if !live => {
+                            live = true;
+                            rec.settle(true);
+                        }
+                        ServerMessage::Error { code, message } => {
+                            tracing::warn!(client = i, ?code, "server error: {message}");
+                        }
+                        _ => {}
+                    },
                 }
             }
             Ok(Message::Close(frame)) => {
@@ -390,32 +355,5 @@ async fn client(
     note(ended);
     if !live {
         rec.settle(false);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::{event_frame, events_frame, ServerMessage};
-
-    #[test]
-    fn frames_decode_like_server_messages() {
-        let stored = r#"{"ts":1,"sym":"SPY","occ":"SPY261218P00500000","expiry":"2026-12-18","strike":500.0,"right":"P","side":"B","size":10,"price":1.5,"premium":1500.0,"kind":"sweep","legs":2,"exchanges":[4,7],"spot":null,"otm":null,"dte":20,"oi":null,"vol":10,"iv":null,"bid":1.5,"ask":1.6,"tags":["golden"],"sentiment":"bull","score":3}"#;
-        let one = event_frame("5-1", stored);
-        let batch = events_frame([one.as_str(), event_frame("5-2", stored).as_str()]);
-        let (Ok(f), Ok(ServerMessage::Event { cursor, event })) = (
-            serde_json::from_str::<Frame>(&one),
-            serde_json::from_str::<ServerMessage>(&one),
-        ) else {
-            panic!("event frame does not decode")
-        };
-        assert!(f.kind == FrameKind::Event);
-        assert_eq!((f.cursor, f.event), (Some(cursor), Some(event)));
-        let b = serde_json::from_str::<Frame>(&batch).unwrap_or_else(|e| panic!("{e}"));
-        let cursors: Vec<Cursor> = b.events.iter().map(|e| e.cursor).collect();
-        assert_eq!(cursors, [Cursor::new(5, 1), Cursor::new(5, 2)]);
-        let status = r#"{"type":"status","retention":{"max_events":1,"max_age_s":0,"max_backfill":5},"live":true}"#;
-        let s = serde_json::from_str::<Frame>(status).unwrap_or_else(|e| panic!("{e}"));
-        assert!(s.kind == FrameKind::Status && s.live);
     }
 }
