@@ -20,16 +20,15 @@ use std::time::Duration;
 
 use flowtape_server::cursor::Cursor;
 use flowtape_server::event::FlowEvent;
-use flowtape_server::protocol::{ClientMessage, ServerMessage};
+use flowtape_server::protocol::{ClientMessage, FrameBody, ServerFrame, ServerMessage};
 use flowtape_server::wsclient::{self, Connector, SetupError, Socket, TlsClient, TrustRoots};
-use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::http::{HeaderMap, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 /// How long a handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +39,8 @@ const DEAD_AFTER: Duration = Duration::from_secs(45);
 /// The largest frame or message accepted from a gateway (its batches are far
 /// smaller), so a broken server cannot make the client buffer without bound.
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// The most frames read in one burst before the events are handed over.
+const BURST_FRAMES: usize = 1_024;
 
 /// Exponential backoff with jitter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,9 +154,27 @@ enum End {
 }
 
 /// Runs until the owner drops its receiver, or until giving up (after
-/// sending [`ClientEvent::Failed`]).
+/// sending [`ClientEvent::Failed`]). Events are handed over as they arrive:
+/// every frame that is already readable goes into one
+/// [`ClientEvent::Events`].
 pub async fn run(
+    opts: ClientOptions,
+    cmds: mpsc::Receiver<ClientCommand>,
+    out: mpsc::Sender<ClientEvent>,
+) {
+    run_paced(opts, Duration::ZERO, cmds, out).await
+}
+
+/// [`run`], reading the socket at most once per `pace`: after each burst of
+/// frames the client waits out `pace` before it reads again, and the
+/// frames that arrived meanwhile (queued by the kernel) become the next
+/// burst, so the owner gets one batch per `pace` rather than one per frame,
+/// and neither task wakes for every event. For a screen that redraws at
+/// most every `pace`, this costs no visible latency. Pings, commands and
+/// the dead-link check are not delayed.
+pub async fn run_paced(
     mut opts: ClientOptions,
+    pace: Duration,
     mut cmds: mpsc::Receiver<ClientCommand>,
     out: mpsc::Sender<ClientEvent>,
 ) {
@@ -213,6 +232,7 @@ pub async fn run(
                 match session(
                     ws,
                     subscribe,
+                    pace,
                     &mut opts,
                     &mut cursor,
                     &mut cmds,
@@ -351,9 +371,11 @@ pub async fn connect(connector: &Connector) -> Result<Socket, ConnectError> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn session(
     mut ws: Socket,
     subscribe: ClientMessage,
+    pace: Duration,
     opts: &mut ClientOptions,
     cursor: &mut Option<Cursor>,
     cmds: &mut mpsc::Receiver<ClientCommand>,
@@ -365,24 +387,52 @@ async fn session(
     }
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
+    // Reading waits until then (see `run_paced`).
+    let mut resume_at: Option<Instant> = None;
+    let mut batch: Vec<Received> = Vec::new();
     loop {
         tokio::select! {
-            frame = ws.next() => {
+            frame = ws.next(), if resume_at.is_none() => {
                 last_heard = Instant::now();
-                let text = match frame {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Close(f))) => {
-                        let why = f.map_or_else(|| "closed by the server".to_string(), |f| format!("closed by the server: {} {}", u16::from(f.code), f.reason));
-                        return End::Dropped(why);
+                // This frame, then every frame already readable, in order.
+                let mut frame = frame;
+                let mut frames = 0;
+                let dropped = loop {
+                    frames += 1;
+                    match take(frame, cursor, opts.keep_raw, &mut batch) {
+                        Err(why) => break Some(why),
+                        Ok(Some(message)) => {
+                            // Events before the message go first.
+                            if !flush(&mut batch, out).await
+                                || out.send(ClientEvent::Server(message)).await.is_err()
+                            {
+                                return End::OwnerGone;
+                            }
+                        }
+                        Ok(None) => {}
                     }
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return End::Dropped(e.to_string()),
-                    None => return End::Dropped("connection closed".into()),
+                    if frames >= BURST_FRAMES {
+                        break None;
+                    }
+                    match ws.next().now_or_never() {
+                        Some(next) => frame = next,
+                        None => break None,
+                    }
                 };
-                let Some(ev) = decode(text.as_str(), cursor, opts.keep_raw) else { continue };
-                if out.send(ev).await.is_err() {
+                // Hand over what arrived before the link dropped: the
+                // cursor already counts it as delivered.
+                if !flush(&mut batch, out).await {
                     return End::OwnerGone;
                 }
+                if let Some(why) = dropped {
+                    return End::Dropped(why);
+                }
+                if !pace.is_zero() {
+                    resume_at = Some(Instant::now() + pace);
+                }
+            }
+            _ = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {
+                resume_at = None;
             }
             cmd = cmds.recv(), if *cmds_open => match cmd {
                 Some(ClientCommand::SetFilter(f)) => {
@@ -409,6 +459,37 @@ async fn session(
     }
 }
 
+/// Takes one frame off the socket: events go into `batch`; another server
+/// message is returned; a close or an error is why the link dropped.
+fn take(
+    frame: Option<Result<Message, tungstenite::Error>>,
+    cursor: &mut Option<Cursor>,
+    keep_raw: bool,
+    batch: &mut Vec<Received>,
+) -> Result<Option<Box<ServerMessage>>, String> {
+    match frame {
+        Some(Ok(Message::Text(t))) => Ok(decode(t.as_str(), cursor, keep_raw, batch)),
+        Some(Ok(Message::Close(f))) => Err(f.map_or_else(
+            || "closed by the server".to_string(),
+            |f| format!("closed by the server: {} {}", u16::from(f.code), f.reason),
+        )),
+        Some(Ok(_)) => Ok(None),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("connection closed".into()),
+    }
+}
+
+/// Sends the batched events, if any, as one [`ClientEvent::Events`].
+/// Returns false if the owner is gone.
+async fn flush(batch: &mut Vec<Received>, out: &mpsc::Sender<ClientEvent>) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    out.send(ClientEvent::Events(std::mem::take(batch)))
+        .await
+        .is_ok()
+}
+
 async fn send(ws: &mut Socket, msg: &ClientMessage) -> Result<(), String> {
     let text = serde_json::to_string(msg).map_err(|e| e.to_string())?;
     ws.send(Message::text(text))
@@ -416,70 +497,89 @@ async fn send(ws: &mut Socket, msg: &ClientMessage) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// An event frame with the event left as raw JSON.
-#[derive(Deserialize)]
-struct RawFrame {
-    #[serde(rename = "type")]
-    kind: String,
-    cursor: Option<Cursor>,
-    event: Option<Box<RawValue>>,
-    events: Option<Vec<RawItem>>,
+/// Decodes one text frame: its events, after `cursor` and in order, are
+/// appended to `batch` (advancing `cursor`); any other server message is
+/// returned. A frame that does not parse is logged and skipped.
+///
+/// Each frame is decoded in one pass ([`ServerFrame`]). Only if that fails,
+/// or to keep each event's JSON text as received (`keep_raw`), are the
+/// events taken as raw JSON and decoded one by one, so that an event that
+/// does not match the schema costs only itself.
+fn decode(
+    text: &str,
+    cursor: &mut Option<Cursor>,
+    keep_raw: bool,
+    batch: &mut Vec<Received>,
+) -> Option<Box<ServerMessage>> {
+    if keep_raw {
+        return decode_raw(text, cursor, true, batch);
+    }
+    let Ok(frame) = ServerFrame::<FlowEvent>::parse(text) else {
+        return decode_raw(text, cursor, false, batch);
+    };
+    match frame.into_body() {
+        Ok(FrameBody::Events(items)) => {
+            for item in items {
+                if cursor.is_some_and(|last| item.cursor <= last) {
+                    continue;
+                }
+                *cursor = Some(item.cursor);
+                batch.push(Received {
+                    cursor: item.cursor,
+                    event: item.event,
+                    raw: None,
+                });
+            }
+            None
+        }
+        Ok(FrameBody::Message(m)) => Some(m),
+        Err(e) => {
+            tracing::warn!(error = %e, "unusable frame");
+            None
+        }
+    }
 }
 
-#[derive(Deserialize)]
-struct RawItem {
-    cursor: Cursor,
-    event: Box<RawValue>,
-}
-
-/// Turns one text frame into a client event, advancing `cursor` and dropping
-/// events at or before it. Frames that do not parse are logged and skipped.
-fn decode(text: &str, cursor: &mut Option<Cursor>, keep_raw: bool) -> Option<ClientEvent> {
-    let frame: RawFrame = match serde_json::from_str(text) {
-        Ok(f) => f,
+/// [`decode`] with each event taken as raw JSON first.
+fn decode_raw(
+    text: &str,
+    cursor: &mut Option<Cursor>,
+    keep_raw: bool,
+    batch: &mut Vec<Received>,
+) -> Option<Box<ServerMessage>> {
+    let body = match ServerFrame::<Box<RawValue>>::parse(text).map(ServerFrame::into_body) {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "unusable frame");
+            return None;
+        }
         Err(e) => {
             tracing::warn!(error = %e, "unreadable frame");
             return None;
         }
     };
-    let items: Vec<(Cursor, Box<RawValue>)> =
-        match (frame.kind.as_str(), frame.cursor, frame.event, frame.events) {
-            ("event", Some(c), Some(e), _) => vec![(c, e)],
-            ("events", _, _, Some(items)) => {
-                items.into_iter().map(|i| (i.cursor, i.event)).collect()
-            }
-            ("event" | "events", ..) => {
-                tracing::warn!("event frame without its cursor or event");
-                return None;
-            }
-            _ => {
-                return match serde_json::from_str::<ServerMessage>(text) {
-                    Ok(m) => Some(ClientEvent::Server(Box::new(m))),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "unknown server message");
-                        None
-                    }
-                };
-            }
-        };
-    let mut out = Vec::with_capacity(items.len());
-    for (c, raw) in items {
+    let items = match body {
+        FrameBody::Events(items) => items,
+        FrameBody::Message(m) => return Some(m),
+    };
+    for item in items {
+        let c = item.cursor;
         if cursor.is_some_and(|last| c <= last) {
             continue;
         }
-        match serde_json::from_str::<FlowEvent>(raw.get()) {
+        match serde_json::from_str::<FlowEvent>(item.event.get()) {
             Ok(event) => {
                 *cursor = Some(c);
-                out.push(Received {
+                batch.push(Received {
                     cursor: c,
                     event,
-                    raw: keep_raw.then_some(raw),
+                    raw: keep_raw.then_some(item.event),
                 });
             }
             Err(e) => tracing::warn!(error = %e, %c, "event does not match the schema"),
         }
     }
-    (!out.is_empty()).then_some(ClientEvent::Events(out))
+    None
 }
 
 #[cfg(test)]

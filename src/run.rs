@@ -1,10 +1,14 @@
 //! The TUI's event loop.
 //!
 //! Three sources are joined with `tokio::select!`: terminal input, messages
-//! from the [`crate::client`] task, and a clock tick. Client messages are
-//! drained in batches; a frame is drawn only when something changed, and at
-//! most 30 times a second. SIGTERM and SIGINT end the loop like `q` does, so
-//! the terminal is always restored. Logs go to a file, never to the screen.
+//! from the [`crate::client`] task, and a clock tick. A frame is drawn only
+//! when something changed, and at most 30 times a second. The loop does not
+//! wake for every event: the client reads the socket once per frame interval
+//! and hands over a batch ([`client::run_paced`]); once a redraw is due, the
+//! loop stops listening to the client, sleeps until the frame's time, and
+//! then takes in everything that arrived meanwhile before drawing. SIGTERM
+//! and SIGINT end the loop like `q` does, so the terminal is always
+//! restored. Logs go to a file, never to the screen.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,7 +30,7 @@ use crate::ui::{self, Skin};
 const MAX_FPS: f64 = 30.0;
 /// How often the clock is checked (for ages, "reconnecting for Ns" and expiring messages).
 const TICK: Duration = Duration::from_millis(250);
-/// Client messages applied per batch before the loop looks at input again.
+/// Client messages queued at most, and applied at most before a frame.
 const BATCH: usize = 4_096;
 
 /// Why the TUI stopped with an error.
@@ -114,7 +118,8 @@ pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError>
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let (ev_tx, ev_rx) = mpsc::channel(BATCH);
-    let client = tokio::spawn(client::run(options, cmd_rx, ev_tx));
+    let pace = Duration::from_secs_f64(1.0 / MAX_FPS);
+    let client = tokio::spawn(client::run_paced(options, pace, cmd_rx, ev_tx));
     let result = event_loop(app, &skin, cmd_tx, ev_rx, &export_dir, &config_path).await;
     client.abort();
     result
@@ -144,6 +149,24 @@ fn terminal_input() -> mpsc::Receiver<std::io::Result<Event>> {
     rx
 }
 
+/// Applies the client messages waiting, up to [`BATCH`]. Returns false
+/// once the client is gone.
+fn drain(
+    ev_rx: &mut mpsc::Receiver<client::ClientEvent>,
+    app: &mut App,
+    effects: &mut Vec<Effect>,
+) -> bool {
+    let now = now_ms();
+    for _ in 0..BATCH {
+        match ev_rx.try_recv() {
+            Ok(m) => effects.extend(app.on_client(m, now)),
+            Err(mpsc::error::TryRecvError::Empty) => return true,
+            Err(mpsc::error::TryRecvError::Disconnected) => return false,
+        }
+    }
+    true
+}
+
 async fn event_loop(
     mut app: App,
     skin: &Skin,
@@ -163,8 +186,25 @@ async fn event_loop(
     let mut dirty = true;
     let mut bell = false;
     let mut client_open = true;
+    let mut effects = Vec::new();
     loop {
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= frame) {
+            // Everything that arrived while the frame waited.
+            if client_open {
+                client_open = drain(&mut ev_rx, &mut app, &mut effects);
+            }
+            for effect in effects.drain(..) {
+                if apply(
+                    effect,
+                    &mut app,
+                    &cmd_tx,
+                    &mut bell,
+                    export_dir,
+                    config_path,
+                ) {
+                    return Ok(());
+                }
+            }
             app.tick(now_ms());
             app.set_page(ui::tape_rows(term.area()?, &app));
             term.draw(&app, skin)?;
@@ -175,11 +215,15 @@ async fn event_loop(
             last_draw = Some(Instant::now());
         }
         let next_frame = last_draw.map_or_else(Instant::now, |t| t + frame);
-        let mut effects = Vec::new();
         tokio::select! {
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
             ev = input.recv() => match ev {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
+                    // Keys act on the tape as it is on screen plus what has
+                    // arrived since.
+                    if client_open {
+                        client_open = drain(&mut ev_rx, &mut app, &mut effects);
+                    }
                     app.tick(now_ms());
                     effects.extend(app.on_key(key));
                     dirty = true;
@@ -192,17 +236,12 @@ async fn event_loop(
                 Some(Err(e)) => return Err(RunError::Terminal(e)),
                 None => return Ok(()),
             },
-            msg = ev_rx.recv(), if client_open => match msg {
+            // Only while no frame is due: a due frame takes in what arrived
+            // when its time comes, so the loop does not wake per batch.
+            msg = ev_rx.recv(), if client_open && !dirty => match msg {
                 Some(first) => {
-                    let now = now_ms();
-                    effects.extend(app.on_client(first, now));
-                    // Drain what else is waiting, up to a batch, before drawing.
-                    for _ in 1..BATCH {
-                        match ev_rx.try_recv() {
-                            Ok(m) => effects.extend(app.on_client(m, now)),
-                            Err(_) => break,
-                        }
-                    }
+                    effects.extend(app.on_client(first, now_ms()));
+                    client_open = drain(&mut ev_rx, &mut app, &mut effects);
                     dirty = true;
                 }
                 None => client_open = false,
@@ -211,29 +250,50 @@ async fn event_loop(
             _ = sigterm.recv() => return Ok(()),
             _ = sigint.recv() => return Ok(()),
         }
-        for effect in effects {
-            match effect {
-                Effect::Quit => return Ok(()),
-                Effect::Bell => bell = true,
-                Effect::SendFilter(f) => {
-                    if cmd_tx.try_send(ClientCommand::SetFilter(f)).is_err() {
-                        app.error("could not send the filter to the client; it applies locally");
-                    }
-                }
-                Effect::Export => {
-                    let n = app.tape().view_len();
-                    match export::export(export_dir, app.filtered_events(), now_ms()) {
-                        Ok(path) => app.info(format!("exported {n} events to {}", path.display())),
-                        Err(e) => app.error(e.to_string()),
-                    }
-                }
-                Effect::SaveWatchlists(lists) => match config::save_watchlists(config_path, &lists)
-                {
-                    Ok(()) => app.info(format!("watchlists saved to {}", config_path.display())),
-                    Err(e) => app.error(e.to_string()),
-                },
+        for effect in effects.drain(..) {
+            if apply(
+                effect,
+                &mut app,
+                &cmd_tx,
+                &mut bell,
+                export_dir,
+                config_path,
+            ) {
+                return Ok(());
             }
             dirty = true;
         }
     }
+}
+
+/// Carries out one effect. Returns true to quit.
+fn apply(
+    effect: Effect,
+    app: &mut App,
+    cmd_tx: &mpsc::Sender<ClientCommand>,
+    bell: &mut bool,
+    export_dir: &std::path::Path,
+    config_path: &std::path::Path,
+) -> bool {
+    match effect {
+        Effect::Quit => return true,
+        Effect::Bell => *bell = true,
+        Effect::SendFilter(f) => {
+            if cmd_tx.try_send(ClientCommand::SetFilter(f)).is_err() {
+                app.error("could not send the filter to the client; it applies locally");
+            }
+        }
+        Effect::Export => {
+            let n = app.tape().view_len();
+            match export::export(export_dir, app.filtered_events(), now_ms()) {
+                Ok(path) => app.info(format!("exported {n} events to {}", path.display())),
+                Err(e) => app.error(e.to_string()),
+            }
+        }
+        Effect::SaveWatchlists(lists) => match config::save_watchlists(config_path, &lists) {
+            Ok(()) => app.info(format!("watchlists saved to {}", config_path.display())),
+            Err(e) => app.error(e.to_string()),
+        },
+    }
+    false
 }

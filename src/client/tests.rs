@@ -118,6 +118,48 @@ async fn a_dropped_connection_resumes_from_the_last_cursor_with_nothing_missing(
 }
 
 #[tokio::test]
+async fn a_paced_client_hands_over_bursts_in_order_and_the_status_after_its_events() {
+    let gw = FakeGateway::start(Script {
+        events: numbered(200),
+        ..Script::default()
+    })
+    .await;
+    let (_cmd_tx, cmd_rx) = mpsc::channel(4);
+    let (tx, mut rx) = mpsc::channel(64);
+    tokio::spawn(run_paced(
+        options(vec![gw.url.clone()]),
+        Duration::from_millis(30),
+        cmd_rx,
+        tx,
+    ));
+    let mut cursors = Vec::new();
+    let mut batches = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, rx.recv()).await;
+        match ev {
+            Ok(Some(ClientEvent::Events(items))) => {
+                batches += 1;
+                cursors.extend(items.iter().map(|i| i.cursor));
+            }
+            Ok(Some(ClientEvent::Server(m)))
+                if matches!(*m, ServerMessage::Status { live: true, .. }) =>
+            {
+                break
+            }
+            Ok(Some(_)) => {}
+            other => panic!("no live status after {} events: {other:?}", cursors.len()),
+        }
+    }
+    let want: Vec<Cursor> = (101..=200).map(|i| Cursor::new(i, 0)).collect();
+    assert_eq!(
+        cursors, want,
+        "the backfill of 100, once and in order, before the live status"
+    );
+    assert!(batches < 100, "{batches} batches for 100 frames");
+}
+
+#[tokio::test]
 async fn fails_over_to_the_next_server() {
     let dead = {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -225,19 +267,41 @@ fn decoding_drops_replayed_duplicates() {
     let f1 = flowtape_server::protocol::event_frame("5-0", &events[0].to_stored_json());
     let f0 = flowtape_server::protocol::event_frame("4-0", &events[1].to_stored_json());
     let mut cursor = None;
-    assert!(
-        matches!(decode(&f1, &mut cursor, true), Some(ClientEvent::Events(v)) if v.len() == 1 && v[0].raw.is_some())
-    );
+    let mut batch = Vec::new();
+    assert!(decode(&f1, &mut cursor, true, &mut batch).is_none());
+    assert!(batch.len() == 1 && batch[0].raw.is_some());
     assert_eq!(cursor, Some(Cursor::new(5, 0)));
-    assert!(
-        decode(&f0, &mut cursor, false).is_none(),
-        "an older cursor is a duplicate"
-    );
-    assert!(decode("not json", &mut cursor, false).is_none());
+    assert!(decode(&f0, &mut cursor, false, &mut batch).is_none());
+    assert_eq!(batch.len(), 1, "an older cursor is a duplicate");
+    assert!(decode("not json", &mut cursor, false, &mut batch).is_none());
     assert!(matches!(
-        decode(r#"{"type":"pong"}"#, &mut cursor, false),
-        Some(ClientEvent::Server(_))
+        decode(r#"{"type":"pong"}"#, &mut cursor, false, &mut batch).as_deref(),
+        Some(ServerMessage::Pong)
     ));
+    assert_eq!(batch.len(), 1);
+}
+
+#[test]
+fn decoding_a_batch_keeps_the_events_that_match_the_schema() {
+    use flowtape_server::protocol::{event_frame, events_frame};
+    let events = sample_events();
+    let good = |c: &str, i: usize| event_frame(c, &events[i].to_stored_json());
+    let bad = event_frame("5-1", r#"{"ts":"yesterday"}"#);
+    let frame = events_frame([
+        good("5-0", 0).as_str(),
+        bad.as_str(),
+        good("5-2", 1).as_str(),
+    ]);
+    for keep_raw in [false, true] {
+        let mut cursor = None;
+        let mut batch = Vec::new();
+        assert!(decode(&frame, &mut cursor, keep_raw, &mut batch).is_none());
+        let cursors: Vec<Cursor> = batch.iter().map(|r| r.cursor).collect();
+        assert_eq!(cursors, [Cursor::new(5, 0), Cursor::new(5, 2)]);
+        assert_eq!(batch[1].event.sym, events[1].sym);
+        assert_eq!(batch[0].raw.is_some(), keep_raw);
+        assert_eq!(cursor, Some(Cursor::new(5, 2)));
+    }
 }
 
 /// A self-signed certificate for `localhost` (PEM files in `dir`) and a node
