@@ -15,7 +15,8 @@ use crossterm::terminal::{
 };
 use crossterm::{execute, queue};
 use ratatui::backend::CrosstermBackend;
-use ratatui::Terminal;
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
 
 use crate::app::App;
 use crate::ui::{self, Skin};
@@ -25,6 +26,17 @@ pub struct Term {
     /// Buffered: a frame is thousands of small escape-code writes, which go
     /// out as a few large writes when the frame is flushed.
     terminal: Terminal<CrosstermBackend<BufWriter<Stdout>>>,
+    /// The screen's size, as of the start or the last [`Term::resize`]. The
+    /// viewport is fixed to it, so that drawing does not ask the terminal
+    /// for its size every frame (crossterm opens `/dev/tty` to ask); the run
+    /// loop calls [`Term::resize`] on every resize event.
+    area: Rect,
+}
+
+/// The screen's size now.
+fn screen() -> io::Result<Rect> {
+    let (width, height) = crossterm::terminal::size()?;
+    Ok(Rect::new(0, 0, width, height))
 }
 
 /// Room for a whole full-screen frame of escape codes.
@@ -56,16 +68,24 @@ impl Term {
             return Err(e);
         }
         let out = BufWriter::with_capacity(FRAME_BUFFER, out);
-        let terminal = Terminal::new(CrosstermBackend::new(out)).inspect_err(|_| {
+        let start = screen().and_then(|area| {
+            let options = TerminalOptions {
+                viewport: Viewport::Fixed(area),
+            };
+            Ok((
+                Terminal::with_options(CrosstermBackend::new(out), options)?,
+                area,
+            ))
+        });
+        let (terminal, area) = start.inspect_err(|_| {
             let _ = restore();
         })?;
-        Ok(Term { terminal })
+        Ok(Term { terminal, area })
     }
 
-    /// Rows and columns now.
-    pub fn area(&self) -> io::Result<ratatui::layout::Rect> {
-        let size = self.terminal.size()?;
-        Ok(ratatui::layout::Rect::new(0, 0, size.width, size.height))
+    /// Rows and columns (as of the last resize).
+    pub fn area(&self) -> io::Result<Rect> {
+        Ok(self.area)
     }
 
     /// Draws one frame inside a synchronized update.
@@ -78,8 +98,8 @@ impl Term {
 
     /// Picks up a new size at once (the next draw repaints everything).
     pub fn resize(&mut self) -> io::Result<()> {
-        let area = self.area()?;
-        self.terminal.resize(area)
+        self.area = screen()?;
+        self.terminal.resize(self.area)
     }
 
     /// Rings the terminal bell.

@@ -8,10 +8,11 @@
 //! tag words, bold sweeps and premium tiers, reverse-video selection.
 
 use flowtape_server::event::{FlowEvent, Kind, Sentiment, Tag};
-use ratatui::layout::{Constraint, Rect};
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Widget};
 use ratatui::Frame;
 
 use super::Skin;
@@ -182,63 +183,97 @@ pub fn tag_words(e: &FlowEvent) -> String {
     .join(" ")
 }
 
-fn cell<'a>(col: Col, entry: &'a Entry, skin: &Skin) -> Cell<'a> {
+/// The styled pieces of one cell's text, left to right.
+type Pieces<'a> = Vec<(std::borrow::Cow<'a, str>, Style)>;
+
+/// The text of one cell, as styled pieces (appended to `out`).
+fn cell<'a>(col: Col, entry: &'a Entry, skin: &Skin, out: &mut Pieces<'a>) {
     let e = &entry.event;
     let t = &skin.theme;
     let g = &skin.glyphs;
-    let text: Line<'a> = match col {
+    let plain = Style::default();
+    let mut put = |text: std::borrow::Cow<'a, str>, style: Style| out.push((text, style));
+    match col {
         Col::Mark => {
             if entry.alert {
-                Line::from(Span::styled(g.alert, t.error()))
+                put(g.alert.into(), t.error());
             } else if e.tags.contains(Tag::Golden) {
-                Line::from(g.golden)
+                put(g.golden.into(), plain);
             } else {
-                Line::from(" ")
+                put(" ".into(), plain);
             }
         }
-        Col::Time => Line::from(format::time_ms(e.ts)),
+        Col::Time => put(format::time_ms(e.ts).into(), plain),
         Col::Sym => {
             let marker = match e.sentiment {
                 Sentiment::Bull => g.up,
                 Sentiment::Bear => g.down,
                 Sentiment::Neutral => " ",
             };
-            Line::from(vec![
-                Span::styled(marker, t.sentiment(e.sentiment)),
-                Span::raw(" "),
-                Span::styled(
-                    e.sym.as_str(),
-                    Style::default().add_modifier(Modifier::BOLD),
-                ),
-            ])
+            put(marker.into(), t.sentiment(e.sentiment));
+            put(" ".into(), plain);
+            put(
+                e.sym.as_str().into(),
+                Style::default().add_modifier(Modifier::BOLD),
+            );
         }
-        Col::Expiry => Line::from(format::expiry_short(&e.expiry)),
-        Col::Strike => Line::from(format::strike(e.strike)),
-        Col::Right => Line::from(Span::styled(
-            e.right.letter().to_string(),
+        Col::Expiry => put(format::expiry_short(&e.expiry).into(), plain),
+        Col::Strike => put(format::strike(e.strike).into(), plain),
+        Col::Right => put(
+            e.right.letter().to_string().into(),
             t.right(e.right).add_modifier(Modifier::BOLD),
-        )),
-        Col::Side => Line::from(e.side.code()),
-        Col::Size => Line::from(format::count(e.size)),
-        Col::Price => Line::from(format::price(e.price)),
-        Col::Premium => Line::from(Span::styled(format::money(e.premium), t.premium(e.premium))),
-        Col::Spot => Line::from(format::opt_price(e.spot)),
-        Col::Otm => Line::from(format::signed_pct(e.otm)),
-        Col::VolOi => Line::from(format::ratio(e.vol_oi())),
-        Col::Iv => Line::from(format::iv(e.iv)),
-        Col::Kind => Line::from(match e.kind {
-            Kind::Sweep => "SWEEP".to_string(),
-            k => k.name().to_string(),
-        }),
-        Col::Tags => Line::from(Span::styled(tag_words(e), t.tags())),
-        Col::Score => Line::from(e.score.to_string()),
-    };
-    let text = if col.right_aligned() {
-        text.right_aligned()
-    } else {
-        text
-    };
-    Cell::from(text)
+        ),
+        Col::Side => put(e.side.code().into(), plain),
+        Col::Size => put(format::count(e.size).into(), plain),
+        Col::Price => put(format::price(e.price).into(), plain),
+        Col::Premium => put(format::money(e.premium).into(), t.premium(e.premium)),
+        Col::Spot => put(format::opt_price(e.spot).into(), plain),
+        Col::Otm => put(format::signed_pct(e.otm).into(), plain),
+        Col::VolOi => put(format::ratio(e.vol_oi()).into(), plain),
+        Col::Iv => put(format::iv(e.iv).into(), plain),
+        Col::Kind => put(
+            match e.kind {
+                Kind::Sweep => "SWEEP",
+                k => k.name(),
+            }
+            .into(),
+            plain,
+        ),
+        Col::Tags => put(tag_words(e).into(), t.tags()),
+        Col::Score => put(e.score.to_string().into(), plain),
+    }
+}
+
+/// Paints styled pieces into a cell `width` wide at (`x`, `y`), left or
+/// right aligned: exactly what ratatui's `Table` paints for a cell holding
+/// a `Line` of these spans, without building the line, the cell and the
+/// row. Pieces of printable ASCII that fit are written cell by cell; anything
+/// else is left to ratatui's `Line`.
+fn paint(buf: &mut Buffer, x: u16, y: u16, width: u16, right: bool, pieces: &Pieces<'_>) {
+    let simple = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b));
+    let total: usize = pieces.iter().map(|(s, _)| s.len()).sum();
+    if total == 0 {
+        return;
+    }
+    let all_simple = pieces.iter().all(|(s, _)| simple(s));
+    if !all_simple || total > usize::from(width) || x.saturating_add(width) > buf.area.right() {
+        let line = Line::from(
+            pieces
+                .iter()
+                .map(|(s, st)| Span::styled(s.as_ref(), *st))
+                .collect::<Vec<_>>(),
+        );
+        let line = if right { line.right_aligned() } else { line };
+        line.render(Rect::new(x, y, width, 1), buf);
+        return;
+    }
+    let mut cx = if right { x + width - total as u16 } else { x };
+    for (s, style) in pieces {
+        for b in s.bytes() {
+            buf[(cx, y)].set_char(char::from(b)).set_style(*style);
+            cx += 1;
+        }
+    }
 }
 
 fn row_style(entry: &Entry, skin: &Skin) -> Style {
@@ -269,6 +304,23 @@ fn window_start(app: &App, rows: usize) -> usize {
     }
 }
 
+fn widths(cols: &[Col]) -> Vec<Constraint> {
+    cols.iter()
+        .map(|c| {
+            if *c == Col::Tags {
+                Constraint::Fill(1)
+            } else {
+                Constraint::Length(c.width())
+            }
+        })
+        .collect()
+}
+
+/// Paints the tape. The result is what a ratatui `Table` (header, column
+/// spacing 1, rows styled as a whole) paints, written straight into the
+/// buffer: a table builds a row, its cells and their lines of spans for
+/// every visible row of every frame, and styles each cell's area three
+/// times over.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, skin: &Skin) {
     if area.height == 0 || area.width == 0 {
         return;
@@ -276,16 +328,56 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, skin: &Skin) {
     let cols = columns_for(area.width);
     let rows_fit = usize::from(area.height.saturating_sub(1));
     let start = window_start(app, rows_fit);
-    let rows: Vec<Row> = (start..start + rows_fit)
-        .map_while(|i| app.row(i).map(|(_, entry)| (i, entry)))
-        .map(|(i, entry)| {
-            let mut style = row_style(entry, skin);
-            if i == app.selected() {
-                style = style.patch(skin.theme.selected());
-            }
-            Row::new(cols.iter().map(|c| cell(*c, entry, skin))).style(style)
-        })
-        .collect();
+    if rows_fit == 0 || app.row(start).is_none() {
+        draw_empty(frame, area, app, skin, &cols);
+        return;
+    }
+    // The columns as a table lays them out.
+    let rects = Layout::horizontal(widths(&cols))
+        .flex(Flex::Start)
+        .spacing(1)
+        .split(Rect::new(0, 0, area.width, 1));
+    let buf = frame.buffer_mut();
+    let mut pieces: Pieces = Vec::with_capacity(4);
+    buf.set_style(Rect { height: 1, ..area }, skin.theme.header());
+    for (c, r) in cols.iter().zip(rects.iter()) {
+        pieces.clear();
+        pieces.push((c.title().into(), Style::default()));
+        paint(
+            buf,
+            area.x + r.x,
+            area.y,
+            r.width,
+            c.right_aligned(),
+            &pieces,
+        );
+    }
+    for n in 0..rows_fit {
+        let i = start + n;
+        let Some((_, entry)) = app.row(i) else { break };
+        let y = area.y + 1 + n as u16;
+        let mut style = row_style(entry, skin);
+        if i == app.selected() {
+            style = style.patch(skin.theme.selected());
+        }
+        buf.set_style(
+            Rect {
+                y,
+                height: 1,
+                ..area
+            },
+            style,
+        );
+        for (c, r) in cols.iter().zip(rects.iter()) {
+            pieces.clear();
+            cell(*c, entry, skin, &mut pieces);
+            paint(buf, area.x + r.x, y, r.width, c.right_aligned(), &pieces);
+        }
+    }
+}
+
+/// The header over "waiting for events..." or "no events match the filter".
+fn draw_empty(frame: &mut Frame, area: Rect, app: &App, skin: &Skin, cols: &[Col]) {
     let header = Row::new(cols.iter().map(|c| {
         let l = Line::from(c.title());
         Cell::from(if c.right_aligned() {
@@ -295,35 +387,20 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, skin: &Skin) {
         })
     }))
     .style(skin.theme.header());
-    let widths: Vec<Constraint> = cols
-        .iter()
-        .map(|c| {
-            if *c == Col::Tags {
-                Constraint::Fill(1)
-            } else {
-                Constraint::Length(c.width())
-            }
-        })
-        .collect();
-    if rows.is_empty() {
-        let [head, body] =
-            ratatui::layout::Layout::vertical([Constraint::Length(1), Constraint::Min(0)])
-                .areas(area);
-        frame.render_widget(Table::new(Vec::<Row>::new(), widths).header(header), head);
-        let why = if app.tape().is_empty() {
-            "waiting for events..."
-        } else {
-            "no events match the filter"
-        };
-        frame.render_widget(
-            Paragraph::new(Line::from(Span::styled(why, skin.theme.dim())).centered()),
-            body,
-        );
-        return;
-    }
+    let [head, body] =
+        ratatui::layout::Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     frame.render_widget(
-        Table::new(rows, widths).header(header).column_spacing(1),
-        area,
+        Table::new(Vec::<Row>::new(), widths(cols)).header(header),
+        head,
+    );
+    let why = if app.tape().is_empty() {
+        "waiting for events..."
+    } else {
+        "no events match the filter"
+    };
+    frame.render_widget(
+        Paragraph::new(Line::from(Span::styled(why, skin.theme.dim())).centered()),
+        body,
     );
 }
 
