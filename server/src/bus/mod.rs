@@ -208,6 +208,16 @@ impl Bus {
         Ok(Bus::Redis(Arc::new(RedisBus::connect(url, config).await?)))
     }
 
+    /// The same bus with a command connection of its own, opened on the
+    /// calling task's runtime (a role running on a runtime of its own uses
+    /// it so its Redis I/O is driven there). The memory bus is shared as is.
+    pub async fn with_own_connection(&self) -> Result<Bus, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(Bus::Memory(m.clone())),
+            Bus::Redis(r) => Ok(Bus::Redis(Arc::new(r.with_own_connection().await?))),
+        }
+    }
+
     pub fn config(&self) -> &BusConfig {
         match self {
             Bus::Memory(m) => m.config(),

@@ -309,6 +309,19 @@ impl RedisBus {
         &self.config
     }
 
+    /// This bus with a new command connection, whose I/O task runs on the
+    /// caller's runtime.
+    pub(super) async fn with_own_connection(&self) -> Result<RedisBus, BusError> {
+        let conn = self
+            .client
+            .get_connection_manager_with_config(manager_config())
+            .await?;
+        Ok(RedisBus {
+            conn,
+            ..self.clone()
+        })
+    }
+
     pub fn keys(&self) -> &Keys {
         &self.keys
     }

@@ -28,7 +28,21 @@ pub struct IngestStats {
 
 /// Appends every batch from `rx` to the bus until the feed closes the
 /// channel, or shutdown fires and the batches already queued are written.
+///
+/// It runs on a thread of its own ([`super::run_isolated`]).
 pub async fn run_ingest(
+    bus: Bus,
+    rx: mpsc::Receiver<Vec<Print>>,
+    shutdown: Shutdown,
+    stats: Arc<IngestStats>,
+) {
+    super::run_isolated("ingest", bus, move |bus| {
+        ingest_loop(bus, rx, shutdown, stats)
+    })
+    .await
+}
+
+async fn ingest_loop(
     bus: Bus,
     mut rx: mpsc::Receiver<Vec<Print>>,
     shutdown: Shutdown,

@@ -78,7 +78,20 @@ pub struct ProcessStats {
 }
 
 /// Runs one worker per shard until shutdown; returns when all have drained.
+/// The workers run on a thread of their own ([`super::run_isolated`]).
 pub async fn run_processor(
+    bus: Bus,
+    config: ProcessorConfig,
+    shutdown: Shutdown,
+    stats: Arc<ProcessStats>,
+) {
+    super::run_isolated("process", bus, move |bus| {
+        run_workers(bus, config, shutdown, stats)
+    })
+    .await
+}
+
+async fn run_workers(
     bus: Bus,
     config: ProcessorConfig,
     shutdown: Shutdown,
