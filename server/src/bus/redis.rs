@@ -801,9 +801,9 @@ impl RedisShardReader {
             if let Some(Value::Array(deleted)) = parts.next() {
                 trimmed += deleted.len() as u64;
             }
-            for (id, fields) in stream_entries(entries)? {
-                match fields {
-                    Some(fields) => out.push(raw_entry(id, &fields)),
+            for (id, print) in raw_stream_entries(entries)? {
+                match print {
+                    Some(print) => out.push(RawEntry { id, print }),
                     None => trimmed += 1,
                 }
             }
@@ -875,15 +875,74 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn raw_entry(id: Cursor, fields: &[(String, String)]) -> RawEntry {
-    let print = field(fields, "p").and_then(|json| match serde_json::from_str::<Print>(json) {
+/// A raw entry's content: `None` if deleted since delivered, `Some(None)` if undecodable.
+type RawFields = Option<Option<Print>>;
+
+/// The bytes of a string reply, borrowed.
+fn bytes_of(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+/// Decodes a raw entry's print from its `p` field, straight from the reply's
+/// bytes; `None` if it has none or it is malformed (logged).
+fn print_of(id: Cursor, fields: &[Value]) -> Option<Print> {
+    let json = fields
+        .chunks(2)
+        .find(|kv| kv.len() == 2 && bytes_of(&kv[0]) == Some(b"p"))
+        .and_then(|kv| bytes_of(&kv[1]))?;
+    match serde_json::from_slice::<Print>(json) {
         Ok(p) => Some(p),
         Err(e) => {
             tracing::warn!(%id, "malformed raw entry: {e}");
             None
         }
-    });
-    RawEntry { id, print }
+    }
+}
+
+/// Parses raw stream entries `[[id, [field, value, …] | nil], …]` without
+/// copying their fields. The outer `Option` is `None` for an entry deleted
+/// since it was delivered; the inner one for an undecodable print.
+fn raw_stream_entries(v: Value) -> Result<Vec<(Cursor, RawFields)>, BusError> {
+    let items = match v {
+        Value::Array(items) => items,
+        Value::Nil => return Ok(Vec::new()),
+        other => return Err(BusError::Protocol(format!("stream entries: {other:?}"))),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in &items {
+        let Value::Array(pair) = item else {
+            return Err(BusError::Protocol("stream entry is not an array".into()));
+        };
+        let id: Cursor = pair
+            .first()
+            .and_then(bytes_of)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| BusError::Protocol("stream entry without an id".into()))?;
+        let print = match pair.get(1) {
+            Some(Value::Array(kv)) => Some(print_of(id, kv)),
+            Some(Value::Map(kv)) => Some(
+                kv.iter()
+                    .find(|(k, _)| bytes_of(k) == Some(b"p"))
+                    .and_then(|(_, v)| bytes_of(v))
+                    .and_then(|json| match serde_json::from_slice::<Print>(json) {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            tracing::warn!(%id, "malformed raw entry: {e}");
+                            None
+                        }
+                    }),
+            ),
+            _ => None,
+        };
+        out.push((id, print));
+    }
+    Ok(out)
 }
 
 /// Parses an XREADGROUP reply for one stream.
@@ -902,10 +961,10 @@ fn raw_entries_of_read(v: Value) -> Result<Vec<RawEntry>, BusError> {
     };
     let mut out = Vec::new();
     for entries in streams {
-        for (id, fields) in stream_entries(entries)? {
-            out.push(match fields {
-                Some(f) => raw_entry(id, &f),
-                None => RawEntry { id, print: None },
+        for (id, print) in raw_stream_entries(entries)? {
+            out.push(RawEntry {
+                id,
+                print: print.flatten(),
             });
         }
     }

@@ -275,9 +275,12 @@ struct ShardState {
     /// What each print read and not yet acknowledged adds to the day
     /// aggregates, by raw id (computed on arrival, so the print itself goes
     /// to the detector without a copy).
-    in_flight: HashMap<Cursor, (i64, Option<DayDelta>)>,
+    in_flight: HashMap<Cursor, (i64, Option<DayDelta>), FastHash>,
     /// Each contract's day-aggregate field names.
-    fields: HashMap<Contract, DayFields>,
+    fields: HashMap<Contract, DayFields, FastHash>,
+    /// The last minute (ms / 60,000) a market date was worked out for, and
+    /// that date: New York dates change only on whole minutes.
+    last_day: Option<(i64, crate::date::Date)>,
     /// Detector output not yet committed.
     completed: Vec<Detected>,
     /// Entries reflected in the flow stream, to acknowledge next.
@@ -291,6 +294,48 @@ struct ShardState {
     /// Raw entries that could not be decoded, not yet added to the stats.
     malformed: u64,
 }
+
+/// A fast hasher for the shard's in-process maps (keys are stream ids and
+/// contracts it made itself, not input an attacker chooses): FxHash's
+/// multiply-rotate, instead of SipHash.
+#[derive(Clone, Copy, Default)]
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type FastHash = std::hash::BuildHasherDefault<FastHasher>;
 
 /// The most contracts whose field names a shard keeps (then it starts over).
 const MAX_FIELD_CACHE: usize = 100_000;
@@ -307,8 +352,9 @@ impl ShardState {
             ),
             conditions: worker.config.conditions.clone(),
             detection: worker.config.detection.clone(),
-            in_flight: HashMap::new(),
-            fields: HashMap::new(),
+            in_flight: HashMap::default(),
+            fields: HashMap::default(),
+            last_day: None,
             completed: Vec::new(),
             acks: Vec::new(),
             guarded: Vec::new(),
@@ -377,6 +423,15 @@ impl ShardState {
             return None;
         }
         let side = side_of(p.price, p.bid, p.ask, &self.detection);
+        let minute = p.ts_ms().div_euclid(60_000);
+        let day = match self.last_day {
+            Some((m, day)) if m == minute => day,
+            _ => {
+                let day = market_date(p.ts_ms());
+                self.last_day = Some((minute, day));
+                day
+            }
+        };
         if self.fields.len() >= MAX_FIELD_CACHE {
             self.fields.clear();
         }
@@ -385,7 +440,7 @@ impl ShardState {
             .entry(p.contract)
             .or_insert_with(|| DayFields::new(&p.contract));
         Some(DayDelta {
-            day: market_date(p.ts_ms()),
+            day,
             occ: fields.occ.clone(),
             size: u64::from(p.size),
             bucket: fields.bucket.clone(),
