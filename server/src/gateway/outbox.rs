@@ -12,10 +12,11 @@
 //! The writer coalesces queued events: when more than one event frame is
 //! waiting it writes them as one `{"type":"events","events":[…]}` frame of at
 //! most `max_batch_bytes`. At peaks it writes to a client at most once per
-//! `coalesce` interval: an event that comes within the interval after a write
-//! waits out the rest of it, with whatever else arrives meanwhile, so a busy
-//! client costs one socket write per interval rather than one per event. An
-//! event that comes after a quiet spell is written at once. It pings every `ping_interval` and closes a client
+//! `coalesce` interval: once a write has carried several events (events come
+//! faster than they are written), the next waits out the rest of the interval
+//! with whatever else arrives meanwhile, so a busy client costs one socket
+//! write per interval rather than one per event. A client whose events are
+//! written one at a time gets each at once. It pings every `ping_interval` and closes a client
 //! that has sent nothing within `pong_timeout` of a ping (4009). On shutdown it
 //! sends 1001 "going away".
 
@@ -289,8 +290,9 @@ pub(crate) async fn run_writer<S>(
     // A ping awaiting an answer: when it was sent, and the answer deadline.
     let mut awaiting: Option<(u64, tokio::time::Instant)> = None;
     let mut carried: Option<Out> = None;
-    // When events were last written: the next waits out the coalescing interval.
-    let mut last_write: Option<tokio::time::Instant> = None;
+    // When several events were last written in one frame (the client is
+    // busy): the next write waits out the coalescing interval from then.
+    let mut busy_since: Option<tokio::time::Instant> = None;
     let stop = loop {
         let pong_deadline = awaiting.map(|(_, deadline)| deadline);
         let next = match carried.take() {
@@ -340,7 +342,7 @@ pub(crate) async fn run_writer<S>(
                 (Message::Text(text), n, Vec::new())
             }
             Out::Event(first) => {
-                if let Some(due) = last_write.map(|at| at + config.coalesce) {
+                if let Some(due) = busy_since.map(|at| at + config.coalesce) {
                     if due > tokio::time::Instant::now() {
                         tokio::time::sleep_until(due).await;
                     }
@@ -375,7 +377,7 @@ pub(crate) async fn run_writer<S>(
             break stop;
         }
         if !events.is_empty() {
-            last_write = Some(tokio::time::Instant::now());
+            busy_since = (events.len() > 1).then(tokio::time::Instant::now);
             metrics
                 .events_out
                 .fetch_add(events.len() as u64, Ordering::Relaxed);
