@@ -193,17 +193,15 @@ async fn event_loop(
             if client_open {
                 client_open = drain(&mut ev_rx, &mut app, &mut effects);
             }
-            for effect in effects.drain(..) {
-                if apply(
-                    effect,
-                    &mut app,
-                    &cmd_tx,
-                    &mut bell,
-                    export_dir,
-                    config_path,
-                ) {
-                    return Ok(());
-                }
+            if apply_all(
+                &mut effects,
+                &mut app,
+                &cmd_tx,
+                &mut bell,
+                export_dir,
+                config_path,
+            ) {
+                return Ok(());
             }
             app.tick(now_ms());
             app.set_page(ui::tape_rows(term.area()?, &app));
@@ -250,9 +248,10 @@ async fn event_loop(
             _ = sigterm.recv() => return Ok(()),
             _ = sigint.recv() => return Ok(()),
         }
-        for effect in effects.drain(..) {
-            if apply(
-                effect,
+        if !effects.is_empty() {
+            dirty = true;
+            if apply_all(
+                &mut effects,
                 &mut app,
                 &cmd_tx,
                 &mut bell,
@@ -261,9 +260,23 @@ async fn event_loop(
             ) {
                 return Ok(());
             }
-            dirty = true;
         }
     }
+}
+
+/// Applies the pending effects in order; true if one of them quits (the
+/// rest are dropped).
+fn apply_all(
+    effects: &mut Vec<Effect>,
+    app: &mut App,
+    cmd_tx: &mpsc::Sender<ClientCommand>,
+    bell: &mut bool,
+    export_dir: &std::path::Path,
+    config_path: &std::path::Path,
+) -> bool {
+    effects
+        .drain(..)
+        .any(|effect| apply(effect, app, cmd_tx, bell, export_dir, config_path))
 }
 
 /// Carries out one effect. Returns true to quit.

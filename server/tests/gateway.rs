@@ -231,6 +231,15 @@ async fn connect(url: &str) -> Ws {
     ok(tokio_tungstenite::connect_async(url).await).0
 }
 
+/// A client whose socket buffers only 4 KiB, so the gateway's queue for it
+/// fills as soon as it reads slowly.
+async fn connect_small_buffer(gw: &RunningGateway) -> Ws {
+    let socket = ok(tokio::net::TcpSocket::new_v4());
+    ok(socket.set_recv_buffer_size(4096));
+    let stream = ok(socket.connect(gw.addr).await);
+    ok(tokio_tungstenite::client_async(gw.url(), MaybeTlsStream::Plain(stream)).await).0
+}
+
 async fn send(ws: &mut Ws, v: Value) {
     ok(ws.send(Message::text(v.to_string())).await);
 }
@@ -534,11 +543,7 @@ async fn a_slow_consumer_is_closed_with_4008_while_others_keep_receiving() {
     let gw = RunningGateway::start(bus.clone(), config).await;
     let start = stream_end(&bus).await;
     // The slow client's socket buffers little, so its queue fills quickly.
-    let socket = ok(tokio::net::TcpSocket::new_v4());
-    ok(socket.set_recv_buffer_size(4096));
-    let stream = ok(socket.connect(gw.addr).await);
-    let (mut slow, _) =
-        ok(tokio_tungstenite::client_async(gw.url(), MaybeTlsStream::Plain(stream)).await);
+    let mut slow = connect_small_buffer(&gw).await;
     subscribe(&mut slow, json!({"op": "subscribe", "filter": ""})).await;
     let mut fast = connect(&gw.url()).await;
     subscribe(
@@ -600,11 +605,7 @@ async fn a_client_whose_queue_fills_but_keeps_reading_catches_up_without_gap_or_
         };
         let gw = RunningGateway::start(bus.clone(), config).await;
         let start = stream_end(&bus).await;
-        let socket = ok(tokio::net::TcpSocket::new_v4());
-        ok(socket.set_recv_buffer_size(4096));
-        let stream = ok(socket.connect(gw.addr).await);
-        let (mut ws, _) =
-            ok(tokio_tungstenite::client_async(gw.url(), MaybeTlsStream::Plain(stream)).await);
+        let mut ws = connect_small_buffer(&gw).await;
         subscribe(&mut ws, json!({"op": "subscribe", "filter": ""})).await;
         let load = Load::start(
             Committer::new(bus.clone()).await,

@@ -522,27 +522,25 @@ async fn takeover_after_commit_before_ack(bus: Bus) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_bus_takeover_between_commit_and_ack() {
-    takeover_after_commit_before_ack(Bus::memory(BusConfig {
+/// A bus of one raw shard, for the commit/ack tests.
+fn one_shard() -> BusConfig {
+    BusConfig {
         shards: 1,
         ..BusConfig::default()
-    }))
-    .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bus_takeover_between_commit_and_ack() {
+    takeover_after_commit_before_ack(Bus::memory(one_shard())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_bus_takeover_between_commit_and_ack() {
     let server = RedisServer::start();
-    let bus = Bus::redis(
-        &server.url(),
-        BusConfig {
-            shards: 1,
-            ..BusConfig::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let bus = Bus::redis(&server.url(), one_shard())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     takeover_after_commit_before_ack(bus).await;
     let mut c = server.conn();
     let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
@@ -696,24 +694,14 @@ async fn commit_and_ack_count_once(bus: Bus) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_bus_commits_and_acks_count_once() {
-    commit_and_ack_count_once(Bus::memory(BusConfig {
-        shards: 1,
-        ..BusConfig::default()
-    }))
-    .await;
+    commit_and_ack_count_once(Bus::memory(one_shard())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_bus_commits_and_acks_count_once() {
     let server = RedisServer::start();
-    let bus = Bus::redis(
-        &server.url(),
-        BusConfig {
-            shards: 1,
-            ..BusConfig::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let bus = Bus::redis(&server.url(), one_shard())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     commit_and_ack_count_once(bus).await;
 }
