@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flowtape_server::bus::{Bus, BusConfig, Live};
+use flowtape_server::bus::{Bus, BusConfig, Live, RawEntry};
 use flowtape_server::conditions::ConditionTable;
 use flowtape_server::event::{FlowEvent, Print};
 use flowtape_server::feed::{Pace, PrintSource, ReplayReader};
@@ -451,17 +451,8 @@ async fn takeover_after_commit_before_ack(bus: Bus) {
         .take(3)
         .collect();
     assert_eq!(prints.len(), 3);
-    bus.append_raw(&prints)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-
     let ttl = Duration::from_secs(2);
-    assert!(bus.acquire_lease(0, "A", ttl).await.unwrap_or(false));
-    let mut reader = bus.shard_reader(0).await.unwrap_or_else(|e| panic!("{e}"));
-    let entries = reader
-        .read_new("A:0", 10, Duration::from_millis(100))
-        .await
-        .unwrap_or_default();
+    let entries = append_and_read_as_a(&bus, &prints, ttl).await;
     assert_eq!(entries.len(), 3);
     let json = r#"{"ts":1,"sym":"SPY","occ":"SPY261218P00500000","expiry":"2026-12-18","strike":500.0,"right":"P","side":"B","size":1,"price":1.0,"premium":100.0,"kind":"single","legs":1,"exchanges":[1],"spot":null,"otm":null,"dte":20,"oi":null,"vol":1,"iv":null,"bid":null,"ask":null,"tags":[],"sentiment":"neutral","score":1}"#;
     let legs: Vec<[flowtape_server::cursor::Cursor; 1]> = entries.iter().map(|e| [e.id]).collect();
@@ -520,6 +511,20 @@ async fn takeover_after_commit_before_ack(bus: Bus) {
         0,
         "the guard is pruned after the acks"
     );
+}
+
+/// Appends `prints` to shard 0, takes its lease as owner "A" for `ttl`, and
+/// reads them back as A's consumer.
+async fn append_and_read_as_a(bus: &Bus, prints: &[Print], ttl: Duration) -> Vec<RawEntry> {
+    bus.append_raw(prints)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(bus.acquire_lease(0, "A", ttl).await.unwrap_or(false));
+    let mut reader = bus.shard_reader(0).await.unwrap_or_else(|e| panic!("{e}"));
+    reader
+        .read_new("A:0", 10, Duration::from_millis(100))
+        .await
+        .unwrap_or_default()
 }
 
 /// A bus of one raw shard, for the commit/ack tests.
@@ -599,16 +604,8 @@ async fn commit_and_ack_count_once(bus: Bus) {
         .take(5)
         .collect();
     assert_eq!(sample.len(), 5);
-    bus.append_raw(&sample)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
     let ttl = Duration::from_secs(5);
-    assert!(bus.acquire_lease(0, "A", ttl).await.unwrap_or(false));
-    let mut reader = bus.shard_reader(0).await.unwrap_or_else(|e| panic!("{e}"));
-    let entries = reader
-        .read_new("A:0", 10, Duration::from_millis(100))
-        .await
-        .unwrap_or_default();
+    let entries = append_and_read_as_a(&bus, &sample, ttl).await;
     let ids: Vec<Cursor> = entries.iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), 5);
 
@@ -678,6 +675,7 @@ async fn commit_and_ack_count_once(bus: Bus) {
     let vol: Vec<(String, u64)> = bus.day_volume(0, day).await.unwrap_or_default();
     assert_eq!(vol, vec![("SPY261218P00500000".to_string(), 130)]);
     // Entries 3 and 4 are still pending: a takeover claims exactly them.
+    let mut reader = bus.shard_reader(0).await.unwrap_or_else(|e| panic!("{e}"));
     let (pending, trimmed) = reader.claim_all("B:0").await.unwrap_or_default();
     assert_eq!(trimmed, 0);
     assert_eq!(
