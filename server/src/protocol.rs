@@ -317,16 +317,28 @@ const EVENT_FRAME_HEAD: &str = "{\"type\":\"event\",";
 /// [`event_frame`]), oldest first, without re-serializing them:
 /// `{"type":"events","events":[{"cursor":"…","event":{…}},…]}`.
 pub fn events_frame<'a>(event_frames: impl IntoIterator<Item = &'a str>) -> String {
-    let mut out = String::from("{\"type\":\"events\",\"events\":[");
+    let mut out = Vec::new();
+    write_events_frame(&mut out, event_frames);
+    // Built only from `str`s.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the text of [`events_frame`] to `out`.
+pub fn write_events_frame<'a>(out: &mut Vec<u8>, event_frames: impl IntoIterator<Item = &'a str>) {
+    out.extend_from_slice(b"{\"type\":\"events\",\"events\":[");
     for (i, frame) in event_frames.into_iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
-        out.push('{');
-        out.push_str(frame.strip_prefix(EVENT_FRAME_HEAD).unwrap_or(frame));
+        out.push(b'{');
+        out.extend_from_slice(
+            frame
+                .strip_prefix(EVENT_FRAME_HEAD)
+                .unwrap_or(frame)
+                .as_bytes(),
+        );
     }
-    out.push_str("]}");
-    out
+    out.extend_from_slice(b"]}");
 }
 
 #[cfg(test)]

@@ -712,6 +712,30 @@ async fn bad_input_gets_error_frames_and_the_connection_stays_open() {
         "{got:?}"
     );
 
+    // WebSocket pings are answered with their payload, and a close from the
+    // client is answered with its own code.
+    ok(ws
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await);
+    let pong = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Pong(p)))) => break p,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    };
+    assert_eq!(&pong[..], b"are you there");
+    ok(ws
+        .send(Message::Close(Some(tungstenite::protocol::CloseFrame {
+            code: 4000.into(),
+            reason: "done".into(),
+        })))
+        .await);
+    assert!(matches!(
+        next_seen(&mut ws, Duration::from_secs(5)).await,
+        Some(Seen::Closed(Some((4000, _))))
+    ));
+
     // A text frame that is not UTF-8 fails the connection (RFC 6455), after an error frame.
     let mut raw = connect(&gw.url()).await;
     let frame = Frame::message(vec![b'{', 0xc3, 0x28, b'}'], OpCode::Data(Data::Text), true);

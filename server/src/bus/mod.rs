@@ -439,6 +439,19 @@ impl LiveFeed {
             LiveFeed::Redis(rx) => rx.recv().await,
         }
     }
+
+    /// The next live message if one is waiting now.
+    pub fn try_recv(&mut self) -> Option<Live> {
+        use tokio::sync::broadcast::error::TryRecvError;
+        match self {
+            LiveFeed::Memory(rx) => match rx.try_recv() {
+                Ok(entry) => Some(Live::Entry(entry)),
+                Err(TryRecvError::Lagged(_)) => Some(Live::Gap),
+                Err(TryRecvError::Empty | TryRecvError::Closed) => None,
+            },
+            LiveFeed::Redis(rx) => rx.try_recv().ok(),
+        }
+    }
 }
 
 /// Milliseconds since the epoch, now.

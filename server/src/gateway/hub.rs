@@ -21,8 +21,10 @@
 //!   the delay; memory stays at one page however long the delay.
 //!
 //! Each event is parsed once, its frame text built once per tier, and each
-//! client's filter applied once in the hub; only the writers of matching
-//! clients are woken, and they share the event through an `Arc`.
+//! client's filter applied once in the hub. The hub deals the events that
+//! arrived together as one batch and then writes each matching client's
+//! share itself, in one write, unless that client's writer is busy
+//! ([`super::outbox`]); clients share each event through an `Arc`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,13 +35,16 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::metrics::GatewayMetrics;
-use super::outbox::Outbox;
+use super::outbox::{Flusher, Outbox, SlowConsumer};
 use crate::bus::{Bus, BusError, FlowEntry, Live, LiveFeed};
 use crate::cursor::Cursor;
 use crate::event::FlowEvent;
 use crate::filter::{Filter, Ticker};
 use crate::protocol::event_frame;
 use crate::shutdown::Shutdown;
+
+/// The most live entries dealt as one batch.
+const MAX_BATCH: usize = 1024;
 
 /// A bus call that takes longer than this counts as failed.
 pub(crate) const BUS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,6 +147,15 @@ struct Subscriber {
     cursor: Cursor,
     /// Told the cursor to resume from when the subscriber lags.
     lagged: Option<oneshot::Sender<Cursor>>,
+}
+
+/// A hub's scratch space for dealing batches, reused from batch to batch.
+#[derive(Default)]
+pub(crate) struct FanOut {
+    /// The subscribers dealt an event in this batch, to flush once.
+    touched: Vec<Outbox>,
+    lagged: Vec<u64>,
+    flusher: Flusher,
 }
 
 /// Why a live subscription ended.
@@ -336,45 +350,54 @@ impl Tap {
         self.lock().last
     }
 
-    fn publish(&self, d: Arc<Delivery>) {
+    /// Deals a batch of events, oldest first, to the matching subscribers'
+    /// send queues, then flushes each subscriber that got any, once: at
+    /// peaks a client gets its share of a whole batch in one write.
+    fn publish(&self, batch: &[Arc<Delivery>], fan: &mut FanOut) {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        inner.last = d.cursor;
-        inner.recent.push_back(d.clone());
-        while inner.recent.len() > self.recent_cap {
-            if let Some(old) = inner.recent.pop_front() {
-                inner.floor = old.cursor;
+        let mut filtered = 0usize;
+        for d in batch {
+            inner.last = inner.last.max(d.cursor);
+            inner.recent.push_back(d.clone());
+            while inner.recent.len() > self.recent_cap {
+                if let Some(old) = inner.recent.pop_front() {
+                    inner.floor = old.cursor;
+                }
             }
-        }
-        let named = Ticker::parse(&d.event.sym)
-            .and_then(|t| inner.by_ticker.get(&t))
-            .map_or(&[][..], Vec::as_slice);
-        let mut dealt = 0usize;
-        let mut lagged = Vec::new();
-        for &g in named.iter().chain(&inner.any_ticker) {
-            let Some(group) = inner.groups[g].as_mut() else {
-                continue;
-            };
-            if !group.filter.matches(&d.event) {
-                continue;
-            }
-            for sub in &mut group.subs {
-                if d.cursor <= sub.cursor {
+            let named = Ticker::parse(&d.event.sym)
+                .and_then(|t| inner.by_ticker.get(&t))
+                .map_or(&[][..], Vec::as_slice);
+            let mut dealt = 0usize;
+            for &g in named.iter().chain(&inner.any_ticker) {
+                let Some(group) = inner.groups[g].as_mut() else {
+                    continue;
+                };
+                if !group.filter.matches(&d.event) {
                     continue;
                 }
-                dealt += 1;
-                if sub.out.live(d.clone()).is_ok() {
-                    sub.cursor = d.cursor;
-                } else {
-                    lagged.push(sub.id);
+                for sub in &mut group.subs {
+                    if d.cursor <= sub.cursor {
+                        continue;
+                    }
+                    dealt += 1;
+                    match sub.out.queue_live(d.clone()) {
+                        Ok(first) => {
+                            sub.cursor = d.cursor;
+                            if first {
+                                fan.touched.push(sub.out.clone());
+                            }
+                        }
+                        Err(SlowConsumer) => fan.lagged.push(sub.id),
+                    }
                 }
             }
-        }
-        let filtered = inner.subscribers - dealt;
-        for id in lagged {
-            if let Some(mut sub) = inner.remove(id) {
-                if let Some(tell) = sub.lagged.take() {
-                    let _ = tell.send(sub.cursor);
+            filtered += inner.subscribers - dealt;
+            for id in fan.lagged.drain(..) {
+                if let Some(mut sub) = inner.remove(id) {
+                    if let Some(tell) = sub.lagged.take() {
+                        let _ = tell.send(sub.cursor);
+                    }
                 }
             }
         }
@@ -382,6 +405,9 @@ impl Tap {
         self.metrics
             .events_filtered
             .fetch_add(filtered as u64, Ordering::Relaxed);
+        for out in fan.touched.drain(..) {
+            out.flush(&mut fan.flusher);
+        }
     }
 
     /// Moves past an entry that is not a flow event.
@@ -440,25 +466,43 @@ impl LiveHub {
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The stream's newest id at the previous check, if we had not delivered it then.
         let mut probe: Option<Cursor> = None;
+        let mut batch = Vec::new();
+        let mut fan = FanOut::default();
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.wait() => return,
                 msg = self.live.recv() => match msg {
                     Some(Live::Entry(entry)) => {
-                        if entry.id > self.tap.last() {
-                            self.take(&entry, false);
+                        // What is already waiting goes out with it, as one batch.
+                        let mut next = Some(entry);
+                        let mut after = None;
+                        while let Some(entry) = next.take() {
+                            self.take(&entry, false, &mut batch);
+                            if batch.len() >= MAX_BATCH {
+                                break;
+                            }
+                            match self.live.try_recv() {
+                                Some(Live::Entry(entry)) => next = Some(entry),
+                                other => after = other,
+                            }
+                        }
+                        self.tap.publish(&batch, &mut fan);
+                        batch.clear();
+                        if let Some(Live::Gap) = after {
+                            tracing::info!(after = %self.tap.last(), "live gap; repairing from the stream");
+                            self.repair(&shutdown, &mut fan).await;
                         }
                     }
                     Some(Live::Gap) => {
                         tracing::info!(after = %self.tap.last(), "live gap; repairing from the stream");
-                        self.repair(&shutdown).await;
+                        self.repair(&shutdown, &mut fan).await;
                     }
                     None => {
                         if !self.resubscribe(&shutdown).await {
                             return;
                         }
-                        self.repair(&shutdown).await;
+                        self.repair(&shutdown, &mut fan).await;
                     }
                 },
                 _ = check.tick() => match bus_call(self.bus.flow_bounds()).await {
@@ -466,7 +510,7 @@ impl LiveHub {
                         self.health.set(true);
                         if probe.is_some_and(|p| p > self.tap.last()) {
                             tracing::warn!(after = %self.tap.last(), "live channel missed events; repairing");
-                            self.repair(&shutdown).await;
+                            self.repair(&shutdown, &mut fan).await;
                         }
                         probe = bounds.last.filter(|l| *l > self.tap.last());
                     }
@@ -486,7 +530,7 @@ impl LiveHub {
 
     /// Sends every stream entry after the tap's cursor, page by page, until
     /// caught up; retries with backoff while the bus is unreachable.
-    async fn repair(&mut self, shutdown: &Shutdown) {
+    async fn repair(&mut self, shutdown: &Shutdown, fan: &mut FanOut) {
         self.metrics.gap_repairs.fetch_add(1, Ordering::Relaxed);
         let mut backoff = Duration::from_millis(50);
         while !shutdown.is_triggered() {
@@ -495,9 +539,11 @@ impl LiveHub {
                     self.health.set(true);
                     backoff = Duration::from_millis(50);
                     let full = page.len() >= self.page_size;
+                    let mut batch = Vec::with_capacity(page.len());
                     for entry in &page {
-                        self.take(entry, true);
+                        self.take(entry, true, &mut batch);
                     }
+                    self.tap.publish(&batch, fan);
                     if !full {
                         return;
                     }
@@ -531,7 +577,13 @@ impl LiveHub {
         }
     }
 
-    fn take(&self, entry: &FlowEntry, repaired: bool) {
+    /// Parses a bus entry into `batch`; counts and skips one that is not a
+    /// flow event, and one the tap has already sent.
+    fn take(&self, entry: &FlowEntry, repaired: bool, batch: &mut Vec<Arc<Delivery>>) {
+        let last = batch.last().map_or_else(|| self.tap.last(), |d| d.cursor);
+        if entry.id <= last {
+            return;
+        }
         let d = match Delivery::from_entry(entry) {
             Ok(d) => d,
             Err(e) => {
@@ -555,7 +607,7 @@ impl LiveHub {
         self.metrics
             .feed_to_stream
             .observe(Duration::from_millis(entry.id.ms.saturating_sub(ts)));
-        self.tap.publish(Arc::new(d));
+        batch.push(Arc::new(d));
     }
 }
 
@@ -582,6 +634,8 @@ impl DelayedHub {
         let mut tick = tokio::time::interval(self.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let delay_ms = i64::try_from(self.delay.as_millis()).unwrap_or(i64::MAX);
+        let mut batch = Vec::new();
+        let mut fan = FanOut::default();
         loop {
             tokio::select! {
                 biased;
@@ -609,7 +663,7 @@ impl DelayedHub {
                 for entry in &page {
                     match Delivery::from_entry(entry) {
                         Ok(d) if d.event.ts.saturating_add(delay_ms) <= now => {
-                            self.tap.publish(Arc::new(d))
+                            batch.push(Arc::new(d))
                         }
                         Ok(_) => {
                             held = true;
@@ -619,6 +673,8 @@ impl DelayedHub {
                         Err(_) => self.tap.skip(entry.id),
                     }
                 }
+                self.tap.publish(&batch, &mut fan);
+                batch.clear();
                 if held || !full || shutdown.is_triggered() {
                     break;
                 }
@@ -655,6 +711,10 @@ mod tests {
         )
     }
 
+    fn publish(tap: &Tap, d: Arc<Delivery>) {
+        tap.publish(&[d], &mut FanOut::default());
+    }
+
     fn c(ms: u64) -> Cursor {
         Cursor::new(ms, 0)
     }
@@ -672,21 +732,23 @@ mod tests {
         let (tap, metrics) = tap(100);
         let frame_len = delivery(1, "AAPL").frame.len();
         // Room for two events.
-        let (aapl_out, mut aapl_in) = super::super::outbox::channel(frame_len * 2, metrics.clone());
-        let (tsla_out, mut tsla_in) = super::super::outbox::channel(1 << 20, metrics.clone());
+        let (aapl_out, mut aapl_in) =
+            super::super::outbox::channel(frame_len * 2, 1 << 16, None, metrics.clone());
+        let (tsla_out, mut tsla_in) =
+            super::super::outbox::channel(1 << 20, 1 << 16, None, metrics.clone());
         let (aapl_f, tsla_f) = (filter("AAPL"), filter("TSLA"));
         let mut aapl = live(&tap, Cursor::ZERO, &aapl_f, &aapl_out);
         let _tsla = live(&tap, Cursor::ZERO, &tsla_f, &tsla_out);
-        tap.publish(delivery(1, "AAPL"));
-        tap.publish(delivery(2, "TSLA"));
-        tap.publish(delivery(3, "AAPL"));
+        publish(&tap, delivery(1, "AAPL"));
+        publish(&tap, delivery(2, "TSLA"));
+        publish(&tap, delivery(3, "AAPL"));
         assert_eq!(tap.last(), c(3));
         assert_eq!(metrics.events_filtered.load(Ordering::Relaxed), 3);
         assert_eq!(tsla_in.take_cursors(), vec![c(2)]);
         // A third AAPL event overflows AAPL's queue: it is detached, told to
         // resume after the last event it was dealt, and gets nothing more.
-        tap.publish(delivery(4, "AAPL"));
-        tap.publish(delivery(5, "AAPL"));
+        publish(&tap, delivery(4, "AAPL"));
+        publish(&tap, delivery(5, "AAPL"));
         assert_eq!(aapl.ended().await, LiveEnd::Lagged(c(3)));
         assert_eq!(aapl_in.take_cursors(), vec![c(1), c(3)]);
         assert_eq!(tap.lock().subscribers, 1);
@@ -706,45 +768,51 @@ mod tests {
             vec![c(5)]
         );
         let _aapl = live(&tap, c(5), &aapl_f, &aapl_out);
-        tap.publish(delivery(6, "AAPL"));
+        publish(&tap, delivery(6, "AAPL"));
         assert_eq!(aapl_in.take_cursors(), vec![c(6)]);
     }
 
     #[tokio::test]
     async fn a_cursor_older_than_the_recent_window_reads_the_stream_first() {
         let (tap, metrics) = tap(2);
-        let (out, _inbox) = super::super::outbox::channel(1 << 20, metrics);
+        let (out, _inbox) = super::super::outbox::channel(1 << 20, 1 << 16, None, metrics);
         let f = filter("");
         for ms in 1..=4 {
-            tap.publish(delivery(ms, "AAPL"));
+            publish(&tap, delivery(ms, "AAPL"));
         }
         // The window holds 3 and 4: a client at 1 must read (1, 4] from the stream.
         assert!(matches!(tap.catch_up(c(1), &f, &out, 10), CatchUp::Stream(upto) if upto == c(4)));
         assert!(matches!(tap.catch_up(c(2), &f, &out, 10), CatchUp::Recent(b) if b.len() == 2));
         // A cursor ahead of the tap (from another gateway) goes live and is
         // not sent what it already has.
-        let (out, mut inbox) =
-            super::super::outbox::channel(1 << 20, Arc::new(GatewayMetrics::default()));
+        let (out, mut inbox) = super::super::outbox::channel(
+            1 << 20,
+            1 << 16,
+            None,
+            Arc::new(GatewayMetrics::default()),
+        );
         let _rx = live(&tap, c(6), &f, &out);
-        tap.publish(delivery(5, "AAPL"));
-        tap.publish(delivery(7, "AAPL"));
+        publish(&tap, delivery(5, "AAPL"));
+        publish(&tap, delivery(7, "AAPL"));
         assert_eq!(inbox.take_cursors(), vec![c(7)]);
     }
 
     #[tokio::test]
     async fn a_filter_change_applies_from_the_next_event_and_dropping_unsubscribes() {
         let (tap, metrics) = tap(8);
-        let (out, mut inbox) = super::super::outbox::channel(1 << 20, metrics.clone());
-        let (other_out, mut other_inbox) = super::super::outbox::channel(1 << 20, metrics.clone());
+        let (out, mut inbox) =
+            super::super::outbox::channel(1 << 20, 1 << 16, None, metrics.clone());
+        let (other_out, mut other_inbox) =
+            super::super::outbox::channel(1 << 20, 1 << 16, None, metrics.clone());
         let rx = live(&tap, Cursor::ZERO, &filter("AAPL"), &out);
         // Another client with the same filter, spelled differently, shares its group.
         let other = live(&tap, Cursor::ZERO, &filter("aapl"), &other_out);
         assert_eq!(tap.lock().by_filter.len(), 1);
-        tap.publish(delivery(1, "TSLA"));
+        publish(&tap, delivery(1, "TSLA"));
         rx.set_filter(&filter("TSLA"));
         assert_eq!(tap.lock().by_filter.len(), 2);
-        tap.publish(delivery(2, "TSLA"));
-        tap.publish(delivery(3, "AAPL"));
+        publish(&tap, delivery(2, "TSLA"));
+        publish(&tap, delivery(3, "AAPL"));
         assert_eq!(inbox.take_cursors(), vec![c(2)]);
         assert_eq!(other_inbox.take_cursors(), vec![c(3)]);
         assert_eq!(metrics.events_filtered.load(Ordering::Relaxed), 4);
@@ -760,15 +828,18 @@ mod tests {
     #[tokio::test]
     async fn filters_without_tickers_see_every_ticker_and_named_ones_only_theirs() {
         let (tap, metrics) = tap(8);
-        let (all_out, mut all_in) = super::super::outbox::channel(1 << 20, metrics.clone());
-        let (big_out, mut big_in) = super::super::outbox::channel(1 << 20, metrics.clone());
-        let (nv_out, mut nv_in) = super::super::outbox::channel(1 << 20, metrics.clone());
+        let (all_out, mut all_in) =
+            super::super::outbox::channel(1 << 20, 1 << 16, None, metrics.clone());
+        let (big_out, mut big_in) =
+            super::super::outbox::channel(1 << 20, 1 << 16, None, metrics.clone());
+        let (nv_out, mut nv_in) =
+            super::super::outbox::channel(1 << 20, 1 << 16, None, metrics.clone());
         let _all = live(&tap, Cursor::ZERO, &filter(""), &all_out);
         let _big = live(&tap, Cursor::ZERO, &filter("-TSLA premium>=1"), &big_out);
         let _nv = live(&tap, Cursor::ZERO, &filter("NVDA AMD"), &nv_out);
-        tap.publish(delivery(1, "nvda"));
-        tap.publish(delivery(2, "TSLA"));
-        tap.publish(delivery(3, "AMD"));
+        publish(&tap, delivery(1, "nvda"));
+        publish(&tap, delivery(2, "TSLA"));
+        publish(&tap, delivery(3, "AMD"));
         assert_eq!(all_in.take_cursors(), vec![c(1), c(2), c(3)]);
         assert_eq!(big_in.take_cursors(), vec![c(1), c(3)]);
         assert_eq!(nv_in.take_cursors(), vec![c(1), c(3)]);

@@ -11,7 +11,12 @@
 //!
 //! Semantics follow `mpsc`: the receiver gets `None` once it has taken
 //! everything and every sender is gone; senders fail once the receiver is
-//! gone (and what was queued is dropped with it).
+//! gone (and what was queued is dropped with it). Two additions serve the
+//! gateway's fan-out: a sender can queue without waking the receiver and
+//! wake it later, once for many items ([`Sender::push_quiet`],
+//! [`Sender::wake`]), and either side can take items off the front while
+//! they pass a test ([`Queue::pop_front_if`]), so whoever writes a
+//! client's socket takes its queue in order.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -113,6 +118,61 @@ impl<T> Sender<T> {
     pub(crate) fn is_closed(&self) -> bool {
         self.shared.lock().receiver_gone
     }
+
+    /// Queues `item` without waking the receiver (unbounded mailboxes only:
+    /// the capacity is not checked); [`Sender::wake`] wakes it later.
+    pub(crate) fn push_quiet(&self, item: T) -> Result<(), T> {
+        let mut state = self.shared.lock();
+        if state.receiver_gone {
+            return Err(item);
+        }
+        state.items.push_back(item);
+        Ok(())
+    }
+
+    /// Wakes the receiver (once, however often it is called before it runs).
+    pub(crate) fn wake(&self) {
+        self.shared.ready.notify_one();
+    }
+
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.shared.lock().items.is_empty()
+    }
+}
+
+/// Either end of a mailbox, taking items off the front.
+pub(crate) trait Queue<T> {
+    /// Takes the front item if `take` accepts it.
+    fn pop_front_if(&self, take: impl FnOnce(&T) -> bool) -> Option<T>;
+}
+
+impl<T> Queue<T> for Sender<T> {
+    fn pop_front_if(&self, take: impl FnOnce(&T) -> bool) -> Option<T> {
+        self.shared.pop_front_if(take)
+    }
+}
+
+impl<T> Queue<T> for Receiver<T> {
+    fn pop_front_if(&self, take: impl FnOnce(&T) -> bool) -> Option<T> {
+        self.shared.pop_front_if(take)
+    }
+}
+
+impl<T> Shared<T> {
+    fn pop_front_if(&self, take: impl FnOnce(&T) -> bool) -> Option<T> {
+        let mut state = self.lock();
+        let item = match state.items.front() {
+            Some(front) if take(front) => state.items.pop_front(),
+            _ => None,
+        };
+        drop(state);
+        // Only a bounded mailbox has senders waiting for room.
+        if item.is_some() && self.capacity != usize::MAX {
+            self.room.notify_waiters();
+        }
+        item
+    }
 }
 
 impl<T> Clone for Sender<T> {
@@ -160,11 +220,26 @@ impl<T> Receiver<T> {
 
     /// The next item if one is queued.
     pub(crate) fn try_recv(&mut self) -> Option<T> {
-        let item = self.shared.lock().items.pop_front();
-        if item.is_some() {
-            self.shared.room.notify_waiters();
+        self.shared.pop_front_if(|_| true)
+    }
+
+    /// Waits until something is queued or a sender wakes the receiver; false
+    /// once nothing is queued and every sender is gone. A wake-up may find
+    /// nothing queued (the item was taken by a sender, or the wake was for
+    /// something else).
+    pub(crate) async fn wait(&mut self) -> bool {
+        let notified = self.shared.ready.notified();
+        {
+            let state = self.shared.lock();
+            if !state.items.is_empty() {
+                return true;
+            }
+            if state.senders == 0 {
+                return false;
+            }
         }
-        item
+        notified.await;
+        true
     }
 }
 

@@ -41,6 +41,7 @@ mod ratelimit;
 mod replay;
 mod session;
 pub mod tls;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -67,6 +68,7 @@ use auth::{Authenticator, Refusal};
 use http::{HeadError, Request};
 use hub::{bus_call, DelayedHub, HubHealth, LiveHub, Tap};
 use metrics::Rejection;
+use wire::{IntoWire, ReadOnly};
 
 /// How often the delayed tier looks for events that have come due.
 const DELAYED_POLL: Duration = Duration::from_millis(250);
@@ -367,7 +369,7 @@ async fn serve_http<S>(
     deadline: tokio::time::Instant,
     shutdown: Shutdown,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + IntoWire + Unpin + Send + 'static,
 {
     let (request, rest) = match tokio::time::timeout_at(deadline, http::read_head(&mut stream))
         .await
@@ -426,7 +428,7 @@ async fn upgrade<S>(
     deadline: tokio::time::Instant,
     shutdown: Shutdown,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + IntoWire + Unpin + Send + 'static,
 {
     let refuse = |why: Rejection| shared.metrics.count_rejection(why);
     let key = match request.websocket_key() {
@@ -491,9 +493,14 @@ async fn upgrade<S>(
     // The request's head is done with; it must not live as long as the connection.
     drop(request);
     drop(key);
-    let ws =
-        WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(shared.ws_config))
-            .await;
+    let (read, side) = stream.into_wire();
+    let ws = WebSocketStream::from_partially_read(
+        ReadOnly(read),
+        rest,
+        Role::Server,
+        Some(shared.ws_config),
+    )
+    .await;
     let ctx = session::Context {
         bus: shared.bus.clone(),
         config: shared.config.clone(),
@@ -502,7 +509,7 @@ async fn upgrade<S>(
         entitlement: grant.entitlement,
         feed: shared.feed.clone(),
     };
-    session::serve(ws, ctx, shutdown).await;
+    session::serve(ws, side, ctx, shutdown).await;
     drop(grant);
 }
 

@@ -9,35 +9,37 @@
 //! pace: replays wait for room, and a queue that stays full for the catch-up
 //! patience closes the client as a slow consumer (4008).
 //!
-//! The writer coalesces queued events: when more than one event frame is
-//! waiting it writes them as one `{"type":"events","events":[…]}` frame of at
-//! most `max_batch_bytes`. At peaks it writes to a client at most once per
-//! `coalesce` interval: once a write has carried several events (events come
-//! faster than they are written), the next waits out the rest of the interval
-//! with whatever else arrives meanwhile, so a busy client costs one socket
-//! write per interval rather than one per event. A client whose events are
-//! written one at a time gets each at once. It pings every `ping_interval` and closes a client
-//! that has sent nothing within `pong_timeout` of a ping (4009). On shutdown it
-//! sends 1001 "going away".
+//! Events go out coalesced: the events at the front of the queue are written
+//! as one frame, an `event` frame for one and an `events` frame for several
+//! (at most `max_batch_bytes`), each event's text framed once for all
+//! clients. The hub queues a batch of live events for every matching client
+//! first and then flushes each client once ([`Outbox::flush`]): on a plain
+//! TCP connection that nobody is writing to, it writes the client's events
+//! itself with one non-blocking `send` ([`super::wire`]); otherwise it wakes
+//! the writer task. So at peaks each client gets one write per hub batch,
+//! and a quiet client gets each event at once without a task switch.
+//!
+//! The writer task writes everything else (control messages, replays, what
+//! the socket did not take at once) in queue order. At peaks it writes to a
+//! client at most once per `coalesce` interval: once one of its writes has
+//! carried several events, the next waits out the rest of the interval with
+//! whatever else arrives meanwhile. It pings every `ping_interval` and closes
+//! a client that has sent nothing within `pong_timeout` of a ping (4009). On
+//! shutdown it sends 1001 "going away".
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::stream::SplitSink;
-use futures_util::SinkExt;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use super::hub::Delivery;
-use super::mailbox::{self, Receiver, Sender, TrySendError};
+use super::mailbox::{self, Queue, Receiver, Sender, TrySendError};
 use super::metrics::GatewayMetrics;
+use super::wire::{FrameBuf, Opcode, Wire, WriteError, WriteSide};
 use crate::protocol::{
-    events_frame, ErrorCode, ServerMessage, CLOSE_GOING_AWAY_REASON, CLOSE_HEARTBEAT_TIMEOUT,
+    write_events_frame, ErrorCode, ServerMessage, CLOSE_GOING_AWAY_REASON, CLOSE_HEARTBEAT_TIMEOUT,
     CLOSE_HEARTBEAT_TIMEOUT_REASON, CLOSE_SLOW_CONSUMER, CLOSE_SLOW_CONSUMER_REASON,
 };
 use crate::shutdown::Shutdown;
@@ -51,12 +53,16 @@ pub(crate) const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 /// Close code for a server-side failure (the event store stayed unreachable).
 pub(crate) const CLOSE_INTERNAL: u16 = 1011;
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a normal closure.
+pub(crate) const CLOSE_NORMAL: u16 = 1000;
 
 /// One frame waiting for the socket. Two words: the queue allocates its
 /// slots in blocks up front, in every connection, and events are the common case.
 pub(crate) enum Out {
     Event(Arc<Delivery>),
     Text(Box<Utf8Bytes>),
+    /// The answer to a client's ping, with its payload.
+    Pong(Box<Bytes>),
     /// Close after everything queued before it.
     Close(Box<(u16, &'static str)>),
 }
@@ -68,6 +74,7 @@ impl Out {
         match self {
             Out::Event(d) => d.frame.len(),
             Out::Text(t) => t.len(),
+            Out::Pong(p) => p.len(),
             Out::Close(..) => 0,
         }
     }
@@ -86,12 +93,39 @@ struct Shared {
     urgent_set: Notify,
 }
 
+impl Shared {
+    /// Counts `n` more bytes queued, unless that exceeds the budget.
+    fn reserve(&self, n: usize) -> Result<(), SlowConsumer> {
+        let before = self.queued.fetch_add(n, Ordering::AcqRel);
+        if before + n > self.budget && before > 0 {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return Err(SlowConsumer);
+        }
+        Ok(())
+    }
+
+    /// `n` queued bytes have left the queue.
+    fn release(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+        self.room.notify_waiters();
+    }
+}
+
 /// The producer side of a client's send queue; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Outbox {
+    inner: Arc<OutboxInner>,
+}
+
+struct OutboxInner {
     tx: Sender<Out>,
     shared: Arc<Shared>,
     metrics: Arc<GatewayMetrics>,
+    /// Plain TCP: the hub may write queued events itself.
+    wire: Option<Arc<Wire>>,
+    max_batch_bytes: usize,
+    /// The hub has queued events since it last flushed this client.
+    dirty: AtomicBool,
 }
 
 /// The writer's end of the queue.
@@ -100,7 +134,14 @@ pub(crate) struct Inbox {
     shared: Arc<Shared>,
 }
 
-pub(crate) fn channel(budget: usize, metrics: Arc<GatewayMetrics>) -> (Outbox, Inbox) {
+/// A client's send queue: `budget` bytes at most, events written at most
+/// `max_batch_bytes` to a frame, and the wire the hub may write to itself.
+pub(crate) fn channel(
+    budget: usize,
+    max_batch_bytes: usize,
+    wire: Option<Arc<Wire>>,
+    metrics: Arc<GatewayMetrics>,
+) -> (Outbox, Inbox) {
     let (tx, rx) = mailbox::mailbox(usize::MAX);
     let shared = Arc::new(Shared {
         queued: AtomicUsize::new(0),
@@ -111,32 +152,127 @@ pub(crate) fn channel(budget: usize, metrics: Arc<GatewayMetrics>) -> (Outbox, I
     });
     (
         Outbox {
-            tx,
-            shared: shared.clone(),
-            metrics,
+            inner: Arc::new(OutboxInner {
+                tx,
+                shared: shared.clone(),
+                metrics,
+                wire,
+                max_batch_bytes,
+                dirty: AtomicBool::new(false),
+            }),
         },
         Inbox { rx, shared },
     )
 }
 
+/// The hub's scratch space for writing clients' events itself.
+#[derive(Default)]
+pub(crate) struct Flusher {
+    frame: FrameBuf,
+    batch: Vec<Arc<Delivery>>,
+}
+
+/// Takes the events at the front of `queue` into `batch` (which holds
+/// `bytes` of frames already), while they fit in `max_bytes`; at least one
+/// into an empty batch. The bytes the batch then holds.
+fn take_events(
+    queue: &impl Queue<Out>,
+    max_bytes: usize,
+    batch: &mut Vec<Arc<Delivery>>,
+    mut bytes: usize,
+) -> usize {
+    loop {
+        let empty = batch.is_empty();
+        let fits = |out: &Out| match out {
+            Out::Event(d) => empty || bytes + d.frame.len() <= max_bytes,
+            _ => false,
+        };
+        match queue.pop_front_if(fits) {
+            Some(Out::Event(d)) => {
+                bytes += d.frame.len();
+                batch.push(d);
+            }
+            _ => return bytes,
+        }
+    }
+}
+
+/// One frame for `batch`: an `event` frame for one event, an `events`
+/// frame for several.
+fn encode_events<'f>(frame: &'f mut FrameBuf, batch: &[Arc<Delivery>]) -> &'f [u8] {
+    frame.build(Opcode::Text, |payload| match batch {
+        [one] => payload.extend_from_slice(one.frame.as_bytes()),
+        many => write_events_frame(payload, many.iter().map(|d| d.frame.as_str())),
+    })
+}
+
+/// Counts a batch of events as written.
+fn count_sent(metrics: &GatewayMetrics, batch: &[Arc<Delivery>]) {
+    if batch.len() > 1 {
+        metrics.batches_out.fetch_add(1, Ordering::Relaxed);
+    }
+    metrics
+        .events_out
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    let now = Instant::now();
+    for d in batch {
+        metrics
+            .gateway_to_socket
+            .observe(now.saturating_duration_since(d.at));
+    }
+}
+
 impl Outbox {
     fn try_push(&self, out: Out) -> Result<(), SlowConsumer> {
         let n = out.bytes();
-        let before = self.shared.queued.fetch_add(n, Ordering::AcqRel);
-        if before + n > self.shared.budget && before > 0 {
-            self.shared.queued.fetch_sub(n, Ordering::AcqRel);
-            return Err(SlowConsumer);
-        }
-        if let Err(TrySendError::Closed(_) | TrySendError::Full(_)) = self.tx.try_send(out) {
+        self.inner.shared.reserve(n)?;
+        if let Err(TrySendError::Closed(_) | TrySendError::Full(_)) = self.inner.tx.try_send(out) {
             // The writer is gone; the connection is ending anyway.
-            self.shared.queued.fetch_sub(n, Ordering::AcqRel);
+            self.inner.shared.queued.fetch_sub(n, Ordering::AcqRel);
         }
         Ok(())
     }
 
-    /// Queues a live event, or fails if the client is too far behind.
-    pub(crate) fn live(&self, d: Arc<Delivery>) -> Result<(), SlowConsumer> {
-        self.try_push(Out::Event(d))
+    /// Queues a live event without waking the writer, or fails if the client
+    /// is too far behind. True when this is the first event since the last
+    /// [`Outbox::flush`]: the caller must flush the client once it has
+    /// queued the batch.
+    pub(crate) fn queue_live(&self, d: Arc<Delivery>) -> Result<bool, SlowConsumer> {
+        let inner = &*self.inner;
+        let n = d.frame.len();
+        inner.shared.reserve(n)?;
+        if inner.tx.push_quiet(Out::Event(d)).is_err() {
+            // The writer is gone; the connection is ending anyway.
+            inner.shared.queued.fetch_sub(n, Ordering::AcqRel);
+            return Ok(false);
+        }
+        Ok(!inner.dirty.swap(true, Ordering::AcqRel))
+    }
+
+    /// Sends what the hub has queued: writes it now if this is a plain TCP
+    /// connection that nobody is writing to, and otherwise (or for what is
+    /// left) wakes the writer.
+    pub(crate) fn flush(&self, f: &mut Flusher) {
+        let inner = &*self.inner;
+        inner.dirty.store(false, Ordering::Release);
+        if let Some(mut state) = inner.wire.as_deref().and_then(Wire::try_idle) {
+            let bytes = take_events(&inner.tx, inner.max_batch_bytes, &mut f.batch, 0);
+            if !f.batch.is_empty() {
+                let frame = encode_events(&mut f.frame, &f.batch);
+                let done = inner
+                    .wire
+                    .as_deref()
+                    .map(|wire| wire.write_now(&mut state, frame));
+                drop(state);
+                inner.shared.release(bytes);
+                count_sent(&inner.metrics, &f.batch);
+                f.batch.clear();
+                if matches!(done, Some(Ok(true))) && inner.tx.is_empty() {
+                    return;
+                }
+            }
+        }
+        inner.tx.wake();
     }
 
     /// Queues a replayed event, waiting up to `patience` for room.
@@ -147,13 +283,13 @@ impl Outbox {
     ) -> Result<(), SlowConsumer> {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
-            let room = self.shared.room.notified();
+            let room = self.inner.shared.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             if self.try_push(Out::Event(d.clone())).is_ok() {
                 return Ok(());
             }
-            if self.tx.is_closed() || tokio::time::timeout_at(deadline, room).await.is_err() {
+            if self.inner.tx.is_closed() || tokio::time::timeout_at(deadline, room).await.is_err() {
                 return Err(SlowConsumer);
             }
         }
@@ -171,27 +307,34 @@ impl Outbox {
         code: ErrorCode,
         message: impl Into<String>,
     ) -> Result<(), SlowConsumer> {
-        self.metrics.count_error(code);
+        self.inner.metrics.count_error(code);
         self.message(&ServerMessage::Error {
             code,
             message: message.into(),
         })
     }
 
+    /// Queues the answer to a client's WebSocket ping.
+    pub(crate) fn pong(&self, payload: Bytes) -> Result<(), SlowConsumer> {
+        self.try_push(Out::Pong(Box::new(payload)))
+    }
+
     /// Closes after what is already queued.
     pub(crate) fn close(&self, code: u16, reason: &'static str) {
-        let _ = self.tx.try_send(Out::Close(Box::new((code, reason))));
+        let _ = self.inner.tx.try_send(Out::Close(Box::new((code, reason))));
     }
 
     /// Closes the client as a slow consumer, ahead of anything queued.
     pub(crate) fn close_slow_consumer(&self) {
-        self.metrics
+        self.inner
+            .metrics
             .slow_consumer_disconnects
             .fetch_add(1, Ordering::Relaxed);
-        let mut urgent = self.shared.urgent.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = &self.inner.shared;
+        let mut urgent = shared.urgent.lock().unwrap_or_else(|p| p.into_inner());
         if urgent.is_none() {
             *urgent = Some((CLOSE_SLOW_CONSUMER, CLOSE_SLOW_CONSUMER_REASON));
-            self.shared.urgent_set.notify_one();
+            shared.urgent_set.notify_one();
         }
     }
 }
@@ -237,15 +380,6 @@ impl LastHeard {
     }
 }
 
-type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
-
-fn close_message(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code: CloseCode::from(code),
-        reason: Utf8Bytes::from_static(reason),
-    }))
-}
-
 /// Why the writer stopped.
 enum Stop {
     /// Send this close frame, then stop.
@@ -256,6 +390,15 @@ enum Stop {
     Broken,
     /// A write did not complete in time (the client stopped reading): drop it.
     Stalled,
+}
+
+impl From<WriteError> for Stop {
+    fn from(e: WriteError) -> Stop {
+        match e {
+            WriteError::Broken => Stop::Broken,
+            WriteError::Stalled => Stop::Stalled,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -273,133 +416,156 @@ impl Inbox {
     }
 }
 
+/// The writer task's state between wake-ups.
+struct Writer {
+    side: WriteSide,
+    inbox: Inbox,
+    config: WriterConfig,
+    metrics: Arc<GatewayMetrics>,
+    /// When several events were last written in one frame (the client is
+    /// busy): the next write waits out the coalescing interval from then.
+    busy_since: Option<tokio::time::Instant>,
+}
+
+impl Writer {
+    /// Writes what is queued, in order, until the queue is empty; first a
+    /// ping if `ping`. The hub writes nothing meanwhile.
+    async fn drain(&mut self, ping: bool) -> Result<(), Stop> {
+        self.side.set_active(true);
+        let result = self.drain_active(ping).await;
+        self.side.set_active(false);
+        result
+    }
+
+    async fn drain_active(&mut self, ping: bool) -> Result<(), Stop> {
+        let timeout = self.config.write_timeout;
+        // What the hub could not write at once goes first.
+        self.side.flush(timeout).await?;
+        let mut frame = FrameBuf::default();
+        if ping {
+            self.side
+                .write(frame.build(Opcode::Ping, |_| {}), timeout)
+                .await?;
+        }
+        let mut batch = Vec::new();
+        while let Some(next) = self.inbox.rx.try_recv() {
+            let n = next.bytes();
+            match next {
+                Out::Close(close) => return Err(Stop::Close(close.0, close.1)),
+                Out::Text(text) => {
+                    let bytes = frame.build(Opcode::Text, |b| b.extend_from_slice(text.as_bytes()));
+                    self.side.write(bytes, timeout).await?;
+                    self.inbox.shared.release(n);
+                }
+                Out::Pong(payload) => {
+                    let bytes = frame.build(Opcode::Pong, |b| b.extend_from_slice(&payload));
+                    self.side.write(bytes, timeout).await?;
+                    self.inbox.shared.release(n);
+                }
+                Out::Event(first) => {
+                    if let Some(due) = self.busy_since.map(|at| at + self.config.coalesce) {
+                        if due > tokio::time::Instant::now() {
+                            tokio::time::sleep_until(due).await;
+                        }
+                    }
+                    batch.push(first);
+                    let bytes =
+                        take_events(&self.inbox.rx, self.config.max_batch_bytes, &mut batch, n);
+                    self.side
+                        .write(encode_events(&mut frame, &batch), timeout)
+                        .await?;
+                    self.inbox.shared.release(bytes);
+                    count_sent(&self.metrics, &batch);
+                    self.busy_since = (batch.len() > 1).then(tokio::time::Instant::now);
+                    batch.clear();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Drains the queue to the socket until the connection ends.
-pub(crate) async fn run_writer<S>(
-    mut sink: Sink<S>,
-    mut inbox: Inbox,
+pub(crate) async fn run_writer(
+    side: WriteSide,
+    inbox: Inbox,
     config: WriterConfig,
     heard: Arc<LastHeard>,
     shutdown: Shutdown,
     metrics: Arc<GatewayMetrics>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) {
     let start = tokio::time::Instant::now();
     let mut ping = tokio::time::interval_at(start + config.ping_interval, config.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A ping awaiting an answer: when it was sent, and the answer deadline.
     let mut awaiting: Option<(u64, tokio::time::Instant)> = None;
-    let mut carried: Option<Out> = None;
-    // When several events were last written in one frame (the client is
-    // busy): the next write waits out the coalescing interval from then.
-    let mut busy_since: Option<tokio::time::Instant> = None;
+    let mut w = Writer {
+        side,
+        inbox,
+        config,
+        metrics,
+        busy_since: None,
+    };
     let stop = loop {
         let pong_deadline = awaiting.map(|(_, deadline)| deadline);
-        let next = match carried.take() {
-            Some(out) => out,
-            None => tokio::select! {
-                biased;
-                _ = inbox.shared.urgent_set.notified() => {
-                    let urgent = *inbox.shared.urgent.lock().unwrap_or_else(|p| p.into_inner());
-                    match urgent {
-                        Some((code, reason)) => break Stop::Close(code, reason),
-                        None => continue,
-                    }
+        let ping_now = tokio::select! {
+            biased;
+            _ = w.inbox.shared.urgent_set.notified() => {
+                let urgent = *w.inbox.shared.urgent.lock().unwrap_or_else(|p| p.into_inner());
+                match urgent {
+                    Some((code, reason)) => break Stop::Close(code, reason),
+                    None => continue,
                 }
-                _ = shutdown.wait() => break Stop::Close(CLOSE_GOING_AWAY, CLOSE_GOING_AWAY_REASON),
-                _ = sleep_until_opt(pong_deadline) => {
-                    match awaiting {
-                        Some((sent_ms, _)) if !heard.heard_since(sent_ms) => {
-                            metrics.heartbeat_timeouts.fetch_add(1, Ordering::Relaxed);
-                            break Stop::Close(CLOSE_HEARTBEAT_TIMEOUT, CLOSE_HEARTBEAT_TIMEOUT_REASON);
-                        }
-                        _ => {
-                            awaiting = None;
-                            continue;
-                        }
-                    }
-                }
-                _ = ping.tick() => {
-                    if awaiting.is_none() {
-                        awaiting = Some((heard.now_ms(), tokio::time::Instant::now() + config.pong_timeout));
-                    }
-                    match write(&mut sink, Message::Ping(Default::default()), &config).await {
-                        Ok(()) => continue,
-                        Err(stop) => break stop,
-                    }
-                }
-                out = inbox.rx.recv() => match out {
-                    Some(out) => out,
-                    None => break Stop::Drained,
-                },
-            },
-        };
-        let (message, written, events) = match next {
-            Out::Close(close) => break Stop::Close(close.0, close.1),
-            Out::Text(text) => {
-                let text = *text;
-                let n = text.len();
-                (Message::Text(text), n, Vec::new())
             }
-            Out::Event(first) => {
-                if let Some(due) = busy_since.map(|at| at + config.coalesce) {
-                    if due > tokio::time::Instant::now() {
-                        tokio::time::sleep_until(due).await;
+            _ = shutdown.wait() => break Stop::Close(CLOSE_GOING_AWAY, CLOSE_GOING_AWAY_REASON),
+            _ = sleep_until_opt(pong_deadline) => {
+                match awaiting {
+                    Some((sent_ms, _)) if !heard.heard_since(sent_ms) => {
+                        w.metrics.heartbeat_timeouts.fetch_add(1, Ordering::Relaxed);
+                        break Stop::Close(CLOSE_HEARTBEAT_TIMEOUT, CLOSE_HEARTBEAT_TIMEOUT_REASON);
+                    }
+                    _ => {
+                        awaiting = None;
+                        continue;
                     }
                 }
-                let mut batch = vec![first];
-                let mut bytes = batch[0].frame.len();
-                while let Some(more) = inbox.rx.try_recv() {
-                    match more {
-                        Out::Event(d) if bytes + d.frame.len() <= config.max_batch_bytes => {
-                            bytes += d.frame.len();
-                            batch.push(d);
-                        }
-                        other => {
-                            carried = Some(other);
-                            break;
-                        }
-                    }
+            }
+            _ = ping.tick() => {
+                if awaiting.is_none() {
+                    awaiting = Some((heard.now_ms(), tokio::time::Instant::now() + w.config.pong_timeout));
                 }
-                let message = if batch.len() == 1 {
-                    Message::Text(batch[0].frame.clone())
-                } else {
-                    metrics.batches_out.fetch_add(1, Ordering::Relaxed);
-                    Message::text(events_frame(batch.iter().map(|d| d.frame.as_str())))
-                };
-                (message, bytes, batch)
+                true
+            }
+            more = w.inbox.rx.wait() => {
+                if !more {
+                    break Stop::Drained;
+                }
+                false
             }
         };
-        let result = write(&mut sink, message, &config).await;
-        inbox.shared.queued.fetch_sub(written, Ordering::AcqRel);
-        inbox.shared.room.notify_waiters();
-        if let Err(stop) = result {
+        if let Err(stop) = w.drain(ping_now).await {
             break stop;
         }
-        if !events.is_empty() {
-            busy_since = (events.len() > 1).then(tokio::time::Instant::now);
-            metrics
-                .events_out
-                .fetch_add(events.len() as u64, Ordering::Relaxed);
-            for d in &events {
-                metrics.gateway_to_socket.observe(d.at.elapsed());
-            }
-        }
     };
-    match stop {
-        Stop::Close(code, reason) => {
-            let _ = write(&mut sink, close_message(code, reason), &config).await;
-        }
-        Stop::Drained => {
-            let _ = tokio::time::timeout(config.write_timeout, sink.close()).await;
-        }
+    let timeout = w.config.write_timeout;
+    let mut frame = FrameBuf::default();
+    let last = match stop {
+        Stop::Close(code, reason) => Some(frame.close(code, reason)),
+        // A close frame with no status: the conversation simply ended.
+        Stop::Drained => Some(frame.build(Opcode::Close, |_| {})),
         Stop::Stalled => {
-            metrics
+            w.metrics
                 .slow_consumer_disconnects
                 .fetch_add(1, Ordering::Relaxed);
+            None
         }
-        Stop::Broken => {}
+        Stop::Broken => None,
+    };
+    if let Some(last) = last {
+        w.side.set_active(true);
+        let _ = w.side.write(last, timeout).await;
     }
+    w.side.finish(timeout).await;
 }
 
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
@@ -409,15 +575,135 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Writes and flushes one message within the write timeout. A stalled write
-/// means the client is not reading: a slow consumer, whose socket is dropped.
-async fn write<S>(sink: &mut Sink<S>, message: Message, config: &WriterConfig) -> Result<(), Stop>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    match tokio::time::timeout(config.write_timeout, sink.send(message)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(Stop::Broken),
-        Err(_) => Err(Stop::Stalled),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::FlowEntry;
+    use crate::cursor::Cursor;
+    use crate::protocol::{FrameBody, ServerFrame};
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::WebSocketStream;
+
+    use super::super::wire::IntoWire;
+
+    fn delivery(ms: u64, pad: usize) -> Arc<Delivery> {
+        let event = crate::event::FlowEvent {
+            // A larger event: more exchanges.
+            exchanges: vec![300; pad],
+            ..crate::event::sample_event()
+        };
+        let entry = FlowEntry {
+            id: Cursor::new(ms, 0),
+            json: event.to_stored_json().into(),
+        };
+        Arc::new(Delivery::from_entry(&entry).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// A gateway-side write side and a tungstenite client over loopback.
+    async fn connected() -> (WriteSide, WebSocketStream<tokio::net::TcpStream>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let client = tokio::net::TcpStream::connect(addr);
+        let (accepted, client) = tokio::join!(listener.accept(), client);
+        let (socket, _) = accepted.unwrap_or_else(|e| panic!("{e}"));
+        let client = client.unwrap_or_else(|e| panic!("{e}"));
+        let (_read, side) = socket.into_wire();
+        let ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        (side, ws)
+    }
+
+    /// The next frame's cursors, or its text if it is not events.
+    async fn next_frame(
+        ws: &mut WebSocketStream<tokio::net::TcpStream>,
+    ) -> Result<Vec<u64>, String> {
+        let next = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
+        let Ok(Some(Ok(Message::Text(text)))) = next else {
+            panic!("expected a text frame, got {next:?}");
+        };
+        match ServerFrame::<serde_json::Value>::parse(text.as_str()).map(ServerFrame::into_body) {
+            Ok(Ok(FrameBody::Events(items))) => Ok(items.iter().map(|i| i.cursor.ms).collect()),
+            _ => Err(text.to_string()),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_hub_writes_a_batch_as_one_frame_without_the_writer() {
+        let (side, mut ws) = connected().await;
+        let metrics = Arc::new(GatewayMetrics::default());
+        // No writer task runs: only the hub's own write can deliver.
+        let (out, _inbox) = channel(1 << 20, 1 << 16, side.wire(), metrics.clone());
+        let mut f = Flusher::default();
+        assert!(out.queue_live(delivery(1, 0)).unwrap_or(false));
+        assert!(!out.queue_live(delivery(2, 0)).unwrap_or(true));
+        assert!(!out.queue_live(delivery(3, 0)).unwrap_or(true));
+        out.flush(&mut f);
+        assert_eq!(next_frame(&mut ws).await, Ok(vec![1, 2, 3]));
+        assert!(out.queue_live(delivery(4, 0)).unwrap_or(false));
+        out.flush(&mut f);
+        assert_eq!(next_frame(&mut ws).await, Ok(vec![4]));
+        assert_eq!(metrics.events_out.load(Ordering::Relaxed), 4);
+        assert_eq!(metrics.batches_out.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn what_the_socket_does_not_take_the_writer_sends_in_order() {
+        let (side, mut ws) = connected().await;
+        let metrics = Arc::new(GatewayMetrics::default());
+        let (out, inbox) = channel(64 << 20, 1 << 16, side.wire(), metrics.clone());
+        let mut f = Flusher::default();
+        // The client reads nothing yet: the hub fills the socket, and then
+        // leaves the rest (and a control message behind it) to the writer.
+        let mut sent = 0u64;
+        for ms in 1..=2_000 {
+            if out.queue_live(delivery(ms, 2_000)).is_err() {
+                panic!("the budget is large enough");
+            }
+            out.flush(&mut f);
+            sent = ms;
+        }
+        out.message(&ServerMessage::Pong)
+            .unwrap_or_else(|_| panic!("room"));
+        let config = WriterConfig {
+            ping_interval: Duration::from_secs(3600),
+            pong_timeout: Duration::from_secs(3600),
+            write_timeout: Duration::from_secs(10),
+            max_batch_bytes: 1 << 16,
+            coalesce: Duration::ZERO,
+        };
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let writer = tokio::spawn(run_writer(
+            side,
+            inbox,
+            config,
+            Arc::new(LastHeard::new()),
+            shutdown,
+            metrics.clone(),
+        ));
+        let mut got = Vec::new();
+        let last = loop {
+            match next_frame(&mut ws).await {
+                Ok(cursors) => got.extend(cursors),
+                Err(text) => break text,
+            }
+        };
+        assert_eq!(
+            got,
+            (1..=sent).collect::<Vec<_>>(),
+            "every event, once, in order"
+        );
+        assert!(last.contains("pong"), "then the control message: {last}");
+        drop(out);
+        // Every producer gone: the writer closes.
+        let close = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
+        assert!(
+            matches!(close, Ok(Some(Ok(Message::Close(_))))),
+            "{close:?}"
+        );
+        assert!(writer.await.is_ok());
+        assert_eq!(metrics.events_out.load(Ordering::Relaxed), sent);
     }
 }

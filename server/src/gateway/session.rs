@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncRead;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
@@ -33,10 +33,11 @@ use super::mailbox;
 use super::metrics::GatewayMetrics;
 use super::outbox::{
     self, LastHeard, Outbox, SlowConsumer, WriterConfig, CLOSE_INTERNAL, CLOSE_INVALID_PAYLOAD,
-    CLOSE_POLICY, CLOSE_TOO_BIG,
+    CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG,
 };
 use super::ratelimit::{TokenBucket, Verdict};
 use super::replay::ReplayError;
+use super::wire::{ReadOnly, WriteSide};
 use crate::bus::Bus;
 use crate::cursor::Cursor;
 use crate::filter::Filter;
@@ -55,15 +56,23 @@ pub(crate) struct Context {
 }
 
 /// Serves one upgraded connection until it closes.
-pub(crate) async fn serve<S>(ws: WebSocketStream<S>, ctx: Context, shutdown: Shutdown)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+pub(crate) async fn serve<R>(
+    ws: WebSocketStream<ReadOnly<R>>,
+    side: WriteSide,
+    ctx: Context,
+    shutdown: Shutdown,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
 {
     let metrics = ctx.metrics.clone();
     metrics.connections.fetch_add(1, Ordering::Relaxed);
     metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-    let (sink, stream) = ws.split();
-    let (out, inbox) = outbox::channel(ctx.config.send_queue_bytes, metrics.clone());
+    let (out, inbox) = outbox::channel(
+        ctx.config.send_queue_bytes,
+        ctx.config.max_batch_bytes,
+        side.wire(),
+        metrics.clone(),
+    );
     let heard = Arc::new(LastHeard::new());
     let writer_config = WriterConfig {
         ping_interval: ctx.config.ping_interval,
@@ -74,7 +83,7 @@ where
     };
     let write_timeout = writer_config.write_timeout;
     let mut writer = tokio::spawn(outbox::run_writer(
-        sink,
+        side,
         inbox,
         writer_config,
         heard.clone(),
@@ -95,7 +104,7 @@ where
         // a lag or a feed change, and the reader keeps reading while the
         // session replays.
         tokio::select! {
-            _ = reader.run(stream) => {}
+            _ = reader.run(ws) => {}
             _ = session.run(inbox) => {}
             _ = &mut writer => {}
         }
@@ -129,17 +138,25 @@ enum Admit {
 }
 
 impl Reader {
-    async fn run<S>(mut self, mut stream: futures_util::stream::SplitStream<WebSocketStream<S>>)
+    async fn run<R>(mut self, mut stream: WebSocketStream<ReadOnly<R>>)
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        R: AsyncRead + Unpin,
     {
         while let Some(frame) = stream.next().await {
             self.heard.touch();
             let text = match frame {
                 Ok(Message::Text(text)) => Some(text),
                 Ok(Message::Binary(_)) => None,
-                Ok(Message::Close(_)) => return,
-                Ok(_) => continue, // ping, pong: heard, and answered by the library
+                Ok(Message::Close(frame)) => {
+                    // Answer with the client's own code (RFC 6455 §5.5.1).
+                    let code = frame.map_or(CLOSE_NORMAL, |f| u16::from(f.code));
+                    return self.out.close(code, "");
+                }
+                Ok(Message::Ping(payload)) => match self.out.pong(payload) {
+                    Ok(()) => continue,
+                    Err(SlowConsumer) => return self.out.close_slow_consumer(),
+                },
+                Ok(_) => continue, // pong, raw frame: heard
                 Err(WsError::Capacity(e)) => {
                     tracing::debug!("client frame too large: {e}");
                     return self.out.close(CLOSE_TOO_BIG, "message too big");
