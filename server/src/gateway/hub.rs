@@ -732,10 +732,18 @@ mod tests {
         let (tap, metrics) = tap(100);
         let frame_len = delivery(1, "AAPL").frame.len();
         // Room for two events.
-        let (aapl_out, mut aapl_in) =
-            super::super::outbox::channel(frame_len * 2, 1 << 16, None, metrics.clone());
-        let (tsla_out, mut tsla_in) =
-            super::super::outbox::channel(1 << 20, 1 << 16, None, metrics.clone());
+        let (aapl_out, mut aapl_in) = super::super::outbox::channel(
+            frame_len * 2,
+            &super::super::outbox::tests::test_config(),
+            None,
+            metrics.clone(),
+        );
+        let (tsla_out, mut tsla_in) = super::super::outbox::channel(
+            1 << 20,
+            &super::super::outbox::tests::test_config(),
+            None,
+            metrics.clone(),
+        );
         let (aapl_f, tsla_f) = (filter("AAPL"), filter("TSLA"));
         let mut aapl = live(&tap, Cursor::ZERO, &aapl_f, &aapl_out);
         let _tsla = live(&tap, Cursor::ZERO, &tsla_f, &tsla_out);
@@ -775,7 +783,12 @@ mod tests {
     #[tokio::test]
     async fn a_cursor_older_than_the_recent_window_reads_the_stream_first() {
         let (tap, metrics) = tap(2);
-        let (out, _inbox) = super::super::outbox::channel(1 << 20, 1 << 16, None, metrics);
+        let (out, _inbox) = super::super::outbox::channel(
+            1 << 20,
+            &super::super::outbox::tests::test_config(),
+            None,
+            metrics,
+        );
         let f = filter("");
         for ms in 1..=4 {
             publish(&tap, delivery(ms, "AAPL"));
@@ -787,7 +800,7 @@ mod tests {
         // not sent what it already has.
         let (out, mut inbox) = super::super::outbox::channel(
             1 << 20,
-            1 << 16,
+            &super::super::outbox::tests::test_config(),
             None,
             Arc::new(GatewayMetrics::default()),
         );
@@ -800,10 +813,18 @@ mod tests {
     #[tokio::test]
     async fn a_filter_change_applies_from_the_next_event_and_dropping_unsubscribes() {
         let (tap, metrics) = tap(8);
-        let (out, mut inbox) =
-            super::super::outbox::channel(1 << 20, 1 << 16, None, metrics.clone());
-        let (other_out, mut other_inbox) =
-            super::super::outbox::channel(1 << 20, 1 << 16, None, metrics.clone());
+        let (out, mut inbox) = super::super::outbox::channel(
+            1 << 20,
+            &super::super::outbox::tests::test_config(),
+            None,
+            metrics.clone(),
+        );
+        let (other_out, mut other_inbox) = super::super::outbox::channel(
+            1 << 20,
+            &super::super::outbox::tests::test_config(),
+            None,
+            metrics.clone(),
+        );
         let rx = live(&tap, Cursor::ZERO, &filter("AAPL"), &out);
         // Another client with the same filter, spelled differently, shares its group.
         let other = live(&tap, Cursor::ZERO, &filter("aapl"), &other_out);
@@ -828,12 +849,24 @@ mod tests {
     #[tokio::test]
     async fn filters_without_tickers_see_every_ticker_and_named_ones_only_theirs() {
         let (tap, metrics) = tap(8);
-        let (all_out, mut all_in) =
-            super::super::outbox::channel(1 << 20, 1 << 16, None, metrics.clone());
-        let (big_out, mut big_in) =
-            super::super::outbox::channel(1 << 20, 1 << 16, None, metrics.clone());
-        let (nv_out, mut nv_in) =
-            super::super::outbox::channel(1 << 20, 1 << 16, None, metrics.clone());
+        let (all_out, mut all_in) = super::super::outbox::channel(
+            1 << 20,
+            &super::super::outbox::tests::test_config(),
+            None,
+            metrics.clone(),
+        );
+        let (big_out, mut big_in) = super::super::outbox::channel(
+            1 << 20,
+            &super::super::outbox::tests::test_config(),
+            None,
+            metrics.clone(),
+        );
+        let (nv_out, mut nv_in) = super::super::outbox::channel(
+            1 << 20,
+            &super::super::outbox::tests::test_config(),
+            None,
+            metrics.clone(),
+        );
         let _all = live(&tap, Cursor::ZERO, &filter(""), &all_out);
         let _big = live(&tap, Cursor::ZERO, &filter("-TSLA premium>=1"), &big_out);
         let _nv = live(&tap, Cursor::ZERO, &filter("NVDA AMD"), &nv_out);

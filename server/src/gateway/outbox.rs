@@ -91,9 +91,27 @@ struct Shared {
     /// A close that jumps the queue (slow consumer).
     urgent: Mutex<Option<(u16, &'static str)>>,
     urgent_set: Notify,
+    coalesce: Duration,
+    /// After a write that carried several events (the client is busy), the
+    /// next write waits until then, whoever makes it.
+    busy_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Shared {
+    /// A batch of `events` was written: a busy client's next write waits
+    /// out the coalescing interval.
+    fn wrote(&self, events: usize) {
+        let until = (events > 1 && !self.coalesce.is_zero())
+            .then(|| tokio::time::Instant::now() + self.coalesce);
+        *self.busy_until.lock().unwrap_or_else(|p| p.into_inner()) = until;
+    }
+
+    /// When the next write of events may go out, if that is later than now.
+    fn next_write(&self) -> Option<tokio::time::Instant> {
+        let until = *self.busy_until.lock().unwrap_or_else(|p| p.into_inner());
+        until.filter(|&at| at > tokio::time::Instant::now())
+    }
+
     /// Counts `n` more bytes queued, unless that exceeds the budget.
     fn reserve(&self, n: usize) -> Result<(), SlowConsumer> {
         let before = self.queued.fetch_add(n, Ordering::AcqRel);
@@ -134,11 +152,11 @@ pub(crate) struct Inbox {
     shared: Arc<Shared>,
 }
 
-/// A client's send queue: `budget` bytes at most, events written at most
-/// `max_batch_bytes` to a frame, and the wire the hub may write to itself.
+/// A client's send queue: `budget` bytes at most, events written as
+/// `config` says, and the wire the hub may write to itself.
 pub(crate) fn channel(
     budget: usize,
-    max_batch_bytes: usize,
+    config: &WriterConfig,
     wire: Option<Arc<Wire>>,
     metrics: Arc<GatewayMetrics>,
 ) -> (Outbox, Inbox) {
@@ -149,6 +167,8 @@ pub(crate) fn channel(
         room: Notify::new(),
         urgent: Mutex::new(None),
         urgent_set: Notify::new(),
+        coalesce: config.coalesce,
+        busy_until: Mutex::new(None),
     });
     (
         Outbox {
@@ -157,7 +177,7 @@ pub(crate) fn channel(
                 shared: shared.clone(),
                 metrics,
                 wire,
-                max_batch_bytes,
+                max_batch_bytes: config.max_batch_bytes,
                 dirty: AtomicBool::new(false),
             }),
         },
@@ -250,12 +270,17 @@ impl Outbox {
     }
 
     /// Sends what the hub has queued: writes it now if this is a plain TCP
-    /// connection that nobody is writing to, and otherwise (or for what is
-    /// left) wakes the writer.
+    /// connection that nobody is writing to and that is not waiting out its
+    /// coalescing interval, and otherwise (or for what is left) wakes the
+    /// writer.
     pub(crate) fn flush(&self, f: &mut Flusher) {
         let inner = &*self.inner;
         inner.dirty.store(false, Ordering::Release);
-        if let Some(mut state) = inner.wire.as_deref().and_then(Wire::try_idle) {
+        let idle = match &inner.wire {
+            Some(wire) if inner.shared.next_write().is_none() => wire.try_idle(),
+            _ => None,
+        };
+        if let Some(mut state) = idle {
             let bytes = take_events(&inner.tx, inner.max_batch_bytes, &mut f.batch, 0);
             if !f.batch.is_empty() {
                 let frame = encode_events(&mut f.frame, &f.batch);
@@ -265,6 +290,7 @@ impl Outbox {
                     .map(|wire| wire.write_now(&mut state, frame));
                 drop(state);
                 inner.shared.release(bytes);
+                inner.shared.wrote(f.batch.len());
                 count_sent(&inner.metrics, &f.batch);
                 f.batch.clear();
                 if matches!(done, Some(Ok(true))) && inner.tx.is_empty() {
@@ -422,9 +448,6 @@ struct Writer {
     inbox: Inbox,
     config: WriterConfig,
     metrics: Arc<GatewayMetrics>,
-    /// When several events were last written in one frame (the client is
-    /// busy): the next write waits out the coalescing interval from then.
-    busy_since: Option<tokio::time::Instant>,
 }
 
 impl Writer {
@@ -463,10 +486,8 @@ impl Writer {
                     self.inbox.shared.release(n);
                 }
                 Out::Event(first) => {
-                    if let Some(due) = self.busy_since.map(|at| at + self.config.coalesce) {
-                        if due > tokio::time::Instant::now() {
-                            tokio::time::sleep_until(due).await;
-                        }
+                    if let Some(due) = self.inbox.shared.next_write() {
+                        tokio::time::sleep_until(due).await;
                     }
                     batch.push(first);
                     let bytes =
@@ -476,7 +497,7 @@ impl Writer {
                         .await?;
                     self.inbox.shared.release(bytes);
                     count_sent(&self.metrics, &batch);
-                    self.busy_since = (batch.len() > 1).then(tokio::time::Instant::now);
+                    self.inbox.shared.wrote(batch.len());
                     batch.clear();
                 }
             }
@@ -504,7 +525,6 @@ pub(crate) async fn run_writer(
         inbox,
         config,
         metrics,
-        busy_since: None,
     };
     let stop = loop {
         let pong_deadline = awaiting.map(|(_, deadline)| deadline);
@@ -576,7 +596,7 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::bus::FlowEntry;
     use crate::cursor::Cursor;
@@ -587,6 +607,17 @@ mod tests {
     use tokio_tungstenite::WebSocketStream;
 
     use super::super::wire::IntoWire;
+
+    /// No pings and no coalescing within a test.
+    pub(crate) fn test_config() -> WriterConfig {
+        WriterConfig {
+            ping_interval: Duration::from_secs(3600),
+            pong_timeout: Duration::from_secs(3600),
+            write_timeout: Duration::from_secs(10),
+            max_batch_bytes: 1 << 16,
+            coalesce: Duration::ZERO,
+        }
+    }
 
     fn delivery(ms: u64, pad: usize) -> Arc<Delivery> {
         let event = crate::event::FlowEvent {
@@ -635,7 +666,7 @@ mod tests {
         let (side, mut ws) = connected().await;
         let metrics = Arc::new(GatewayMetrics::default());
         // No writer task runs: only the hub's own write can deliver.
-        let (out, _inbox) = channel(1 << 20, 1 << 16, side.wire(), metrics.clone());
+        let (out, _inbox) = channel(1 << 20, &test_config(), side.wire(), metrics.clone());
         let mut f = Flusher::default();
         assert!(out.queue_live(delivery(1, 0)).unwrap_or(false));
         assert!(!out.queue_live(delivery(2, 0)).unwrap_or(true));
@@ -653,7 +684,7 @@ mod tests {
     async fn what_the_socket_does_not_take_the_writer_sends_in_order() {
         let (side, mut ws) = connected().await;
         let metrics = Arc::new(GatewayMetrics::default());
-        let (out, inbox) = channel(64 << 20, 1 << 16, side.wire(), metrics.clone());
+        let (out, inbox) = channel(64 << 20, &test_config(), side.wire(), metrics.clone());
         let mut f = Flusher::default();
         // The client reads nothing yet: the hub fills the socket, and then
         // leaves the rest (and a control message behind it) to the writer.
@@ -667,13 +698,7 @@ mod tests {
         }
         out.message(&ServerMessage::Pong)
             .unwrap_or_else(|_| panic!("room"));
-        let config = WriterConfig {
-            ping_interval: Duration::from_secs(3600),
-            pong_timeout: Duration::from_secs(3600),
-            write_timeout: Duration::from_secs(10),
-            max_batch_bytes: 1 << 16,
-            coalesce: Duration::ZERO,
-        };
+        let config = test_config();
         let (_trigger, shutdown) = crate::shutdown::channel();
         let writer = tokio::spawn(run_writer(
             side,

@@ -67,12 +67,6 @@ pub(crate) async fn serve<R>(
     let metrics = ctx.metrics.clone();
     metrics.connections.fetch_add(1, Ordering::Relaxed);
     metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-    let (out, inbox) = outbox::channel(
-        ctx.config.send_queue_bytes,
-        ctx.config.max_batch_bytes,
-        side.wire(),
-        metrics.clone(),
-    );
     let heard = Arc::new(LastHeard::new());
     let writer_config = WriterConfig {
         ping_interval: ctx.config.ping_interval,
@@ -81,6 +75,12 @@ pub(crate) async fn serve<R>(
         max_batch_bytes: ctx.config.max_batch_bytes,
         coalesce: ctx.config.coalesce,
     };
+    let (out, inbox) = outbox::channel(
+        ctx.config.send_queue_bytes,
+        &writer_config,
+        side.wire(),
+        metrics.clone(),
+    );
     let write_timeout = writer_config.write_timeout;
     let mut writer = tokio::spawn(outbox::run_writer(
         side,
