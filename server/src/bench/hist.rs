@@ -3,16 +3,17 @@
 //! Values are bucketed by their power of two and, within it, into
 //! [`SUB_BUCKETS`] equal steps, so every bucket is at most 1/32 (about 3 %)
 //! wide relative to its values, from 1 µs up to [`MAX_MICROS`]. Values below
-//! 32 µs get a bucket each. Recording is one index computation and one
-//! relaxed atomic add: no allocation, no lock, shared by every client task.
-//! The exact maximum is kept beside the buckets.
+//! 32 µs get a bucket each. Recording is one index computation and one plain
+//! add: no allocation, no atomics. The exact maximum is kept beside the
+//! buckets.
 //!
-//! [`SharedHistogram`] is the recorder; [`Histogram`] is its snapshot, which
-//! travels between processes as sparse `(bucket, count)` pairs, merges, and
-//! answers quantiles with the upper edge of the bucket holding them (a
-//! conservative figure, at most 3 % high).
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! [`LocalHistogram`] is the recorder. It has one owner at a time (the bench
+//! clients keep one set per worker thread, see
+//! [`clients`](super::clients)), and recorders merge with
+//! [`LocalHistogram::merge`]. [`Histogram`] is its snapshot, which travels
+//! between processes as sparse `(bucket, count)` pairs, merges, and answers
+//! quantiles with the upper edge of the bucket holding them (a conservative
+//! figure, at most 3 % high).
 
 use serde::{Deserialize, Serialize};
 
@@ -48,27 +49,35 @@ fn upper_edge(i: usize) -> u64 {
     (1u64 << exp) + (sub + 1) * width - 1
 }
 
-/// A histogram many tasks record into at once.
-#[derive(Debug)]
-pub struct SharedHistogram {
-    counts: Box<[AtomicU64]>,
-    max: AtomicU64,
+/// A histogram one owner records into.
+#[derive(Clone, Debug)]
+pub struct LocalHistogram {
+    counts: Box<[u64]>,
+    max: u64,
 }
 
-impl Default for SharedHistogram {
+impl Default for LocalHistogram {
     fn default() -> Self {
-        SharedHistogram {
-            counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-            max: AtomicU64::new(0),
+        LocalHistogram {
+            counts: vec![0; BUCKETS].into_boxed_slice(),
+            max: 0,
         }
     }
 }
 
-impl SharedHistogram {
+impl LocalHistogram {
     /// Records one value, in µs.
-    pub fn record(&self, micros: u64) {
-        self.counts[index(micros)].fetch_add(1, Ordering::Relaxed);
-        self.max.fetch_max(micros, Ordering::Relaxed);
+    pub fn record(&mut self, micros: u64) {
+        self.counts[index(micros)] += 1;
+        self.max = self.max.max(micros);
+    }
+
+    /// Adds another recorder's counts to this one.
+    pub fn merge(&mut self, other: &LocalHistogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *mine += theirs;
+        }
+        self.max = self.max.max(other.max);
     }
 
     /// What has been recorded so far.
@@ -78,21 +87,16 @@ impl SharedHistogram {
                 .counts
                 .iter()
                 .enumerate()
-                .filter_map(|(i, c)| {
-                    let n = c.load(Ordering::Relaxed);
-                    (n > 0).then_some((i as u32, n))
-                })
+                .filter_map(|(i, &n)| (n > 0).then_some((i as u32, n)))
                 .collect(),
-            max: self.max.load(Ordering::Relaxed),
+            max: self.max,
         }
     }
 
     /// Forgets everything recorded.
-    pub fn reset(&self) {
-        for c in self.counts.iter() {
-            c.store(0, Ordering::Relaxed);
-        }
-        self.max.store(0, Ordering::Relaxed);
+    pub fn reset(&mut self) {
+        self.counts.fill(0);
+        self.max = 0;
     }
 }
 
@@ -222,7 +226,7 @@ mod tests {
 
     #[test]
     fn quantiles_are_within_a_bucket_of_the_truth() {
-        let h = SharedHistogram::default();
+        let mut h = LocalHistogram::default();
         for v in 1..=10_000u64 {
             h.record(v);
         }
@@ -242,7 +246,7 @@ mod tests {
 
     #[test]
     fn merging_adds_counts_and_keeps_the_max() {
-        let (a, b) = (SharedHistogram::default(), SharedHistogram::default());
+        let (mut a, mut b) = (LocalHistogram::default(), LocalHistogram::default());
         a.record(10);
         a.record(5_000);
         b.record(10);
@@ -252,6 +256,9 @@ mod tests {
         assert_eq!(m.count(), 4);
         assert_eq!(m.quantile_micros(0.5), 10);
         assert_eq!(m.quantiles().max, 70.0);
+        let mut recorders = a.clone();
+        recorders.merge(&b);
+        assert_eq!(recorders.snapshot(), m, "recorders merge as snapshots do");
         let json = serde_json::to_string(&m).unwrap_or_default();
         assert_eq!(serde_json::from_str::<Histogram>(&json).ok(), Some(m));
         a.reset();

@@ -59,6 +59,7 @@ pub mod server;
 pub mod source;
 pub mod tally;
 pub mod verify;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
