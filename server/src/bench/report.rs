@@ -248,11 +248,22 @@ impl Window {
             "  clients         disconnected {}; slow-consumer disconnects {}; lag resumes {}; batch frames {}",
             a.disconnected_clients, self.slow_consumer_disconnects, self.lag_resumes, self.batches_out
         );
-        let _ = writeln!(
+        let _ = write!(
             out,
             "  cpu %           server {:.0}  clients {:.0}  redis {:.0}",
             self.server_cpu_pct, self.client_cpu_pct, self.redis_cpu_pct
         );
+        if self.delivered > 0 {
+            // CPU over the feed, per message delivered in the window.
+            let per_msg = |pct: f64| pct / 100.0 * self.feed_s * 1e6 / self.delivered as f64;
+            let _ = write!(
+                out,
+                "  (per delivered message: server {:.1} µs, clients {:.1} µs)",
+                per_msg(self.server_cpu_pct),
+                per_msg(self.client_cpu_pct)
+            );
+        }
+        let _ = writeln!(out);
         let _ = writeln!(
             out,
             "  memory MiB      server peak {:.1}  clients {:.1}  redis used {:.1}",
