@@ -51,7 +51,7 @@ const CONNECTING_AT_ONCE: usize = 128;
 const CONNECT_ATTEMPTS: u32 = 5;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// A window is over once nothing has arrived for this long.
-const QUIET: Duration = Duration::from_millis(300);
+const QUIET: Duration = Duration::from_millis(1000);
 /// The longest a report waits for the clients to go quiet.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -451,6 +451,9 @@ async fn client(
             },
         }
     };
+    if live {
+        tracing::warn!(client = i, "connection ended: {ended}");
+    }
     rec.note(i, ended);
     if !live {
         rec.settle(false);

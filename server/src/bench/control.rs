@@ -67,7 +67,7 @@ pub enum ServerReply {
         prints: u64,
         seconds: f64,
     },
-    Stats(ServerStats),
+    Stats(Box<ServerStats>),
     Error {
         message: String,
     },
@@ -98,6 +98,9 @@ pub struct GatewayStats {
     pub batches_out: u64,
     pub slow_consumer_disconnects: u64,
     pub lag_resumes: u64,
+    /// Clients catching up after lagging, not yet live again.
+    #[serde(default)]
+    pub catching_up: u64,
     pub gap_repairs: u64,
     /// `stream_to_gateway` and `gateway_to_socket`, as the gateway buckets them.
     pub stream_to_hub: BucketHistogram,

@@ -288,7 +288,7 @@ impl Rig {
 
 async fn server_stats(server: &mut ServerLink) -> Result<ServerStats, BenchError> {
     match server.call(&ServerCommand::Stats).await? {
-        ServerReply::Stats(s) => Ok(s),
+        ServerReply::Stats(s) => Ok(*s),
         other => Err(unexpected(server.half(), other, "stats")),
     }
 }
@@ -307,7 +307,8 @@ async fn feed(server: &mut ServerLink, spec: FeedSpec) -> Result<(u64, f64), Ben
 }
 
 /// Waits until everything ingested is processed and, with a gateway, every
-/// committed event has been taken by it and dealt to every connected client.
+/// committed event has been taken by it and dealt to every connected client,
+/// and no client is still catching up after lagging.
 /// Returns the last stats, and whether that happened within `deadline`.
 async fn drain(
     env: &Env<'_>,
@@ -320,7 +321,9 @@ async fn drain(
         let stats = server_stats(server).await?;
         let stream = env.bus.flow_bounds().await?.len;
         let dealt = stats.gateway.as_ref().is_none_or(|g| {
-            g.events_in >= stream && g.events_out + g.events_filtered >= g.events_in * g.connections
+            g.events_in >= stream
+                && g.catching_up == 0
+                && g.events_out + g.events_filtered >= g.events_in * g.connections
         });
         let done = stats.processed >= stats.ingested && dealt;
         if done && previous.as_ref() == Some(&stats) {

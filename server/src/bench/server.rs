@@ -96,7 +96,7 @@ async fn command_loop(bus: &Bus, node: &Node) -> Result<(), BenchError> {
     while let Some(command) = control::next_command::<ServerCommand>(&mut lines).await? {
         let answer = match command {
             Ok(ServerCommand::Quit) => return Ok(()),
-            Ok(ServerCommand::Stats) => ServerReply::Stats(stats(node)),
+            Ok(ServerCommand::Stats) => ServerReply::Stats(Box::new(stats(node))),
             Ok(ServerCommand::Feed(spec)) => match feed(bus, node, &spec).await {
                 Ok((prints, seconds)) => ServerReply::Fed { prints, seconds },
                 Err(e) => ServerReply::Error {
@@ -172,6 +172,7 @@ fn gateway_stats(m: &Arc<GatewayMetrics>) -> GatewayStats {
         batches_out: get(&m.batches_out),
         slow_consumer_disconnects: get(&m.slow_consumer_disconnects),
         lag_resumes: get(&m.lag_resumes),
+        catching_up: get(&m.catching_up),
         gap_repairs: get(&m.gap_repairs),
         stream_to_hub: parse_histogram(&text, "flowtape_gateway_stream_to_gateway_seconds"),
         hub_to_socket: parse_histogram(&text, "flowtape_gateway_gateway_to_socket_seconds"),

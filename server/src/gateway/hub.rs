@@ -489,6 +489,10 @@ impl LiveHub {
                         }
                         self.tap.publish(&batch, &mut fan);
                         batch.clear();
+                        // A batch can mean thousands of writes: let the
+                        // writers and sessions on this worker run between
+                        // batches.
+                        tokio::task::yield_now().await;
                         if let Some(Live::Gap) = after {
                             tracing::info!(after = %self.tap.last(), "live gap; repairing from the stream");
                             self.repair(&shutdown, &mut fan).await;
@@ -544,6 +548,7 @@ impl LiveHub {
                         self.take(entry, true, &mut batch);
                     }
                     self.tap.publish(&batch, fan);
+                    tokio::task::yield_now().await;
                     if !full {
                         return;
                     }

@@ -93,6 +93,8 @@ pub(crate) enum Rejection {
 pub struct GatewayMetrics {
     /// Open WebSocket connections (gauge).
     pub connections: AtomicU64,
+    /// Clients catching up after lagging, not yet live again (gauge).
+    pub catching_up: AtomicU64,
     /// WebSocket connections accepted since start.
     pub connections_total: AtomicU64,
     /// Plain HTTP requests served (`/healthz`, `/metrics`, 404s).
@@ -231,6 +233,12 @@ impl GatewayMetrics {
             "# HELP flowtape_gateway_connections Open WebSocket connections.\n\
              # TYPE flowtape_gateway_connections gauge\nflowtape_gateway_connections {}",
             self.connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP flowtape_gateway_clients_catching_up Clients catching up after lagging, not yet live again.\n\
+             # TYPE flowtape_gateway_clients_catching_up gauge\nflowtape_gateway_clients_catching_up {}",
+            self.catching_up.load(Ordering::Relaxed)
         );
         counter(
             &mut out,
@@ -385,6 +393,7 @@ mod tests {
         let text = m.render();
         for family in [
             "flowtape_gateway_connections ",
+            "flowtape_gateway_clients_catching_up ",
             "flowtape_gateway_events_in_total ",
             "flowtape_gateway_events_out_total ",
             "flowtape_gateway_events_filtered_total ",

@@ -150,7 +150,7 @@ impl Gateway {
             // Client messages are small, and the read buffer is resident
             // memory in every connection: read in small steps (a larger
             // message grows the buffer as it needs).
-            .read_buffer_size(512)
+            .read_buffer_size(256)
             .write_buffer_size(0)
             .max_write_buffer_size(config.max_batch_bytes.max(config.max_message_size) * 4)
             .max_message_size(Some(config.max_message_size))

@@ -563,7 +563,9 @@ pub(crate) async fn run_writer(
                 false
             }
         };
-        if let Err(stop) = w.drain(ping_now).await {
+        // Boxed: its state (write futures and their timers) exists only while
+        // draining, so an idle connection's task stays small.
+        if let Err(stop) = Box::pin(w.drain(ping_now)).await {
             break stop;
         }
     };

@@ -394,9 +394,13 @@ impl Session {
         match end {
             LiveEnd::Lagged(cursor) => {
                 tracing::debug!(%cursor, "client's send queue filled; catching up");
-                self.ctx.metrics.lag_resumes.fetch_add(1, Ordering::Relaxed);
+                let metrics = self.ctx.metrics.clone();
+                metrics.lag_resumes.fetch_add(1, Ordering::Relaxed);
+                metrics.catching_up.fetch_add(1, Ordering::Relaxed);
                 self.cursor = cursor;
-                Box::pin(self.go_live()).await
+                let caught_up = Box::pin(self.go_live()).await;
+                metrics.catching_up.fetch_sub(1, Ordering::Relaxed);
+                caught_up
             }
             LiveEnd::Closed => {
                 self.out.close(CLOSE_INTERNAL, "the gateway stopped");
