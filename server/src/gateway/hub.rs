@@ -156,6 +156,50 @@ pub(crate) struct FanOut {
     touched: Vec<Outbox>,
     lagged: Vec<u64>,
     flusher: Flusher,
+    /// A second thread that flushes half of a large batch's clients.
+    helper: Option<std::sync::mpsc::Sender<Vec<Outbox>>>,
+}
+
+/// Batches that touch at least this many clients are flushed by two threads.
+const SPLIT_AT: usize = 32;
+
+impl FanOut {
+    /// Flushes every touched client once: half of them on the helper thread
+    /// when there are many and a second core, so an event for hundreds of
+    /// clients reaches them about twice as fast; the rest here.
+    fn flush(&mut self) {
+        let n = self.touched.len();
+        if n >= SPLIT_AT && self.helper().is_some() {
+            let half = self.touched.split_off(n / 2);
+            if let Some(Err(back)) = self.helper.as_ref().map(|h| h.send(half)) {
+                self.touched.extend(back.0);
+                self.helper = None;
+            }
+        }
+        for out in self.touched.drain(..) {
+            out.flush(&mut self.flusher);
+        }
+    }
+
+    fn helper(&mut self) -> Option<&std::sync::mpsc::Sender<Vec<Outbox>>> {
+        if self.helper.is_none() && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+        {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<Outbox>>();
+            let spawned = std::thread::Builder::new()
+                .name("flowtape-fanout".into())
+                .spawn(move || {
+                    let mut flusher = Flusher::default();
+                    // Ends when the hub drops its FanOut.
+                    while let Ok(batch) = rx.recv() {
+                        for out in batch {
+                            out.flush(&mut flusher);
+                        }
+                    }
+                });
+            self.helper = spawned.is_ok().then_some(tx);
+        }
+        self.helper.as_ref()
+    }
 }
 
 /// Why a live subscription ended.
@@ -405,9 +449,7 @@ impl Tap {
         self.metrics
             .events_filtered
             .fetch_add(filtered as u64, Ordering::Relaxed);
-        for out in fan.touched.drain(..) {
-            out.flush(&mut fan.flusher);
-        }
+        fan.flush();
     }
 
     /// Moves past an entry that is not a flow event.
@@ -489,10 +531,6 @@ impl LiveHub {
                         }
                         self.tap.publish(&batch, &mut fan);
                         batch.clear();
-                        // A batch can mean thousands of writes: let the
-                        // writers and sessions on this worker run between
-                        // batches.
-                        tokio::task::yield_now().await;
                         if let Some(Live::Gap) = after {
                             tracing::info!(after = %self.tap.last(), "live gap; repairing from the stream");
                             self.repair(&shutdown, &mut fan).await;
@@ -548,7 +586,6 @@ impl LiveHub {
                         self.take(entry, true, &mut batch);
                     }
                     self.tap.publish(&batch, fan);
-                    tokio::task::yield_now().await;
                     if !full {
                         return;
                     }
@@ -849,6 +886,27 @@ mod tests {
         assert!(
             inner.by_filter.is_empty() && inner.by_ticker.is_empty() && inner.group_of.is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_for_many_clients_reaches_every_one_with_the_helper_thread() {
+        let (tap, metrics) = tap(8);
+        let config = super::super::outbox::tests::test_config();
+        let f = filter("AAPL");
+        let clients: Vec<_> = (0..2 * SPLIT_AT + 1)
+            .map(|_| {
+                let (out, inbox) =
+                    super::super::outbox::channel(1 << 20, &config, None, metrics.clone());
+                let rx = live(&tap, Cursor::ZERO, &f, &out);
+                (rx, inbox)
+            })
+            .collect();
+        let mut fan = FanOut::default();
+        tap.publish(&[delivery(1, "AAPL"), delivery(2, "TSLA")], &mut fan);
+        tap.publish(&[delivery(3, "AAPL")], &mut fan);
+        for (_rx, mut inbox) in clients {
+            assert_eq!(inbox.take_cursors(), vec![c(1), c(3)]);
+        }
     }
 
     #[tokio::test]
