@@ -431,24 +431,38 @@ async fn client(
             Err(e) => break format!("undecodable frame: {e}"),
         };
         let now = wall_us();
-        let mut shard = rec.shard();
-        shard.frame(micros(now - received));
-        match body {
-            FrameBody::Events(items) => {
-                for item in &items {
-                    shard.event(i, &mut last, item.cursor, &item.event, now);
+        let decoded = {
+            let mut shard = rec.shard();
+            shard.frame(micros(now - received));
+            match body {
+                FrameBody::Events(items) => {
+                    for item in &items {
+                        shard.event(i, &mut last, item.cursor, &item.event, now);
+                    }
+                    items.len()
+                }
+                FrameBody::Message(m) => {
+                    match *m {
+                        ServerMessage::Status { live: true, .. } if !live => {
+                            live = true;
+                            rec.settle(true);
+                        }
+                        ServerMessage::Error { code, message } => {
+                            tracing::warn!(client = i, ?code, "server error: {message}");
+                        }
+                        _ => {}
+                    }
+                    0
                 }
             }
-            FrameBody::Message(m) => match *m {
-                ServerMessage::Status { live: true, .. } if !live => {
-                    live = true;
-                    rec.settle(true);
-                }
-                ServerMessage::Error { code, message } => {
-                    tracing::warn!(client = i, ?code, "server error: {message}");
-                }
-                _ => {}
-            },
+        };
+        // Each decoded event spends a unit of the task's scheduling budget.
+        // A client whose socket always has more to read would otherwise keep
+        // its thread for thousands of events while the other clients on it
+        // read nothing; on their own machines, clients do not wait for one
+        // another.
+        for _ in 0..decoded {
+            tokio::task::consume_budget().await;
         }
     };
     if live {
