@@ -753,6 +753,12 @@ mod tests {
         )
     }
 
+    /// A client's send queue with no socket (the hub only queues to it).
+    fn queue(budget: usize, metrics: Arc<GatewayMetrics>) -> (Outbox, super::super::outbox::Inbox) {
+        let config = super::super::outbox::tests::test_config();
+        super::super::outbox::channel(budget, &config, None, metrics)
+    }
+
     fn publish(tap: &Tap, d: Arc<Delivery>) {
         tap.publish(&[d], &mut FanOut::default());
     }
@@ -774,18 +780,8 @@ mod tests {
         let (tap, metrics) = tap(100);
         let frame_len = delivery(1, "AAPL").frame.len();
         // Room for two events.
-        let (aapl_out, mut aapl_in) = super::super::outbox::channel(
-            frame_len * 2,
-            &super::super::outbox::tests::test_config(),
-            None,
-            metrics.clone(),
-        );
-        let (tsla_out, mut tsla_in) = super::super::outbox::channel(
-            1 << 20,
-            &super::super::outbox::tests::test_config(),
-            None,
-            metrics.clone(),
-        );
+        let (aapl_out, mut aapl_in) = queue(frame_len * 2, metrics.clone());
+        let (tsla_out, mut tsla_in) = queue(1 << 20, metrics.clone());
         let (aapl_f, tsla_f) = (filter("AAPL"), filter("TSLA"));
         let mut aapl = live(&tap, Cursor::ZERO, &aapl_f, &aapl_out);
         let _tsla = live(&tap, Cursor::ZERO, &tsla_f, &tsla_out);
@@ -825,12 +821,7 @@ mod tests {
     #[tokio::test]
     async fn a_cursor_older_than_the_recent_window_reads_the_stream_first() {
         let (tap, metrics) = tap(2);
-        let (out, _inbox) = super::super::outbox::channel(
-            1 << 20,
-            &super::super::outbox::tests::test_config(),
-            None,
-            metrics,
-        );
+        let (out, _inbox) = queue(1 << 20, metrics);
         let f = filter("");
         for ms in 1..=4 {
             publish(&tap, delivery(ms, "AAPL"));
@@ -840,12 +831,7 @@ mod tests {
         assert!(matches!(tap.catch_up(c(2), &f, &out, 10), CatchUp::Recent(b) if b.len() == 2));
         // A cursor ahead of the tap (from another gateway) goes live and is
         // not sent what it already has.
-        let (out, mut inbox) = super::super::outbox::channel(
-            1 << 20,
-            &super::super::outbox::tests::test_config(),
-            None,
-            Arc::new(GatewayMetrics::default()),
-        );
+        let (out, mut inbox) = queue(1 << 20, Arc::new(GatewayMetrics::default()));
         let _rx = live(&tap, c(6), &f, &out);
         publish(&tap, delivery(5, "AAPL"));
         publish(&tap, delivery(7, "AAPL"));
@@ -855,18 +841,8 @@ mod tests {
     #[tokio::test]
     async fn a_filter_change_applies_from_the_next_event_and_dropping_unsubscribes() {
         let (tap, metrics) = tap(8);
-        let (out, mut inbox) = super::super::outbox::channel(
-            1 << 20,
-            &super::super::outbox::tests::test_config(),
-            None,
-            metrics.clone(),
-        );
-        let (other_out, mut other_inbox) = super::super::outbox::channel(
-            1 << 20,
-            &super::super::outbox::tests::test_config(),
-            None,
-            metrics.clone(),
-        );
+        let (out, mut inbox) = queue(1 << 20, metrics.clone());
+        let (other_out, mut other_inbox) = queue(1 << 20, metrics.clone());
         let rx = live(&tap, Cursor::ZERO, &filter("AAPL"), &out);
         // Another client with the same filter, spelled differently, shares its group.
         let other = live(&tap, Cursor::ZERO, &filter("aapl"), &other_out);
@@ -891,12 +867,10 @@ mod tests {
     #[tokio::test]
     async fn a_batch_for_many_clients_reaches_every_one_with_the_helper_thread() {
         let (tap, metrics) = tap(8);
-        let config = super::super::outbox::tests::test_config();
         let f = filter("AAPL");
         let clients: Vec<_> = (0..2 * SPLIT_AT + 1)
             .map(|_| {
-                let (out, inbox) =
-                    super::super::outbox::channel(1 << 20, &config, None, metrics.clone());
+                let (out, inbox) = queue(1 << 20, metrics.clone());
                 let rx = live(&tap, Cursor::ZERO, &f, &out);
                 (rx, inbox)
             })
@@ -912,24 +886,9 @@ mod tests {
     #[tokio::test]
     async fn filters_without_tickers_see_every_ticker_and_named_ones_only_theirs() {
         let (tap, metrics) = tap(8);
-        let (all_out, mut all_in) = super::super::outbox::channel(
-            1 << 20,
-            &super::super::outbox::tests::test_config(),
-            None,
-            metrics.clone(),
-        );
-        let (big_out, mut big_in) = super::super::outbox::channel(
-            1 << 20,
-            &super::super::outbox::tests::test_config(),
-            None,
-            metrics.clone(),
-        );
-        let (nv_out, mut nv_in) = super::super::outbox::channel(
-            1 << 20,
-            &super::super::outbox::tests::test_config(),
-            None,
-            metrics.clone(),
-        );
+        let (all_out, mut all_in) = queue(1 << 20, metrics.clone());
+        let (big_out, mut big_in) = queue(1 << 20, metrics.clone());
+        let (nv_out, mut nv_in) = queue(1 << 20, metrics.clone());
         let _all = live(&tap, Cursor::ZERO, &filter(""), &all_out);
         let _big = live(&tap, Cursor::ZERO, &filter("-TSLA premium>=1"), &big_out);
         let _nv = live(&tap, Cursor::ZERO, &filter("NVDA AMD"), &nv_out);
