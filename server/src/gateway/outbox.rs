@@ -127,6 +127,26 @@ impl Shared {
         self.queued.fetch_sub(n, Ordering::AcqRel);
         self.room.notify_waiters();
     }
+
+    /// A batch of events (`bytes` of the queue) was written, by the hub or
+    /// the writer: frees its room, starts the coalescing interval if it was
+    /// several, and counts it.
+    fn sent(&self, metrics: &GatewayMetrics, batch: &[Arc<Delivery>], bytes: usize) {
+        self.release(bytes);
+        self.wrote(batch.len());
+        if batch.len() > 1 {
+            metrics.batches_out.fetch_add(1, Ordering::Relaxed);
+        }
+        metrics
+            .events_out
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let now = Instant::now();
+        for d in batch {
+            metrics
+                .gateway_to_socket
+                .observe(now.saturating_duration_since(d.at));
+        }
+    }
 }
 
 /// The producer side of a client's send queue; cheap to clone.
@@ -226,22 +246,6 @@ fn encode_events<'f>(frame: &'f mut FrameBuf, batch: &[Arc<Delivery>]) -> &'f [u
     })
 }
 
-/// Counts a batch of events as written.
-fn count_sent(metrics: &GatewayMetrics, batch: &[Arc<Delivery>]) {
-    if batch.len() > 1 {
-        metrics.batches_out.fetch_add(1, Ordering::Relaxed);
-    }
-    metrics
-        .events_out
-        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-    let now = Instant::now();
-    for d in batch {
-        metrics
-            .gateway_to_socket
-            .observe(now.saturating_duration_since(d.at));
-    }
-}
-
 impl Outbox {
     fn try_push(&self, out: Out) -> Result<(), SlowConsumer> {
         let n = out.bytes();
@@ -277,23 +281,19 @@ impl Outbox {
         let inner = &*self.inner;
         inner.dirty.store(false, Ordering::Release);
         let idle = match &inner.wire {
-            Some(wire) if inner.shared.next_write().is_none() => wire.try_idle(),
+            Some(wire) if inner.shared.next_write().is_none() => {
+                wire.try_idle().map(|state| (wire, state))
+            }
             _ => None,
         };
-        if let Some(mut state) = idle {
+        if let Some((wire, mut state)) = idle {
             let bytes = take_events(&inner.tx, inner.max_batch_bytes, &mut f.batch, 0);
             if !f.batch.is_empty() {
-                let frame = encode_events(&mut f.frame, &f.batch);
-                let done = inner
-                    .wire
-                    .as_deref()
-                    .map(|wire| wire.write_now(&mut state, frame));
+                let done = wire.write_now(&mut state, encode_events(&mut f.frame, &f.batch));
                 drop(state);
-                inner.shared.release(bytes);
-                inner.shared.wrote(f.batch.len());
-                count_sent(&inner.metrics, &f.batch);
+                inner.shared.sent(&inner.metrics, &f.batch, bytes);
                 f.batch.clear();
-                if matches!(done, Some(Ok(true))) && inner.tx.is_empty() {
+                if matches!(done, Ok(true)) && inner.tx.is_empty() {
                     return;
                 }
             }
@@ -460,6 +460,20 @@ impl Writer {
         result
     }
 
+    /// Writes one control or text frame taken off the queue (`n` bytes of it).
+    async fn write_one(
+        &mut self,
+        frame: &mut FrameBuf,
+        opcode: Opcode,
+        payload: &[u8],
+        n: usize,
+    ) -> Result<(), Stop> {
+        let bytes = frame.build(opcode, |b| b.extend_from_slice(payload));
+        self.side.write(bytes, self.config.write_timeout).await?;
+        self.inbox.shared.release(n);
+        Ok(())
+    }
+
     async fn drain_active(&mut self, ping: bool) -> Result<(), Stop> {
         let timeout = self.config.write_timeout;
         // What the hub could not write at once goes first.
@@ -476,14 +490,12 @@ impl Writer {
             match next {
                 Out::Close(close) => return Err(Stop::Close(close.0, close.1)),
                 Out::Text(text) => {
-                    let bytes = frame.build(Opcode::Text, |b| b.extend_from_slice(text.as_bytes()));
-                    self.side.write(bytes, timeout).await?;
-                    self.inbox.shared.release(n);
+                    self.write_one(&mut frame, Opcode::Text, text.as_bytes(), n)
+                        .await?
                 }
                 Out::Pong(payload) => {
-                    let bytes = frame.build(Opcode::Pong, |b| b.extend_from_slice(&payload));
-                    self.side.write(bytes, timeout).await?;
-                    self.inbox.shared.release(n);
+                    self.write_one(&mut frame, Opcode::Pong, &payload, n)
+                        .await?
                 }
                 Out::Event(first) => {
                     if let Some(due) = self.inbox.shared.next_write() {
@@ -495,9 +507,7 @@ impl Writer {
                     self.side
                         .write(encode_events(&mut frame, &batch), timeout)
                         .await?;
-                    self.inbox.shared.release(bytes);
-                    count_sent(&self.metrics, &batch);
-                    self.inbox.shared.wrote(batch.len());
+                    self.inbox.shared.sent(&self.metrics, &batch, bytes);
                     batch.clear();
                 }
             }
