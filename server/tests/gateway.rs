@@ -144,7 +144,11 @@ impl Committer {
         let events: Vec<NewEvent<'_>> = jsons
             .iter()
             .zip(&legs)
-            .map(|(json, legs)| NewEvent { legs, json })
+            .map(|(json, legs)| NewEvent {
+                legs,
+                json,
+                deltas: &[],
+            })
             .collect();
         let ids = match self.bus.commit_flow(0, OWNER, &events, &[]).await {
             Err(BusError::LeaseLost(_)) => {

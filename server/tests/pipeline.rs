@@ -409,6 +409,28 @@ fn a_processor_killed_mid_run_is_taken_over_exactly_once() {
     assert!(status.success(), "processor exited with {status}");
     // Stable after shutdown too: nothing was written twice late.
     assert_eq!(flow_totals(&mut c), expected);
+    // The day volume counted every contract once too, across the kill.
+    let want: BTreeMap<String, u64> = expected.iter().map(|(k, t)| (k.clone(), t.1)).collect();
+    assert_eq!(day_volume_totals(&mut c), want);
+}
+
+/// Every shard's day volume hashes, summed per contract.
+fn day_volume_totals(c: &mut redis::Connection) -> BTreeMap<String, u64> {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("ft:{ft:flow}:vol:*")
+        .query(c)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut totals = BTreeMap::new();
+    for key in keys {
+        let day: BTreeMap<String, u64> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query(c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for (occ, n) in day {
+            *totals.entry(occ).or_default() += n;
+        }
+    }
+    totals
 }
 
 #[test]
@@ -456,9 +478,29 @@ async fn takeover_after_commit_before_ack(bus: Bus) {
     assert_eq!(entries.len(), 3);
     let json = r#"{"ts":1,"sym":"SPY","occ":"SPY261218P00500000","expiry":"2026-12-18","strike":500.0,"right":"P","side":"B","size":1,"price":1.0,"premium":100.0,"kind":"single","legs":1,"exchanges":[1],"spot":null,"otm":null,"dte":20,"oi":null,"vol":1,"iv":null,"bid":null,"ask":null,"tags":[],"sentiment":"neutral","score":1}"#;
     let legs: Vec<[flowtape_server::cursor::Cursor; 1]> = entries.iter().map(|e| [e.id]).collect();
+    let day = flowtape_server::date::market_date(prints[0].ts_ms());
+    let deltas: Vec<[flowtape_server::bus::DayDelta; 1]> = prints
+        .iter()
+        .map(|p| {
+            let fields = flowtape_server::bus::DayFields::new(&p.contract);
+            [flowtape_server::bus::DayDelta {
+                day: flowtape_server::date::market_date(p.ts_ms()),
+                occ: fields.occ,
+                size: u64::from(p.size),
+                bucket: fields.bucket,
+                direction: None,
+                premium_cents: 1,
+            }]
+        })
+        .collect();
     let events: Vec<flowtape_server::bus::NewEvent<'_>> = legs[..2]
         .iter()
-        .map(|l| flowtape_server::bus::NewEvent { legs: l, json })
+        .zip(&deltas)
+        .map(|(l, d)| flowtape_server::bus::NewEvent {
+            legs: l,
+            json,
+            deltas: d,
+        })
         .collect();
     let ids = bus
         .commit_flow(0, "A", &events, &[])
@@ -511,6 +553,19 @@ async fn takeover_after_commit_before_ack(bus: Bus) {
         0,
         "the guard is pruned after the acks"
     );
+    // Each print's contracts count once in the day volume: A's two with A's
+    // commit, the third with B's.
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for p in &prints {
+        *want.entry(p.contract.osi()).or_default() += u64::from(p.size);
+    }
+    let got: BTreeMap<String, u64> = bus
+        .day_volume(0, day)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .collect();
+    assert_eq!(got, want);
 }
 
 /// Appends `prints` to shard 0, takes its lease as owner "A" for `ttl`, and
@@ -590,11 +645,12 @@ async fn a_running_feed_keeps_its_status_published() {
 
 /// The commit and acknowledgement primitives, deterministically: a commit
 /// publishes every event (one live message per commit on Redis, split back
-/// into entries in order), an event whose first leg is in the guard is
-/// skipped, and an entry is acknowledged, and its day volume counted, once
-/// only, even when acknowledged again or beside entries still held open.
+/// into entries in order) and counts its prints in the day volume; an event
+/// whose first leg is in the guard is skipped, with its volume not counted
+/// again, also beside new events in the same commit; and an entry is
+/// acknowledged once only.
 async fn commit_and_ack_count_once(bus: Bus) {
-    use flowtape_server::bus::{Ack, DayDelta, NewEvent};
+    use flowtape_server::bus::{DayDelta, NewEvent};
     use flowtape_server::cursor::Cursor;
     let sample: Vec<Print> = std::fs::read_to_string(sample_path())
         .unwrap_or_else(|e| panic!("{e}"))
@@ -615,16 +671,34 @@ async fn commit_and_ack_count_once(bus: Bus) {
             r#"{{"ts":{n},"sym":"SPY","occ":"SPY261218P00500000","expiry":"2026-12-18","strike":500.0,"right":"P","side":"B","size":1,"price":1.0,"premium":100.0,"kind":"single","legs":1,"exchanges":[1],"spot":null,"otm":null,"dte":20,"oi":null,"vol":1,"iv":null,"bid":null,"ask":null,"tags":[],"sentiment":"neutral","score":1}}"#
         )
     };
-    let jsons: Vec<String> = (1..=3).map(json).collect();
-    // Events 1 and 2 have one leg each; event 3 has legs 2 and 3 (a sweep).
-    let legs: [&[Cursor]; 3] = [&ids[0..1], &ids[1..2], &ids[2..4]];
+    let jsons: Vec<String> = (1..=4).map(json).collect();
+    let day = flowtape_server::date::market_date(sample[0].ts_ms());
+    let delta = |size: u64| DayDelta {
+        day,
+        occ: "SPY261218P00500000".into(),
+        size,
+        bucket: "SPY:put".into(),
+        direction: Some("SPY:bull".into()),
+        premium_cents: 100,
+    };
+    let deltas = [delta(10), delta(100), delta(20), delta(1_000), delta(7)];
+    // Events 1 and 2 have one leg each; event 3 has legs 2 and 3 (a sweep);
+    // event 4 has leg 4.
+    let legs: [&[Cursor]; 4] = [&ids[0..1], &ids[1..2], &ids[2..4], &ids[4..5]];
+    let counts: [&[DayDelta]; 4] = [&deltas[0..1], &deltas[1..2], &deltas[2..4], &deltas[4..5]];
     let events: Vec<NewEvent<'_>> = legs
         .iter()
         .zip(&jsons)
-        .map(|(legs, json)| NewEvent { legs, json })
+        .zip(counts)
+        .map(|((legs, json), deltas)| NewEvent { legs, json, deltas })
         .collect();
+    let volume = |bus: Bus| async move {
+        bus.day_volume(0, day)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
     let first = bus
-        .commit_flow(0, "A", &events, &[])
+        .commit_flow(0, "A", &events[..3], &[])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(first.iter().all(Option::is_some), "{first:?}");
@@ -638,42 +712,45 @@ async fn commit_and_ack_count_once(bus: Bus) {
             other => panic!("live message {k}: {other:?}"),
         }
     }
-    // The same events again (a commit whose reply was lost): all skipped.
+    let spy = |n: u64| vec![("SPY261218P00500000".to_string(), n)];
+    assert_eq!(volume(bus.clone()).await, spy(1_130));
+    // The same events again (a commit whose reply was lost): all skipped,
+    // nothing counted twice.
     let again = bus
-        .commit_flow(0, "A", &events, &[])
+        .commit_flow(0, "A", &events[..3], &[])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again, vec![None, None, None]);
-    assert_eq!(bus.guard_members(0).await.unwrap_or_default().len(), 4);
-    // Another owner is fenced.
-    assert!(bus.commit_flow(0, "B", &events, &[]).await.is_err());
+    assert_eq!(volume(bus.clone()).await, spy(1_130));
+    // One committed event beside a new one: only the new one goes in.
+    let mixed = bus
+        .commit_flow(0, "A", &events[1..], &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mixed[..2], [None, None]);
+    assert!(mixed[2].is_some_and(|id| Some(id) > first[2]), "{mixed:?}");
+    match tokio::time::timeout(Duration::from_secs(5), live.recv()).await {
+        Ok(Some(Live::Entry(e))) => assert_eq!((Some(e.id), &*e.json), (mixed[2], &*jsons[3])),
+        other => panic!("live message of the new event: {other:?}"),
+    }
+    assert_eq!(volume(bus.clone()).await, spy(1_137));
+    assert_eq!(bus.guard_members(0).await.unwrap_or_default().len(), 5);
+    // Another owner is fenced, and counts nothing.
+    assert!(bus.commit_flow(0, "B", &events[3..], &[]).await.is_err());
+    assert_eq!(volume(bus.clone()).await, spy(1_137));
 
-    let day = flowtape_server::date::market_date(sample[0].ts_ms());
-    let ack = |id: Cursor, size: u64| Ack {
-        id,
-        delta: Some(DayDelta {
-            day,
-            occ: "SPY261218P00500000".into(),
-            size,
-            bucket: "SPY:put".into(),
-            direction: Some("SPY:bull".into()),
-            premium_cents: 100,
-        }),
-    };
-    // Entries 0 and 2 now; 1 and 3 (between and after them) stay pending.
+    // Entries 0 and 2 now; 1, 3 and 4 (between and after them) stay pending.
     let acked = bus
-        .ack_raw(0, &[ack(ids[0], 10), ack(ids[2], 20)])
+        .ack_raw(0, &[ids[0], ids[2]])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(acked, 2);
-    // Again, with 1: only 1 is acknowledged and counted.
+    // Again, with 1: only 1 is acknowledged now.
     let acked = bus
-        .ack_raw(0, &[ack(ids[0], 10), ack(ids[1], 100), ack(ids[2], 20)])
+        .ack_raw(0, &ids[0..3])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(acked, 1);
-    let vol: Vec<(String, u64)> = bus.day_volume(0, day).await.unwrap_or_default();
-    assert_eq!(vol, vec![("SPY261218P00500000".to_string(), 130)]);
     // Entries 3 and 4 are still pending: a takeover claims exactly them.
     let mut reader = bus.shard_reader(0).await.unwrap_or_else(|e| panic!("{e}"));
     let (pending, trimmed) = reader.claim_all("B:0").await.unwrap_or_default();
@@ -682,12 +759,18 @@ async fn commit_and_ack_count_once(bus: Bus) {
         pending.iter().map(|e| e.id).collect::<Vec<_>>(),
         ids[3..].to_vec()
     );
-    // Pruning the acknowledged ids leaves the one still pending in the guard.
+    // Pruning the acknowledged ids leaves the ones still pending in the guard.
     bus.commit_flow(0, "A", &[], &ids[0..3])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let guard = bus.guard_members(0).await.unwrap_or_default();
-    assert_eq!(guard.into_iter().collect::<Vec<_>>(), vec![ids[3]]);
+    let mut guard: Vec<Cursor> = bus
+        .guard_members(0)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    guard.sort();
+    assert_eq!(guard, ids[3..].to_vec());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

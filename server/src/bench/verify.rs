@@ -167,6 +167,7 @@ mod tests {
                     &[NewEvent {
                         legs: &legs,
                         json: &json,
+                        deltas: &[],
                     }],
                     &[],
                 )

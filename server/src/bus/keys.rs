@@ -1,14 +1,13 @@
 //! Redis key names, and which shard an underlying belongs to.
 //!
 //! Every key carries a hash tag so that Redis Cluster places it on purpose:
-//! - each raw shard's keys share the tag `{<ns>:raw:<k>}`, so a cluster spreads
-//!   the shards over its nodes and one shard's stream, day volume and premium
-//!   aggregates sit in one slot (the acknowledgement script touches them
-//!   together);
-//! - the flow stream, its Pub/Sub channel, the processing leases and the
-//!   exactly-once guard sets share the tag `{<ns>:flow}`, so the commit script
-//!   that appends events also checks the lease and the guard atomically, and
-//!   the channel is a sharded Pub/Sub channel of the same slot.
+//! - each raw shard's stream has the tag `{<ns>:raw:<k>}`, so a cluster
+//!   spreads the shards over its nodes;
+//! - the flow stream, its Pub/Sub channel, the processing leases, the
+//!   exactly-once guard sets and the day aggregates share the tag
+//!   `{<ns>:flow}`, so the commit script that appends events also checks the
+//!   lease and the guard and counts the day aggregates atomically, and the
+//!   channel is a sharded Pub/Sub channel of the same slot.
 //!
 //! See `docs/redis.md` for the full layout, bounds and memory budget.
 
@@ -45,13 +44,13 @@ impl Keys {
 
     /// Day volume per contract for one shard and trading day (hash occ → contracts).
     pub fn day_volume(&self, shard: u16, day: Date) -> String {
-        format!("{}:vol:{}", self.raw_tag(shard), day.compact())
+        format!("{}:vol:{}:{}", self.flow_tag(), shard, day.compact())
     }
 
     /// Premium per ticker for one shard and trading day
     /// (hash `SYM:call|put|bull|bear` → cents).
     pub fn day_premium(&self, shard: u16, day: Date) -> String {
-        format!("{}:prem:{}", self.raw_tag(shard), day.compact())
+        format!("{}:prem:{}:{}", self.flow_tag(), shard, day.compact())
     }
 
     /// The flow event stream (the source of truth gateways read).
@@ -122,8 +121,7 @@ mod tests {
         let k = Keys::new("ft");
         let day = Date::from_ymd(2026, 11, 27).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(k.raw_stream(3), "ft:{ft:raw:3}:prints");
-        assert_eq!(slot(&k.raw_stream(3)), slot(&k.day_volume(3, day)));
-        assert_eq!(slot(&k.raw_stream(3)), slot(&k.day_premium(3, day)));
+        assert_eq!(k.day_volume(3, day), "ft:{ft:flow}:vol:3:20261127");
         let flow = slot(&k.flow_stream());
         for key in [
             k.flow_channel(),
@@ -131,6 +129,8 @@ mod tests {
             k.lease(7),
             k.guard(5),
             k.feed_status(),
+            k.day_volume(3, day),
+            k.day_premium(3, day),
         ] {
             assert_eq!(slot(&key), flow, "{key}");
         }

@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, Notify};
 
 use super::{
-    min_id_cutoff, now_ms, shard_of, Ack, BusConfig, BusError, FlowBounds, FlowEntry, NewEvent,
-    RawEntry,
+    min_id_cutoff, now_ms, shard_of, BusConfig, BusError, FlowBounds, FlowEntry, NewEvent, RawEntry,
 };
 use crate::cursor::Cursor;
 use crate::date::Date;
@@ -238,7 +237,7 @@ impl MemoryBus {
         events: &[NewEvent<'_>],
         prune: &[Cursor],
     ) -> Result<Vec<Option<Cursor>>, BusError> {
-        // Lock order: shard, then flow log.
+        // Lock order: shard, then flow log, then day aggregates.
         let mut s = self.shard(shard);
         if !Self::holds_lease(&s, owner) {
             return Err(BusError::LeaseLost(shard));
@@ -247,6 +246,8 @@ impl MemoryBus {
             s.guard.remove(id);
         }
         let mut flow = lock(&self.flow);
+        let mut days = lock(&self.days);
+        let now = Instant::now();
         let mut out = Vec::with_capacity(events.len());
         for e in events {
             let Some(first) = e.legs.first() else {
@@ -265,6 +266,15 @@ impl MemoryBus {
             };
             flow.entries.push_back(entry.clone());
             s.guard.extend(e.legs.iter().copied());
+            for d in e.deltas {
+                let day = days.by_day.entry((shard, d.day)).or_default();
+                *day.volume.entry(d.occ.to_string()).or_default() += d.size;
+                *day.premium.entry(d.bucket.to_string()).or_default() += d.premium_cents;
+                if let Some(dir) = &d.direction {
+                    *day.premium.entry(dir.to_string()).or_default() += d.premium_cents;
+                }
+                day.written = Some(now);
+            }
             // No subscribers is not an error: the log keeps the event.
             let _ = self.live.send(entry);
             out.push(Some(id));
@@ -277,33 +287,17 @@ impl MemoryBus {
                 flow.entries.pop_front();
             }
         }
-        Ok(out)
-    }
-
-    pub(super) fn ack_raw(&self, shard: u16, acks: &[Ack]) -> u64 {
-        let mut acked = 0;
-        let mut s = self.shard(shard);
-        let mut days = lock(&self.days);
-        let now = Instant::now();
-        for a in acks {
-            if s.pending.remove(&a.id).is_none() {
-                continue;
-            }
-            acked += 1;
-            let Some(d) = &a.delta else { continue };
-            let day = days.by_day.entry((shard, d.day)).or_default();
-            *day.volume.entry(d.occ.to_string()).or_default() += d.size;
-            *day.premium.entry(d.bucket.to_string()).or_default() += d.premium_cents;
-            if let Some(dir) = &d.direction {
-                *day.premium.entry(dir.to_string()).or_default() += d.premium_cents;
-            }
-            day.written = Some(now);
-        }
-        drop(s);
         let ttl = self.config.day_ttl;
         days.by_day
             .retain(|_, agg| agg.written.is_some_and(|w| now.duration_since(w) <= ttl));
-        acked
+        Ok(out)
+    }
+
+    pub(super) fn ack_raw(&self, shard: u16, ids: &[Cursor]) -> u64 {
+        let mut s = self.shard(shard);
+        ids.iter()
+            .filter(|id| s.pending.remove(id).is_some())
+            .count() as u64
     }
 
     pub(super) fn day_volume(&self, shard: u16, day: Date) -> Vec<(String, u64)> {

@@ -11,10 +11,11 @@
 //! Exactly-once processing rests on three operations that both buses provide:
 //! a shard is processed by the holder of its lease only; a processor commits
 //! flow events together with the raw entry ids they reflect into a guard set,
+//! and their prints' day volume and premium into the day aggregates,
 //! atomically with the lease check ([`Bus::commit_flow`]); and it acknowledges
-//! raw entries (adding their day volume) only after that commit
-//! ([`Bus::ack_raw`]). A processor that takes a shard over re-reads the
-//! pending entries and skips those already in the guard.
+//! raw entries only after that commit ([`Bus::ack_raw`]). A processor that
+//! takes a shard over re-reads the pending entries and skips those already
+//! in the guard.
 
 pub mod keys;
 pub mod memory;
@@ -80,18 +81,14 @@ pub struct FlowEntry {
     pub json: Arc<str>,
 }
 
-/// A flow event to commit, with the raw entry ids it reflects (first leg first).
+/// A flow event to commit, with the raw entry ids it reflects (first leg
+/// first) and what its prints add to the day aggregates.
 #[derive(Clone, Copy, Debug)]
 pub struct NewEvent<'a> {
     pub legs: &'a [Cursor],
     pub json: &'a str,
-}
-
-/// A raw entry to acknowledge, with what it adds to the day's aggregates.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Ack {
-    pub id: Cursor,
-    pub delta: Option<DayDelta>,
+    /// One per leg that counts (a canceled print adds nothing).
+    pub deltas: &'a [DayDelta],
 }
 
 /// What one print adds to its trading day's volume and premium aggregates.
@@ -302,8 +299,10 @@ impl Bus {
 
     /// Atomically, if `owner` holds the shard's lease: forgets `prune` from the
     /// guard, and appends each event whose first leg is not in the guard to the
-    /// flow stream, adds its legs to the guard and publishes it. Returns each
-    /// event's cursor, or `None` for an event skipped as already committed.
+    /// flow stream, adds its legs to the guard and its deltas to the day
+    /// aggregates, and publishes it. Returns each event's cursor, or `None`
+    /// for an event skipped as already committed (its deltas are not counted
+    /// again).
     pub async fn commit_flow(
         &self,
         shard: u16,
@@ -317,13 +316,12 @@ impl Bus {
         }
     }
 
-    /// Acknowledges raw entries and, for each one acknowledged now (not
-    /// before), adds its delta to the day aggregates. Returns how many were
-    /// acknowledged now.
-    pub async fn ack_raw(&self, shard: u16, acks: &[Ack]) -> Result<u64, BusError> {
+    /// Acknowledges raw entries. Returns how many were acknowledged now
+    /// (not before).
+    pub async fn ack_raw(&self, shard: u16, ids: &[Cursor]) -> Result<u64, BusError> {
         match self {
-            Bus::Memory(m) => Ok(m.ack_raw(shard, acks)),
-            Bus::Redis(r) => r.ack_raw(shard, acks).await,
+            Bus::Memory(m) => Ok(m.ack_raw(shard, ids)),
+            Bus::Redis(r) => r.ack_raw(shard, ids).await,
         }
     }
 

@@ -4,14 +4,16 @@
 //! batch costs one round trip. Processors read a shard through the consumer
 //! group [`PROCESS_GROUP`](super::keys::PROCESS_GROUP) on a dedicated
 //! connection (blocking reads hold a connection), take over a dead
-//! processor's pending entries with `XAUTOCLAIM`, and commit with two Lua
-//! scripts:
-//! - `COMMIT_FLOW` (flow slot): checks the shard lease, appends events to the
-//!   bounded flow stream, records their raw ids in the guard set and
-//!   publishes each event with its stream id, all atomically;
-//! - `ACK_RAW` (the shard's slot): acknowledges raw entries and, only for
-//!   entries acknowledged by this call, adds their day volume and premium to
-//!   the per-day hashes, which carry a TTL.
+//! processor's pending entries with `XAUTOCLAIM`, commit with one Lua
+//! script, `COMMIT_FLOW` (flow slot), and then acknowledge with a plain
+//! `XACK`. The script checks the shard lease and the guard set, appends the
+//! events to the bounded flow stream, records their raw ids in the guard,
+//! adds their prints' volume and premium to the per-day hashes (which carry
+//! a TTL), and publishes each event with its stream id, all atomically. The
+//! day deltas are summed per field here, before the call, so an event the
+//! guard shows committed already makes the script write nothing and name it;
+//! the commit is then sent again without it. That happens only after a
+//! crash, so the common commit is one round trip.
 //!
 //! Connections are `ConnectionManager`s, which reconnect by themselves; the
 //! live subscription is a task that resubscribes and reports a gap.
@@ -27,8 +29,8 @@ use tokio::sync::mpsc;
 
 use super::keys::PROCESS_GROUP;
 use super::{
-    min_id_cutoff, shard_of, Ack, BusConfig, BusError, FlowBounds, FlowEntry, Keys, Live, NewEvent,
-    RawEntry,
+    min_id_cutoff, shard_of, BusConfig, BusError, DayDelta, FlowBounds, FlowEntry, Keys, Live,
+    NewEvent, RawEntry,
 };
 use crate::cursor::Cursor;
 use crate::date::Date;
@@ -40,8 +42,12 @@ use crate::protocol::FeedStatus;
 const LIVE_MESSAGE_BYTES: usize = 65_536;
 
 const COMMIT_FLOW: &str = r#"
--- KEYS: flow stream, lease, guard
--- ARGV: owner, maxlen, minid ('' = none), channel, live message bytes, nprune, prune..., nevents, {nlegs, legs..., json}...
+-- KEYS: flow stream, lease, guard, then (volume hash, premium hash) per day
+-- ARGV: owner, maxlen, minid ('' = none), channel, live message bytes, day ttl,
+--       nprune, prune..., nevents, {nlegs, legs..., json}..., nadd, {key index, field, amount}...
+-- Returns each event's stream id. If any event's first leg is in the guard
+-- (it was committed before), writes nothing and returns those events'
+-- 0-based indexes as integers: the caller commits the rest without them.
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return redis.error_reply('LEASE_LOST the shard lease is held by another processor')
 end
@@ -50,102 +56,105 @@ local function in_chunks(cmd, key, list)
     redis.call(cmd, key, unpack(list, s, math.min(s + 999, #list)))
   end
 end
-local i = 6
+local i = 7
 local np = tonumber(ARGV[i]); i = i + 1
-if np > 0 then
-  local prune = {}
-  for k = i, i + np - 1 do prune[#prune + 1] = ARGV[k] end
-  in_chunks('SREM', KEYS[3], prune)
-end
+local prune_at = i
 i = i + np
 local ne = tonumber(ARGV[i]); i = i + 1
 -- Where each event's legs start, and its first legs, to test against the guard at once.
 local starts, firsts = {}, {}
-local j = i
 for e = 1, ne do
-  starts[e] = j
-  firsts[e] = ARGV[j + 1]
-  j = j + tonumber(ARGV[j]) + 2
+  starts[e] = i
+  firsts[e] = ARGV[i + 1]
+  i = i + tonumber(ARGV[i]) + 2
 end
-local seen = {}
+local dup = {}
 for s = 1, ne, 1000 do
   local part = redis.call('SMISMEMBER', KEYS[3], unpack(firsts, s, math.min(s + 999, ne)))
-  for k = 1, #part do seen[s + k - 1] = part[k] end
+  for k = 1, #part do
+    if part[k] == 1 then dup[#dup + 1] = s + k - 2 end
+  end
 end
-local out, legs, live, size = {}, {}, {}, 0
-local maxbytes = tonumber(ARGV[5])
+if #dup > 0 then return dup end
+if np > 0 then
+  local prune = {}
+  for k = prune_at, prune_at + np - 1 do prune[#prune + 1] = ARGV[k] end
+  in_chunks('SREM', KEYS[3], prune)
+end
+-- Live messages are built from pieces and joined once: no string per event.
+local out, legs, live, n, size = {}, {}, {}, 0, 0
+local channel, maxbytes = ARGV[4], tonumber(ARGV[5])
 for e = 1, ne do
   local at = starts[e]
   local nl = tonumber(ARGV[at])
-  if seen[e] == 1 then
-    out[e] = ''
-  else
-    local json = ARGV[at + nl + 1]
-    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', json)
-    for l = at + 1, at + nl do legs[#legs + 1] = ARGV[l] end
-    local msg = id .. ' ' .. json
-    if size > 0 and size + #msg > maxbytes then
-      redis.call('PUBLISH', ARGV[4], table.concat(live, '\n'))
-      live, size = {}, 0
-    end
-    live[#live + 1] = msg
-    size = size + #msg + 1
-    out[e] = id
+  local json = ARGV[at + nl + 1]
+  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', json)
+  for l = at + 1, at + nl do legs[#legs + 1] = ARGV[l] end
+  if size > 0 and size + #id + #json + 1 > maxbytes then
+    redis.call('PUBLISH', channel, table.concat(live, '', 1, n - 1))
+    n, size = 0, 0
   end
+  live[n + 1] = id; live[n + 2] = ' '; live[n + 3] = json; live[n + 4] = '\n'
+  n = n + 4
+  size = size + #id + #json + 2
+  out[e] = id
 end
 if #legs > 0 then in_chunks('SADD', KEYS[3], legs) end
-if #live > 0 then redis.call('PUBLISH', ARGV[4], table.concat(live, '\n')) end
+local na = tonumber(ARGV[i]); i = i + 1
+local touched = {}
+for a = 1, na do
+  local k = tonumber(ARGV[i])
+  redis.call('HINCRBY', KEYS[k], ARGV[i + 1], ARGV[i + 2])
+  touched[k] = true
+  i = i + 3
+end
+for k in pairs(touched) do redis.call('EXPIRE', KEYS[k], ARGV[6]) end
+if n > 0 then redis.call('PUBLISH', channel, table.concat(live, '', 1, n - 1)) end
 if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
 return out
 "#;
 
-const ACK_RAW: &str = r#"
--- KEYS: raw stream, then (volume hash, premium hash) per day
--- ARGV: group, ttl seconds, n, lowest id, highest id, {id, day index (0 = none), occ, size, bucket field, direction field ('' = none), cents}...
--- Acknowledges, and counts in the day aggregates, only the entries still
--- pending: one XPENDING over the ids' range and one XACK, not one XACK each.
-local n = tonumber(ARGV[3])
-local pending = {}
-local from = ARGV[4]
-while true do
-  local pel = redis.call('XPENDING', KEYS[1], ARGV[1], from, ARGV[5], 1000)
-  for _, e in ipairs(pel) do pending[e[1]] = true end
-  if #pel < 1000 then break end
-  from = '(' .. pel[#pel][1]
-end
-local vol, prem = {}, {}
-local ids = {}
-local i = 6
-for k = 1, n do
-  local id = ARGV[i]
-  if pending[id] then
-    pending[id] = nil
-    ids[#ids + 1] = id
-    local d = tonumber(ARGV[i + 1])
-    if d > 0 then
-      local vk, pk = 2 * d, 2 * d + 1
-      vol[vk] = vol[vk] or {}
-      vol[vk][ARGV[i + 2]] = (vol[vk][ARGV[i + 2]] or 0) + tonumber(ARGV[i + 3])
-      prem[pk] = prem[pk] or {}
-      local cents = tonumber(ARGV[i + 6])
-      prem[pk][ARGV[i + 4]] = (prem[pk][ARGV[i + 4]] or 0) + cents
-      if ARGV[i + 5] ~= '' then prem[pk][ARGV[i + 5]] = (prem[pk][ARGV[i + 5]] or 0) + cents end
-    end
-  end
-  i = i + 7
-end
-local acked = 0
-for s = 1, #ids, 1000 do
-  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ids, s, math.min(s + 999, #ids)))
-end
-for _, t in ipairs({vol, prem}) do
-  for key, fields in pairs(t) do
-    for f, v in pairs(fields) do redis.call('HINCRBY', KEYS[key], f, v) end
-    redis.call('EXPIRE', KEYS[key], ARGV[2])
-  end
-end
-return acked
-"#;
+/// What one `COMMIT_FLOW` call did.
+enum Committed {
+    /// Each event's stream id.
+    Ids(Vec<Option<Cursor>>),
+    /// Nothing: these events (indexes into the call's) were committed before.
+    Duplicates(Vec<usize>),
+}
+
+/// A commit's day deltas, summed per hash field: the days they fall on (in
+/// order of first use) and, per `(KEYS index, field)`, the amount to add.
+/// Day `i`'s volume hash is `KEYS[4 + 2i]`, its premium hash the next.
+struct DayAdds {
+    days: Vec<Date>,
+    fields: HashMap<(usize, Arc<str>), i64>,
+}
+
+impl DayAdds {
+    fn of<'a>(deltas: impl Iterator<Item = &'a DayDelta>) -> DayAdds {
+        let mut adds = DayAdds {
+            days: Vec::new(),
+            fields: HashMap::new(),
+        };
+        for d in deltas {
+            let day = match adds.days.iter().position(|x| *x == d.day) {
+                Some(i) => i,
+                None => {
+                    adds.days.push(d.day);
+                    adds.days.len() - 1
+                }
+            };
+            let (volume, premium) = (4 + 2 * day, 5 + 2 * day);
+            let size = i64::try_from(d.size).unwrap_or(i64::MAX);
+            *adds.fields.entry((volume, d.occ.clone())).or_default() += size;
+            *adds.fields.entry((premium, d.bucket.clone())).or_default() += d.premium_cents;
+            if let Some(direction) = &d.direction {
+                *adds.fields.entry((premium, direction.clone())).or_default() += d.premium_cents;
+            }
+        }
+        adds
+    }
+}
 
 /// A stream entry id as a command argument, written without a temporary string.
 struct IdArg(Cursor);
@@ -256,7 +265,6 @@ impl Names {
 
 struct Scripts {
     commit_flow: Script,
-    ack_raw: Script,
 }
 
 fn manager_config() -> ConnectionManagerConfig {
@@ -292,7 +300,6 @@ impl RedisBus {
             config,
             scripts: Arc::new(Scripts {
                 commit_flow: Script::new(COMMIT_FLOW),
-                ack_raw: Script::new(ACK_RAW),
             }),
         };
         bus.ping().await.map_err(|e| BusError::Unavailable {
@@ -452,11 +459,57 @@ impl RedisBus {
         events: &[NewEvent<'_>],
         prune: &[Cursor],
     ) -> Result<Vec<Option<Cursor>>, BusError> {
+        // Index into `events` of each event still to commit.
+        let mut todo: Vec<usize> = (0..events.len()).collect();
+        // Each pass either commits or removes at least one duplicate.
+        for _ in 0..=events.len() {
+            match self.try_commit(shard, owner, events, &todo, prune).await? {
+                Committed::Ids(ids) => {
+                    let mut out = vec![None; events.len()];
+                    for (&e, id) in todo.iter().zip(ids) {
+                        out[e] = id;
+                    }
+                    return Ok(out);
+                }
+                Committed::Duplicates(dups) => {
+                    let before = todo.len();
+                    let dups: HashSet<usize> = dups.into_iter().collect();
+                    todo = todo
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(k, _)| !dups.contains(k))
+                        .map(|(_, e)| e)
+                        .collect();
+                    if todo.len() == before {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(BusError::Protocol(
+            "the commit script named no duplicate it could skip".into(),
+        ))
+    }
+
+    /// One `COMMIT_FLOW` call with `events[todo]`.
+    async fn try_commit(
+        &self,
+        shard: u16,
+        owner: &str,
+        events: &[NewEvent<'_>],
+        todo: &[usize],
+        prune: &[Cursor],
+    ) -> Result<Committed, BusError> {
+        let adds = DayAdds::of(todo.iter().flat_map(|&e| events[e].deltas));
         let mut inv = self.scripts.commit_flow.prepare_invoke();
         inv.key(&self.names.flow_stream)
             .key(&*self.names.lease(&self.keys, shard))
-            .key(&*self.names.guard(&self.keys, shard))
-            .arg(owner)
+            .key(&*self.names.guard(&self.keys, shard));
+        for day in &adds.days {
+            inv.key(self.keys.day_volume(shard, *day))
+                .key(self.keys.day_premium(shard, *day));
+        }
+        inv.arg(owner)
             .arg(self.config.flow_max_len)
             .arg(match min_id_cutoff(self.config.flow_max_age) {
                 Some(c) => IdArg(c).to_redis_args().concat(),
@@ -464,80 +517,65 @@ impl RedisBus {
             })
             .arg(&self.names.flow_channel)
             .arg(LIVE_MESSAGE_BYTES)
+            .arg(self.config.day_ttl.as_secs().max(1))
             .arg(prune.len());
         for id in prune {
             inv.arg(IdArg(*id));
         }
-        inv.arg(events.len());
-        for e in events {
+        inv.arg(todo.len());
+        for &e in todo {
+            let e = &events[e];
             inv.arg(e.legs.len());
             for id in e.legs {
                 inv.arg(IdArg(*id));
             }
             inv.arg(e.json);
         }
+        inv.arg(adds.fields.len());
+        for ((key, field), amount) in &adds.fields {
+            inv.arg(key).arg(&**field).arg(amount);
+        }
         let mut c = self.conn.clone();
-        let ids: Vec<Value> = match inv.invoke_async(&mut c).await {
-            Ok(ids) => ids,
+        let reply: Vec<Value> = match inv.invoke_async(&mut c).await {
+            Ok(reply) => reply,
             Err(e) if e.code() == Some("LEASE_LOST") => return Err(BusError::LeaseLost(shard)),
             Err(e) => return Err(e.into()),
         };
-        Ok(ids
-            .iter()
-            .map(|v| match v {
-                Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-                Value::SimpleString(s) => s.parse().ok(),
-                _ => None,
-            })
-            .collect())
+        if reply.iter().any(|v| matches!(v, Value::Int(_))) {
+            return Ok(Committed::Duplicates(
+                reply
+                    .iter()
+                    .filter_map(|v| match v {
+                        Value::Int(k) => usize::try_from(*k).ok(),
+                        _ => None,
+                    })
+                    .collect(),
+            ));
+        }
+        Ok(Committed::Ids(
+            reply
+                .iter()
+                .map(|v| match v {
+                    Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+                    Value::SimpleString(s) => s.parse().ok(),
+                    _ => None,
+                })
+                .collect(),
+        ))
     }
 
-    pub(super) async fn ack_raw(&self, shard: u16, acks: &[Ack]) -> Result<u64, BusError> {
-        let (Some(lowest), Some(highest)) = (
-            acks.iter().map(|a| a.id).min(),
-            acks.iter().map(|a| a.id).max(),
-        ) else {
+    pub(super) async fn ack_raw(&self, shard: u16, ids: &[Cursor]) -> Result<u64, BusError> {
+        if ids.is_empty() {
             return Ok(0);
-        };
-        // Day index of each delta's day (1-based, in order of first use): its
-        // volume and premium hashes are keys 2i and 2i+1.
-        let mut days: Vec<Date> = Vec::new();
-        for d in acks.iter().filter_map(|a| a.delta.as_ref()) {
-            if !days.contains(&d.day) {
-                days.push(d.day);
-            }
         }
-        let mut inv = self.scripts.ack_raw.prepare_invoke();
-        inv.key(&*self.names.raw_stream(&self.keys, shard));
-        for day in &days {
-            inv.key(self.keys.day_volume(shard, *day))
-                .key(self.keys.day_premium(shard, *day));
-        }
-        inv.arg(PROCESS_GROUP)
-            .arg(self.config.day_ttl.as_secs().max(1))
-            .arg(acks.len())
-            .arg(IdArg(lowest))
-            .arg(IdArg(highest));
-        for a in acks {
-            inv.arg(IdArg(a.id));
-            match &a.delta {
-                Some(d) => {
-                    let day = days.iter().position(|x| *x == d.day).map_or(0, |i| i + 1);
-                    inv.arg(day)
-                        .arg(&*d.occ)
-                        .arg(d.size)
-                        .arg(&*d.bucket)
-                        .arg(d.direction.as_deref().unwrap_or(""))
-                        .arg(d.premium_cents);
-                }
-                None => {
-                    inv.arg(0).arg("").arg(0).arg("").arg("").arg(0);
-                }
-            }
+        let mut cmd = redis::cmd("XACK");
+        cmd.arg(&*self.names.raw_stream(&self.keys, shard))
+            .arg(PROCESS_GROUP);
+        for id in ids {
+            cmd.arg(IdArg(*id));
         }
         let mut c = self.conn.clone();
-        let acked: u64 = inv.invoke_async(&mut c).await?;
-        Ok(acked)
+        Ok(cmd.query_async(&mut c).await?)
     }
 
     pub(super) async fn day_volume(

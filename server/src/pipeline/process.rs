@@ -6,10 +6,10 @@
 //! 1. takes over every pending entry of the shard (`XAUTOCLAIM`), treating
 //!    those already in the guard set as reflected (count their volume, ack
 //!    them) and re-detecting the rest;
-//! 2. loops: read new entries, detect, commit complete events with
-//!    [`Bus::commit_flow`], then acknowledge their raw entries with
-//!    [`Bus::ack_raw`], and prune the acknowledged ids from the guard with the
-//!    next commit.
+//! 2. loops: read new entries, detect, commit complete events (with what
+//!    their prints add to the day aggregates) with [`Bus::commit_flow`], then
+//!    acknowledge their raw entries with [`Bus::ack_raw`], and prune the
+//!    acknowledged ids from the guard with the next commit.
 //!
 //! Prints in open sweep windows stay pending until their event is committed.
 //! A crash anywhere leaves the shard in a state the next owner resumes from
@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::bus::{Ack, Bus, BusError, DayDelta, DayFields, NewEvent, RawEntry, ShardReader};
+use crate::bus::{Bus, BusError, DayDelta, DayFields, NewEvent, RawEntry, ShardReader};
 use crate::conditions::ConditionTable;
 use crate::cursor::Cursor;
 use crate::date::market_date;
@@ -247,19 +247,14 @@ impl ShardWorker {
             );
         }
         for entry in pending {
-            match entry.print {
-                Some(print) if guard.contains(&entry.id) => {
-                    // Already in the flow stream; only its acknowledgement was lost.
-                    state.detector.note_volume(&print);
-                    let delta = state.delta_of(&print);
-                    state.acks.push(Ack {
-                        id: entry.id,
-                        delta,
-                    });
-                    // Forgotten by the guard only once the acknowledgement is done.
-                    state.guarded.push(entry.id);
-                }
-                _ => state.push(entry),
+            if guard.contains(&entry.id) {
+                // Already in the flow stream and in the day volume read
+                // above; only its acknowledgement was lost.
+                state.acks.push(entry.id);
+                // Forgotten by the guard only once the acknowledgement is done.
+                state.guarded.push(entry.id);
+            } else {
+                state.push(entry);
             }
         }
         state.commit(self).await?;
@@ -272,7 +267,7 @@ struct ShardState {
     detector: Detector,
     conditions: ConditionTable,
     detection: DetectionConfig,
-    /// What each print read and not yet acknowledged adds to the day
+    /// What each print read and not yet committed adds to the day
     /// aggregates, by raw id (computed on arrival, so the print itself goes
     /// to the detector without a copy).
     in_flight: HashMap<Cursor, (i64, Option<DayDelta>), FastHash>,
@@ -284,7 +279,7 @@ struct ShardState {
     /// Detector output not yet committed.
     completed: Vec<Detected>,
     /// Entries reflected in the flow stream, to acknowledge next.
-    acks: Vec<Ack>,
+    acks: Vec<Cursor>,
     /// Of `acks`, those in the guard: forgotten by it once acknowledged.
     guarded: Vec<Cursor>,
     /// Guard members to forget in the next commit (acknowledged, or stale).
@@ -376,10 +371,7 @@ impl ShardState {
             }
             None => {
                 self.malformed += 1;
-                self.acks.push(Ack {
-                    id: entry.id,
-                    delta: None,
-                });
+                self.acks.push(entry.id);
             }
         }
     }
@@ -415,8 +407,8 @@ impl ShardState {
         }
     }
 
-    /// What acknowledging a print adds to the day aggregates: nothing for a
-    /// cancelled trade.
+    /// What committing a print's event adds to the day aggregates: nothing
+    /// for a cancelled trade.
     fn delta_of(&mut self, p: &Print) -> Option<DayDelta> {
         let flags = self.conditions.flags(&p.conditions);
         if flags.canceled {
@@ -456,19 +448,32 @@ impl ShardState {
             .stats
             .malformed
             .fetch_add(std::mem::take(&mut self.malformed), Ordering::Relaxed);
-        let jsons: Vec<Option<String>> = self
-            .completed
-            .iter()
-            .map(|d| d.event.as_ref().map(|e| e.to_stored_json()))
-            .collect();
+        // Each completed result's JSON (none for a dropped print) and the
+        // range of `deltas` its legs add.
+        let mut deltas: Vec<DayDelta> = Vec::new();
+        let mut built: Vec<(Option<String>, std::ops::Range<usize>)> =
+            Vec::with_capacity(self.completed.len());
+        for d in &self.completed {
+            let start = deltas.len();
+            for id in &d.entries {
+                let delta = self.in_flight.remove(id).and_then(|(_, delta)| delta);
+                // A dropped print's volume does not count.
+                if d.event.is_some() {
+                    deltas.extend(delta);
+                }
+            }
+            let json = d.event.as_ref().map(|e| e.to_stored_json());
+            built.push((json, start..deltas.len()));
+        }
         let new_events: Vec<NewEvent<'_>> = self
             .completed
             .iter()
-            .zip(&jsons)
-            .filter_map(|(d, json)| {
+            .zip(&built)
+            .filter_map(|(d, (json, range))| {
                 Some(NewEvent {
                     legs: &d.entries,
                     json: json.as_deref()?,
+                    deltas: &deltas[range.clone()],
                 })
             })
             .collect();
@@ -487,12 +492,9 @@ impl ShardState {
         }
         // Everything completed is now reflected (committed now, or before a crash).
         for d in self.completed.drain(..) {
-            for id in d.entries {
-                let delta = self.in_flight.remove(&id).and_then(|(_, d)| d);
-                self.acks.push(Ack { id, delta });
-                if d.event.is_some() {
-                    self.guarded.push(id);
-                }
+            self.acks.extend_from_slice(&d.entries);
+            if d.event.is_some() {
+                self.guarded.extend_from_slice(&d.entries);
             }
         }
         Ok(())

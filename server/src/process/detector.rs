@@ -116,20 +116,6 @@ impl Detector {
         self.volume.get(contract, date)
     }
 
-    /// Counts a print in day volume without emitting anything: for prints
-    /// whose events were already published before a crash. Prints that
-    /// [`push`](Detector::push) would drop are not counted.
-    pub fn note_volume(&mut self, print: &Print) {
-        if self.conditions.flags(&print.conditions).canceled || !is_trade(print) {
-            return;
-        }
-        self.volume.add(
-            print.contract,
-            market_date(print.ts_ms()),
-            u64::from(print.size),
-        );
-    }
-
     fn emit(&mut self, out: &mut Vec<Detected>) {
         let mut closed = std::mem::take(&mut self.closed);
         for order in closed.drain(..) {

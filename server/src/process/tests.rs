@@ -340,16 +340,20 @@ fn vol_includes_this_event_and_preloaded_volume() {
     let out = push_all(&mut d, vec![print(c, 0, 2.10, 10), print(c, 1, 2.10, 20)]);
     let vols: Vec<u64> = events(&out).iter().map(|e| e.vol).collect();
     assert_eq!(vols, vec![1_010, 1_030]);
-    d.note_volume(&print(c, 2, 2.10, 5));
     let canceled = Print {
         conditions: vec![CANCELED],
         ..print(c, 3, 2.10, 99)
     };
-    d.note_volume(&canceled);
-    assert_eq!(d.day_volume(c, trade_date()), 1_035);
+    let mut out = Vec::new();
+    d.push(id(8), canceled, &mut out);
+    assert_eq!(
+        d.day_volume(c, trade_date()),
+        1_030,
+        "a canceled print is not volume"
+    );
     let mut out = Vec::new();
     d.push(id(9), print(c, 4, 2.10, 1), &mut out);
-    assert_eq!(only(&out).vol, 1_036);
+    assert_eq!(only(&out).vol, 1_031);
 }
 
 #[test]
