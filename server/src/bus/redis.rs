@@ -501,15 +501,21 @@ impl RedisBus {
         prune: &[Cursor],
     ) -> Result<Committed, BusError> {
         let adds = DayAdds::of(todo.iter().flat_map(|&e| events[e].deltas));
-        let mut inv = self.scripts.commit_flow.prepare_invoke();
-        inv.key(&self.names.flow_stream)
-            .key(&*self.names.lease(&self.keys, shard))
-            .key(&*self.names.guard(&self.keys, shard));
+        // The command is built directly (not as a `ScriptInvocation`, which
+        // keeps each argument in a buffer of its own and copies them all
+        // again): a commit carries thousands of arguments at peaks.
+        let script = &self.scripts.commit_flow;
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash())
+            .arg(3 + 2 * adds.days.len())
+            .arg(&self.names.flow_stream)
+            .arg(&*self.names.lease(&self.keys, shard))
+            .arg(&*self.names.guard(&self.keys, shard));
         for day in &adds.days {
-            inv.key(self.keys.day_volume(shard, *day))
-                .key(self.keys.day_premium(shard, *day));
+            cmd.arg(self.keys.day_volume(shard, *day))
+                .arg(self.keys.day_premium(shard, *day));
         }
-        inv.arg(owner)
+        cmd.arg(owner)
             .arg(self.config.flow_max_len)
             .arg(match min_id_cutoff(self.config.flow_max_age) {
                 Some(c) => IdArg(c).to_redis_args().concat(),
@@ -520,23 +526,30 @@ impl RedisBus {
             .arg(self.config.day_ttl.as_secs().max(1))
             .arg(prune.len());
         for id in prune {
-            inv.arg(IdArg(*id));
+            cmd.arg(IdArg(*id));
         }
-        inv.arg(todo.len());
+        cmd.arg(todo.len());
         for &e in todo {
             let e = &events[e];
-            inv.arg(e.legs.len());
+            cmd.arg(e.legs.len());
             for id in e.legs {
-                inv.arg(IdArg(*id));
+                cmd.arg(IdArg(*id));
             }
-            inv.arg(e.json);
+            cmd.arg(e.json);
         }
-        inv.arg(adds.fields.len());
+        cmd.arg(adds.fields.len());
         for ((key, field), amount) in &adds.fields {
-            inv.arg(key).arg(&**field).arg(amount);
+            cmd.arg(key).arg(&**field).arg(amount);
         }
         let mut c = self.conn.clone();
-        let reply: Vec<Value> = match inv.invoke_async(&mut c).await {
+        let mut reply = cmd.query_async::<Vec<Value>>(&mut c).await;
+        if matches!(&reply, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
+        {
+            // A Redis that restarted, or a new one: load the script once.
+            script.prepare_invoke().load_async(&mut c).await?;
+            reply = cmd.query_async(&mut c).await;
+        }
+        let reply = match reply {
             Ok(reply) => reply,
             Err(e) if e.code() == Some("LEASE_LOST") => return Err(BusError::LeaseLost(shard)),
             Err(e) => return Err(e.into()),
