@@ -156,6 +156,9 @@ impl DayAdds {
     }
 }
 
+/// About how long a stream entry id is as an argument (`ms-seq`).
+const ID_BYTES: usize = 16;
+
 /// A stream entry id as a command argument, written without a temporary string.
 struct IdArg(Cursor);
 
@@ -505,8 +508,22 @@ impl RedisBus {
         // keeps each argument in a buffer of its own and copies them all
         // again): a commit carries thousands of arguments at peaks.
         let script = &self.scripts.commit_flow;
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(script.get_hash())
+        // Sized up front: a commit at peaks is hundreds of kilobytes, which
+        // growing by doubling would copy again and again.
+        let (mut args, mut bytes) = (16 + prune.len() + 2 * adds.days.len(), 512);
+        bytes += ID_BYTES * prune.len();
+        for &e in todo {
+            let e = &events[e];
+            args += 2 + e.legs.len();
+            bytes += e.json.len() + ID_BYTES * e.legs.len() + 4;
+        }
+        for (_, field) in adds.fields.keys() {
+            args += 3;
+            bytes += field.len() + 24;
+        }
+        let mut cmd = redis::Cmd::with_capacity(args, bytes);
+        cmd.arg("EVALSHA")
+            .arg(script.get_hash())
             .arg(3 + 2 * adds.days.len())
             .arg(&self.names.flow_stream)
             .arg(&*self.names.lease(&self.keys, shard))
