@@ -49,7 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -127,13 +127,10 @@ impl Gateway {
             .await?
             .last
             .unwrap_or(Cursor::ZERO);
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| GatewayError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = listen(&config).map_err(|source| GatewayError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let local_addr = listener.local_addr().map_err(|source| GatewayError::Bind {
             addr: config.listen,
             source,
@@ -325,6 +322,18 @@ async fn watch_feed(
 
 /// Accepts one connection, retrying transient errors (e.g. out of file
 /// descriptors) with backoff rather than giving up.
+/// The listening socket. Accepted connections inherit its send buffer size.
+fn listen(config: &GatewayConfig) -> std::io::Result<TcpListener> {
+    let socket = match config.listen {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_send_buffer_size(u32::try_from(config.socket_send_buffer).unwrap_or(u32::MAX))?;
+    socket.bind(config.listen)?;
+    socket.listen(1024)
+}
+
 async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     let mut backoff = Duration::from_millis(5);
     loop {

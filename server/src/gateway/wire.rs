@@ -248,14 +248,21 @@ impl Wire {
         Ok(at)
     }
 
-    /// Writes everything pending, waiting for the socket until `deadline`.
-    async fn flush(&self, deadline: tokio::time::Instant) -> Result<(), WriteError> {
+    /// Writes everything pending, waiting for the socket. Fails as stalled
+    /// only once the socket has taken nothing for `timeout`: a client that
+    /// keeps reading, however far behind, is never cut off for being slow.
+    async fn flush(&self, timeout: Duration) -> Result<(), WriteError> {
+        let mut deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self
-                .drain(&mut self.lock())
-                .map_err(|_| WriteError::Broken)?
             {
-                return Ok(());
+                let mut state = self.lock();
+                let before = state.pending.len();
+                if self.drain(&mut state).map_err(|_| WriteError::Broken)? {
+                    return Ok(());
+                }
+                if state.pending.len() < before {
+                    deadline = tokio::time::Instant::now() + timeout;
+                }
             }
             match tokio::time::timeout_at(deadline, self.socket.writable()).await {
                 Ok(Ok(())) => {}
@@ -291,25 +298,30 @@ impl WriteSide {
         }
     }
 
-    /// Writes `bytes` after anything pending, within `timeout`.
+    /// Writes `bytes` after anything pending; stalled once the socket has
+    /// taken nothing for `timeout`.
     pub(crate) async fn write(
         &mut self,
         bytes: &[u8],
         timeout: Duration,
     ) -> Result<(), WriteError> {
-        let deadline = tokio::time::Instant::now() + timeout;
         match self {
             WriteSide::Tcp(wire) => {
                 wire.write_now(&mut wire.lock(), bytes)
                     .map_err(|_| WriteError::Broken)?;
-                wire.flush(deadline).await
+                wire.flush(timeout).await
             }
             WriteSide::Stream(stream) => {
-                let write = async {
-                    stream.write_all(bytes).await?;
-                    stream.flush().await
-                };
-                match tokio::time::timeout_at(deadline, write).await {
+                // Each write that takes something is progress (see `Wire::flush`).
+                let mut at = 0;
+                while at < bytes.len() {
+                    match tokio::time::timeout(timeout, stream.write(&bytes[at..])).await {
+                        Ok(Ok(0)) | Ok(Err(_)) => return Err(WriteError::Broken),
+                        Ok(Ok(n)) => at += n,
+                        Err(_) => return Err(WriteError::Stalled),
+                    }
+                }
+                match tokio::time::timeout(timeout, stream.flush()).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(_)) => Err(WriteError::Broken),
                     Err(_) => Err(WriteError::Stalled),
@@ -318,10 +330,11 @@ impl WriteSide {
         }
     }
 
-    /// Writes whatever the hub left pending, within `timeout`.
+    /// Writes whatever the hub left pending; stalled once the socket has
+    /// taken nothing for `timeout`.
     pub(crate) async fn flush(&mut self, timeout: Duration) -> Result<(), WriteError> {
         match self {
-            WriteSide::Tcp(wire) => wire.flush(tokio::time::Instant::now() + timeout).await,
+            WriteSide::Tcp(wire) => wire.flush(timeout).await,
             WriteSide::Stream(_) => Ok(()),
         }
     }
@@ -363,6 +376,60 @@ mod tests {
         assert_eq!(large.len(), 10 + 70_000);
         assert_eq!(f.close(4008, "slow"), b"\x88\x06\x0f\xa8slow");
         assert_eq!(f.build(Opcode::Ping, |_| {}), b"\x89\x00");
+    }
+
+    /// The write timeout runs from the last byte the socket took, not from
+    /// the start of a write: a client that keeps reading, however far
+    /// behind, is not cut off; one that stops reading is.
+    #[tokio::test]
+    async fn a_slow_reader_is_not_stalled_and_a_stopped_one_is() {
+        use tokio::io::AsyncReadExt;
+        // Small buffers (accepted sockets inherit the listener's), so the
+        // socket fills at once and every read makes room.
+        let listen = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+        let _ = listen.set_send_buffer_size(16 * 1024);
+        let _ = listen.set_recv_buffer_size(16 * 1024);
+        listen
+            .bind("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let listener = listen.listen(8).unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let timeout = Duration::from_millis(500);
+        let data = vec![b'x'; 512 * 1024];
+
+        let mut slow = tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (socket, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
+        let (_read, write) = socket.into_split();
+        let mut side = WriteSide::Tcp(Arc::new(Wire::new(write)));
+        // 8 KiB every 10 ms: the 512 KiB take longer than the timeout in all.
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 8 * 1024];
+            let mut total = 0;
+            while total < 512 * 1024 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                match slow.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+            }
+            total
+        });
+        assert!(matches!(side.write(&data, timeout).await, Ok(())));
+        assert_eq!(reader.await.unwrap_or(0), 512 * 1024);
+
+        // Connected, never reading.
+        let _stopped = tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (socket, _) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
+        let (_read, write) = socket.into_split();
+        let mut side = WriteSide::Tcp(Arc::new(Wire::new(write)));
+        assert!(matches!(
+            side.write(&data, timeout).await,
+            Err(WriteError::Stalled)
+        ));
     }
 
     /// The gateway's frames read back as tungstenite reads them.
