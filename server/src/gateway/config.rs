@@ -55,7 +55,7 @@ pub struct GatewayConfig {
     /// it), instead of Linux's autotuning up to 4 MiB. A full socket turns
     /// writable again only once a third of its buffer has drained, so this
     /// bounds how long a client that keeps reading can look stalled to the
-    /// gateway (measured: with autotuning, the `burst` bench closed 64–167
+    /// gateway (measured: with autotuning, the `burst` bench closed 50–167
     /// slow-but-reading clients a run; with 1 MiB, 0–28), and keeps more of
     /// a lagging client's backlog in the send queue, where it is counted.
     pub socket_send_buffer: usize,
