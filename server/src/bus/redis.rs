@@ -462,10 +462,10 @@ impl RedisBus {
         events: &[NewEvent<'_>],
         prune: &[Cursor],
     ) -> Result<Vec<Option<Cursor>>, BusError> {
-        // Index into `events` of each event still to commit.
+        // Index into `events` of each event still to commit. Each pass
+        // either commits or removes at least one duplicate.
         let mut todo: Vec<usize> = (0..events.len()).collect();
-        // Each pass either commits or removes at least one duplicate.
-        for _ in 0..=events.len() {
+        loop {
             match self.try_commit(shard, owner, events, &todo, prune).await? {
                 Committed::Ids(ids) => {
                     let mut out = vec![None; events.len()];
@@ -484,14 +484,13 @@ impl RedisBus {
                         .map(|(_, e)| e)
                         .collect();
                     if todo.len() == before {
-                        break;
+                        return Err(BusError::Protocol(
+                            "the commit script named no duplicate it could skip".into(),
+                        ));
                     }
                 }
             }
         }
-        Err(BusError::Protocol(
-            "the commit script named no duplicate it could skip".into(),
-        ))
     }
 
     /// One `COMMIT_FLOW` call with `events[todo]`.
