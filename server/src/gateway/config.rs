@@ -51,14 +51,16 @@ pub struct GatewayConfig {
     pub send_queue_bytes: usize,
     /// Largest `events` batch frame the writer coalesces queued events into.
     pub max_batch_bytes: usize,
-    /// Each client socket's kernel send buffer (`SO_SNDBUF`; Linux doubles
-    /// it), instead of Linux's autotuning up to 4 MiB. A full socket turns
-    /// writable again only once a third of its buffer has drained, so this
-    /// bounds how long a client that keeps reading can look stalled to the
-    /// gateway (measured: with autotuning, the `burst` bench closed 50–167
-    /// slow-but-reading clients a run; with 1 MiB, 0–28), and keeps more of
-    /// a lagging client's backlog in the send queue, where it is counted.
-    pub socket_send_buffer: usize,
+    /// The most bytes a client socket holds that it has not yet sent
+    /// (`TCP_NOTSENT_LOWAT`). The socket takes more, and turns writable,
+    /// only while less than this is unsent (half of it to wake a waiting
+    /// writer). So a lagging client's backlog stays in the send queue, where
+    /// it is counted, and a client that keeps reading frees room in steps
+    /// of this size rather than in steps of a third of the whole kernel
+    /// buffer (several seconds for a slow reader, which then looked
+    /// stalled). The kernel buffer itself keeps autotuning, for clients far
+    /// away.
+    pub socket_unsent_limit: usize,
     /// At peaks, a client is written to at most once per this interval, and
     /// the events due meanwhile go out as one frame; zero writes each event
     /// as soon as the writer gets to it.
@@ -114,7 +116,7 @@ impl Default for GatewayConfig {
             max_message_size: 64 * 1024,
             send_queue_bytes: 4 * 1024 * 1024,
             max_batch_bytes: 64 * 1024,
-            socket_send_buffer: 1024 * 1024,
+            socket_unsent_limit: 128 * 1024,
             coalesce: Duration::from_millis(2),
             ping_interval: Duration::from_secs(15),
             pong_timeout: Duration::from_secs(15),
@@ -172,7 +174,7 @@ impl GatewayConfig {
         at_least("max_connections", self.max_connections as u64, 1)?;
         at_least("max_message_size", self.max_message_size as u64, 1024)?;
         at_least("max_batch_bytes", self.max_batch_bytes as u64, 1024)?;
-        at_least("socket_send_buffer", self.socket_send_buffer as u64, 4096)?;
+        at_least("socket_unsent_limit", self.socket_unsent_limit as u64, 4096)?;
         // A queue must hold at least one full batch, or no batch could ever be sent.
         at_least(
             "send_queue_bytes",

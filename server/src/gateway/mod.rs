@@ -255,7 +255,7 @@ impl Gateway {
             let shared = shared.clone();
             let shutdown = shutdown.clone();
             let done = done_tx.clone();
-            let _ = socket.set_nodelay(true);
+            client_socket(&socket, shared.config.socket_unsent_limit);
             let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
             // The task's future is the connection's resident state for as
             // long as it stays open: a plain connection's is not sized for
@@ -320,20 +320,30 @@ async fn watch_feed(
     }
 }
 
-/// Accepts one connection, retrying transient errors (e.g. out of file
-/// descriptors) with backoff rather than giving up.
-/// The listening socket. Accepted connections inherit its send buffer size.
+/// The listening socket.
 fn listen(config: &GatewayConfig) -> std::io::Result<TcpListener> {
     let socket = match config.listen {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
-    socket.set_send_buffer_size(u32::try_from(config.socket_send_buffer).unwrap_or(u32::MAX))?;
     socket.bind(config.listen)?;
     socket.listen(1024)
 }
 
+/// Sets up an accepted client socket: no Nagle delay, and at most
+/// `unsent_limit` unsent bytes in the kernel (see
+/// [`GatewayConfig::socket_unsent_limit`]).
+fn client_socket(socket: &TcpStream, unsent_limit: usize) {
+    let _ = socket.set_nodelay(true);
+    let limit = u32::try_from(unsent_limit).unwrap_or(u32::MAX);
+    if let Err(e) = socket2::SockRef::from(socket).set_tcp_notsent_lowat(limit) {
+        tracing::debug!("cannot limit a client socket's unsent bytes: {e}");
+    }
+}
+
+/// Accepts one connection, retrying transient errors (e.g. out of file
+/// descriptors) with backoff rather than giving up.
 async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -552,4 +562,69 @@ async fn health(shared: &Shared) -> (bool, String) {
         "protocol": crate::protocol::PROTOCOL_VERSION,
     });
     (healthy, format!("{body}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Writes without waiting until the socket takes no more.
+    fn fill(socket: &TcpStream) -> usize {
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut total = 0;
+        loop {
+            match socket.try_write(&chunk) {
+                Ok(n) => total += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return total,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// A client socket holds at most the unsent limit beyond what the
+    /// reader's window takes, and once a reader that stopped reads again, a
+    /// little reading is enough for it to take more: the kernel's send
+    /// buffer, however large it has grown, does not have to drain by a third
+    /// first. Without the limit, the first fill below takes megabytes and
+    /// reading 256 KiB of them makes no room.
+    #[tokio::test]
+    async fn a_client_socket_holds_little_unsent_and_makes_room_as_the_reader_reads() {
+        const LIMIT: usize = 64 * 1024;
+        let listener = ok(TcpListener::bind("127.0.0.1:0").await);
+        let addr = ok(listener.local_addr());
+        let reader = ok(tokio::net::TcpSocket::new_v4());
+        ok(reader.set_recv_buffer_size(64 * 1024));
+        let mut reader = ok(reader.connect(addr).await);
+        let (socket, _) = ok(listener.accept().await);
+        // As large as Linux's autotuning lets a busy socket's buffer grow.
+        ok(socket2::SockRef::from(&socket).set_send_buffer_size(4 * 1024 * 1024));
+        client_socket(&socket, LIMIT);
+
+        let held = fill(&socket);
+        assert!(
+            held < 1024 * 1024,
+            "the socket took {held} bytes while nobody read"
+        );
+        // The reader's window plus a few times the limit, not a third of
+        // the send buffer.
+        let target = held.min(256 * 1024);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut read = 0;
+        while read < target {
+            let n = ok(reader.read(&mut buf).await);
+            assert!(n > 0, "the connection closed");
+            read += n;
+        }
+        ok(ok(tokio::time::timeout(
+            Duration::from_secs(5),
+            socket.writable(),
+        )
+        .await));
+        assert!(fill(&socket) > 0, "no room after reading {read} bytes");
+    }
 }
