@@ -110,6 +110,13 @@ impl Filter {
 
     /// Whether `e` passes the filter. Allocation-free.
     pub fn matches(&self, e: &FlowEvent) -> bool {
+        (self.tickers.is_empty() || vocab::contains_sym(&self.tickers, &e.sym))
+            && self.matches_listed(e)
+    }
+
+    /// [`Filter::matches`] for an event whose `sym` is already known to be
+    /// one of [`Filter::tickers`] (found through an index by ticker).
+    pub fn matches_listed(&self, e: &FlowEvent) -> bool {
         (self.rights == 0 || self.rights & vocab::right_bit(e.right) != 0)
             && (self.kinds == 0 || self.kinds & vocab::kind_bit(e.kind) != 0)
             && (self.sentiments == 0 || self.sentiments & vocab::sentiment_bit(e.sentiment) != 0)
@@ -117,7 +124,6 @@ impl Filter {
             && (self.tags.is_empty() || self.tags.iter().all(|t| e.tags.contains(t)))
             && self.comparisons.iter().all(|c| c.matches(e))
             && (self.expiries.is_empty() || self.expiries.contains(&e.expiry))
-            && (self.tickers.is_empty() || vocab::contains_sym(&self.tickers, &e.sym))
             && !vocab::contains_sym(&self.excluded, &e.sym)
     }
 

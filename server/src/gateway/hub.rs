@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::metrics::GatewayMetrics;
-use super::outbox::{Flusher, Outbox, SlowConsumer};
+use super::outbox::{Flusher, Outbox};
 use crate::bus::{Bus, BusError, FlowEntry, Live, LiveFeed};
 use crate::cursor::Cursor;
 use crate::event::FlowEvent;
@@ -147,12 +147,17 @@ struct Subscriber {
     cursor: Cursor,
     /// Told the cursor to resume from when the subscriber lags.
     lagged: Option<oneshot::Sender<Cursor>>,
+    /// The events of the batch being dealt that are due to it; empty
+    /// between batches.
+    due: Vec<Arc<Delivery>>,
 }
 
 /// A hub's scratch space for dealing batches, reused from batch to batch.
 #[derive(Default)]
 pub(crate) struct FanOut {
-    /// The subscribers dealt an event in this batch, to flush once.
+    /// The subscribers (group, index) dealt an event in this batch.
+    dealt: Vec<(usize, usize)>,
+    /// The subscribers with events queued in this batch, to flush once.
     touched: Vec<Outbox>,
     lagged: Vec<u64>,
     flusher: Flusher,
@@ -379,6 +384,7 @@ impl Tap {
             out: out.clone(),
             cursor,
             lagged: Some(tx),
+            due: Vec::new(),
         };
         inner.add(filter, sub);
         drop(inner);
@@ -396,7 +402,9 @@ impl Tap {
 
     /// Deals a batch of events, oldest first, to the matching subscribers'
     /// send queues, then flushes each subscriber that got any, once: at
-    /// peaks a client gets its share of a whole batch in one write.
+    /// peaks a client gets its share of a whole batch in one write. Each
+    /// filter is evaluated once per event for all the clients that share
+    /// it, and each client's share is queued at once.
     fn publish(&self, batch: &[Arc<Delivery>], fan: &mut FanOut) {
         let mut guard = self.lock();
         let inner = &mut *guard;
@@ -413,35 +421,53 @@ impl Tap {
                 .and_then(|t| inner.by_ticker.get(&t))
                 .map_or(&[][..], Vec::as_slice);
             let mut dealt = 0usize;
-            for &g in named.iter().chain(&inner.any_ticker) {
+            // Groups found by the event's ticker are known to list it.
+            let groups = named.iter().map(|&g| (g, true));
+            for (g, listed) in groups.chain(inner.any_ticker.iter().map(|&g| (g, false))) {
                 let Some(group) = inner.groups[g].as_mut() else {
                     continue;
                 };
-                if !group.filter.matches(&d.event) {
+                let wanted = if listed {
+                    group.filter.matches_listed(&d.event)
+                } else {
+                    group.filter.matches(&d.event)
+                };
+                if !wanted {
                     continue;
                 }
-                for sub in &mut group.subs {
+                for (i, sub) in group.subs.iter_mut().enumerate() {
                     if d.cursor <= sub.cursor {
                         continue;
                     }
                     dealt += 1;
-                    match sub.out.queue_live(d.clone()) {
-                        Ok(first) => {
-                            sub.cursor = d.cursor;
-                            if first {
-                                fan.touched.push(sub.out.clone());
-                            }
-                        }
-                        Err(SlowConsumer) => fan.lagged.push(sub.id),
+                    if sub.due.is_empty() {
+                        fan.dealt.push((g, i));
                     }
+                    sub.due.push(d.clone());
                 }
             }
             filtered += inner.subscribers - dealt;
-            for id in fan.lagged.drain(..) {
-                if let Some(mut sub) = inner.remove(id) {
-                    if let Some(tell) = sub.lagged.take() {
-                        let _ = tell.send(sub.cursor);
-                    }
+        }
+        for (g, i) in fan.dealt.drain(..) {
+            let Some(sub) = inner.groups[g].as_mut().and_then(|g| g.subs.get_mut(i)) else {
+                continue;
+            };
+            let queued = sub.out.queue_live(&mut sub.due);
+            if let Some(last) = queued.last {
+                sub.cursor = last;
+            }
+            if queued.flush {
+                fan.touched.push(sub.out.clone());
+            }
+            if !sub.due.is_empty() {
+                sub.due.clear();
+                fan.lagged.push(sub.id);
+            }
+        }
+        for id in fan.lagged.drain(..) {
+            if let Some(mut sub) = inner.remove(id) {
+                if let Some(tell) = sub.lagged.take() {
+                    let _ = tell.send(sub.cursor);
                 }
             }
         }

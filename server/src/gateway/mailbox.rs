@@ -12,11 +12,11 @@
 //! Semantics follow `mpsc`: the receiver gets `None` once it has taken
 //! everything and every sender is gone; senders fail once the receiver is
 //! gone (and what was queued is dropped with it). Two additions serve the
-//! gateway's fan-out: a sender can queue without waking the receiver and
-//! wake it later, once for many items ([`Sender::push_quiet`],
-//! [`Sender::wake`]), and either side can take items off the front while
-//! they pass a test ([`Queue::pop_front_if`]), so whoever writes a
-//! client's socket takes its queue in order.
+//! gateway's fan-out: a sender can queue many items under one lock without
+//! waking the receiver and wake it later ([`Sender::push_quiet`],
+//! [`Sender::wake`]), and either side can take items off the front, under
+//! one lock, while they pass a test ([`Queue::pop_front_while`]), so
+//! whoever writes a client's socket takes its queue in order.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -119,15 +119,16 @@ impl<T> Sender<T> {
         self.shared.lock().receiver_gone
     }
 
-    /// Queues `item` without waking the receiver (unbounded mailboxes only:
-    /// the capacity is not checked); [`Sender::wake`] wakes it later.
-    pub(crate) fn push_quiet(&self, item: T) -> Result<(), T> {
+    /// Queues `items` without waking the receiver (unbounded mailboxes only:
+    /// the capacity is not checked); [`Sender::wake`] wakes it later. False,
+    /// and nothing queued, if the receiver is gone.
+    pub(crate) fn push_quiet(&self, items: impl IntoIterator<Item = T>) -> bool {
         let mut state = self.shared.lock();
         if state.receiver_gone {
-            return Err(item);
+            return false;
         }
-        state.items.push_back(item);
-        Ok(())
+        state.items.extend(items);
+        true
     }
 
     /// Wakes the receiver (once, however often it is called before it runs).
@@ -143,35 +144,38 @@ impl<T> Sender<T> {
 
 /// Either end of a mailbox, taking items off the front.
 pub(crate) trait Queue<T> {
-    /// Takes the front item if `take` accepts it.
-    fn pop_front_if(&self, take: impl FnOnce(&T) -> bool) -> Option<T>;
+    /// Takes items off the front, in order, into `put`, while `take`
+    /// accepts the next one.
+    fn pop_front_while(&self, take: impl FnMut(&T) -> bool, put: impl FnMut(T));
 }
 
 impl<T> Queue<T> for Sender<T> {
-    fn pop_front_if(&self, take: impl FnOnce(&T) -> bool) -> Option<T> {
-        self.shared.pop_front_if(take)
+    fn pop_front_while(&self, take: impl FnMut(&T) -> bool, put: impl FnMut(T)) {
+        self.shared.pop_front_while(take, put);
     }
 }
 
 impl<T> Queue<T> for Receiver<T> {
-    fn pop_front_if(&self, take: impl FnOnce(&T) -> bool) -> Option<T> {
-        self.shared.pop_front_if(take)
+    fn pop_front_while(&self, take: impl FnMut(&T) -> bool, put: impl FnMut(T)) {
+        self.shared.pop_front_while(take, put);
     }
 }
 
 impl<T> Shared<T> {
-    fn pop_front_if(&self, take: impl FnOnce(&T) -> bool) -> Option<T> {
+    fn pop_front_while(&self, mut take: impl FnMut(&T) -> bool, mut put: impl FnMut(T)) {
         let mut state = self.lock();
-        let item = match state.items.front() {
-            Some(front) if take(front) => state.items.pop_front(),
-            _ => None,
-        };
+        let mut taken = false;
+        while state.items.front().is_some_and(&mut take) {
+            if let Some(item) = state.items.pop_front() {
+                put(item);
+                taken = true;
+            }
+        }
         drop(state);
         // Only a bounded mailbox has senders waiting for room.
-        if item.is_some() && self.capacity != usize::MAX {
+        if taken && self.capacity != usize::MAX {
             self.room.notify_waiters();
         }
-        item
     }
 }
 
@@ -220,7 +224,11 @@ impl<T> Receiver<T> {
 
     /// The next item if one is queued.
     pub(crate) fn try_recv(&mut self) -> Option<T> {
-        self.shared.pop_front_if(|_| true)
+        let item = self.shared.lock().items.pop_front();
+        if item.is_some() {
+            self.shared.room.notify_waiters();
+        }
+        item
     }
 
     /// Waits until something is queued or a sender wakes the receiver; false

@@ -38,6 +38,7 @@ use super::hub::Delivery;
 use super::mailbox::{self, Queue, Receiver, Sender, TrySendError};
 use super::metrics::GatewayMetrics;
 use super::wire::{FrameBuf, Opcode, Wire, WriteError, WriteSide};
+use crate::cursor::Cursor;
 use crate::protocol::{
     write_events_frame, ErrorCode, ServerMessage, CLOSE_GOING_AWAY_REASON, CLOSE_HEARTBEAT_TIMEOUT,
     CLOSE_HEARTBEAT_TIMEOUT_REASON, CLOSE_SLOW_CONSUMER, CLOSE_SLOW_CONSUMER_REASON,
@@ -80,6 +81,15 @@ impl Out {
     }
 }
 
+/// What [`Outbox::queue_live`] queued.
+pub(crate) struct Queued {
+    /// The newest event queued, if any.
+    pub last: Option<Cursor>,
+    /// This was the first since the last [`Outbox::flush`]: the caller must
+    /// flush the client once it has queued the batch.
+    pub flush: bool,
+}
+
 /// The queue would exceed its byte budget: the client is not keeping up.
 #[derive(Debug)]
 pub(crate) struct SlowConsumer;
@@ -114,12 +124,36 @@ impl Shared {
 
     /// Counts `n` more bytes queued, unless that exceeds the budget.
     fn reserve(&self, n: usize) -> Result<(), SlowConsumer> {
-        let before = self.queued.fetch_add(n, Ordering::AcqRel);
-        if before + n > self.budget && before > 0 {
-            self.queued.fetch_sub(n, Ordering::AcqRel);
-            return Err(SlowConsumer);
+        match self.reserve_front(std::iter::once(n)) {
+            (1, _) => Ok(()),
+            _ => Err(SlowConsumer),
         }
-        Ok(())
+    }
+
+    /// Counts the longest prefix of items of these sizes that fits the
+    /// budget (at least one into an empty queue) as queued; how many and
+    /// their bytes.
+    fn reserve_front(&self, sizes: impl Iterator<Item = usize> + Clone) -> (usize, usize) {
+        let mut before = self.queued.load(Ordering::Acquire);
+        loop {
+            let (mut n, mut bytes) = (0, 0);
+            for size in sizes.clone() {
+                if before + bytes + size > self.budget && before + bytes > 0 {
+                    break;
+                }
+                n += 1;
+                bytes += size;
+            }
+            match self.queued.compare_exchange_weak(
+                before,
+                before + bytes,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return (n, bytes),
+                Err(now) => before = now,
+            }
+        }
     }
 
     /// `n` queued bytes have left the queue.
@@ -219,22 +253,24 @@ fn take_events(
     queue: &impl Queue<Out>,
     max_bytes: usize,
     batch: &mut Vec<Arc<Delivery>>,
-    mut bytes: usize,
+    bytes: usize,
 ) -> usize {
-    loop {
-        let empty = batch.is_empty();
-        let fits = |out: &Out| match out {
-            Out::Event(d) => empty || bytes + d.frame.len() <= max_bytes,
-            _ => false,
-        };
-        match queue.pop_front_if(fits) {
-            Some(Out::Event(d)) => {
-                bytes += d.frame.len();
-                batch.push(d);
-            }
-            _ => return bytes,
+    let mut empty = batch.is_empty();
+    let mut total = bytes;
+    let fits = |out: &Out| match out {
+        Out::Event(d) if empty || total + d.frame.len() <= max_bytes => {
+            empty = false;
+            total += d.frame.len();
+            true
         }
-    }
+        _ => false,
+    };
+    queue.pop_front_while(fits, |out| {
+        if let Out::Event(d) = out {
+            batch.push(d);
+        }
+    });
+    total
 }
 
 /// One frame for `batch`: an `event` frame for one event, an `events`
@@ -257,20 +293,31 @@ impl Outbox {
         Ok(())
     }
 
-    /// Queues a live event without waking the writer, or fails if the client
-    /// is too far behind. True when this is the first event since the last
-    /// [`Outbox::flush`]: the caller must flush the client once it has
-    /// queued the batch.
-    pub(crate) fn queue_live(&self, d: Arc<Delivery>) -> Result<bool, SlowConsumer> {
+    /// Queues the live events due to this client (oldest first) without
+    /// waking the writer, as many as its budget allows: what is left in
+    /// `due` did not fit, and the client is too far behind.
+    pub(crate) fn queue_live(&self, due: &mut Vec<Arc<Delivery>>) -> Queued {
         let inner = &*self.inner;
-        let n = d.frame.len();
-        inner.shared.reserve(n)?;
-        if inner.tx.push_quiet(Out::Event(d)).is_err() {
-            // The writer is gone; the connection is ending anyway.
-            inner.shared.queued.fetch_sub(n, Ordering::AcqRel);
-            return Ok(false);
+        let (n, bytes) = inner
+            .shared
+            .reserve_front(due.iter().map(|d| d.frame.len()));
+        if n == 0 {
+            return Queued {
+                last: None,
+                flush: false,
+            };
         }
-        Ok(!inner.dirty.swap(true, Ordering::AcqRel))
+        let last = Some(due[n - 1].cursor);
+        if !inner.tx.push_quiet(due.drain(..n).map(Out::Event)) {
+            // The writer is gone; the connection is ending anyway.
+            inner.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
+            due.clear();
+            return Queued { last, flush: false };
+        }
+        Queued {
+            last,
+            flush: !inner.dirty.swap(true, Ordering::AcqRel),
+        }
     }
 
     /// Sends what the hub has queued: writes it now if this is a plain TCP
@@ -680,16 +727,43 @@ pub(crate) mod tests {
         // No writer task runs: only the hub's own write can deliver.
         let (out, _inbox) = channel(1 << 20, &test_config(), side.wire(), metrics.clone());
         let mut f = Flusher::default();
-        assert!(out.queue_live(delivery(1, 0)).unwrap_or(false));
-        assert!(!out.queue_live(delivery(2, 0)).unwrap_or(true));
-        assert!(!out.queue_live(delivery(3, 0)).unwrap_or(true));
+        assert!(
+            out.queue_live(&mut vec![delivery(1, 0), delivery(2, 0)])
+                .flush
+        );
+        assert!(!out.queue_live(&mut vec![delivery(3, 0)]).flush);
         out.flush(&mut f);
         assert_eq!(next_frame(&mut ws).await, Ok(vec![1, 2, 3]));
-        assert!(out.queue_live(delivery(4, 0)).unwrap_or(false));
+        assert!(out.queue_live(&mut vec![delivery(4, 0)]).flush);
         out.flush(&mut f);
         assert_eq!(next_frame(&mut ws).await, Ok(vec![4]));
         assert_eq!(metrics.events_out.load(Ordering::Relaxed), 4);
         assert_eq!(metrics.batches_out.load(Ordering::Relaxed), 1);
+    }
+
+    /// A client's share of a batch is queued up to its budget; what does
+    /// not fit is left to the caller, which lags the client from the last
+    /// event queued.
+    #[tokio::test]
+    async fn live_events_queue_up_to_the_budget_and_the_rest_is_left() {
+        let metrics = Arc::new(GatewayMetrics::default());
+        let size = delivery(1, 0).frame.len();
+        let (out, mut inbox) = channel(2 * size + size / 2, &test_config(), None, metrics);
+        let mut due: Vec<_> = (1..=5).map(|ms| delivery(ms, 0)).collect();
+        let queued = out.queue_live(&mut due);
+        assert_eq!(queued.last, Some(Cursor::new(2, 0)));
+        assert!(queued.flush);
+        let left: Vec<_> = due.iter().map(|d| d.cursor.ms).collect();
+        assert_eq!(left, vec![3, 4, 5]);
+        // Full: nothing more is queued until the writer takes some.
+        let queued = out.queue_live(&mut due);
+        assert_eq!((queued.last, queued.flush), (None, false));
+        assert_eq!(due.len(), 3);
+        assert!(matches!(inbox.rx.try_recv(), Some(Out::Event(d)) if d.cursor.ms == 1));
+        inbox.shared.release(size);
+        due.truncate(1);
+        assert_eq!(out.queue_live(&mut due).last, Some(Cursor::new(3, 0)));
+        assert!(due.is_empty());
     }
 
     #[tokio::test]
@@ -702,9 +776,9 @@ pub(crate) mod tests {
         // leaves the rest (and a control message behind it) to the writer.
         let mut sent = 0u64;
         for ms in 1..=2_000 {
-            if out.queue_live(delivery(ms, 2_000)).is_err() {
-                panic!("the budget is large enough");
-            }
+            let mut due = vec![delivery(ms, 2_000)];
+            out.queue_live(&mut due);
+            assert!(due.is_empty(), "the budget is large enough");
             out.flush(&mut f);
             sent = ms;
         }
