@@ -9,12 +9,20 @@
 //! thousand. With [`Pace::AsFastAsPossible`] it sends batches of up to
 //! [`MAX_BATCH`] as fast as the sink accepts them. A full sink is awaited
 //! (backpressure, nothing is dropped); a late driver catches up at full speed.
+//!
+//! The driver runs on a thread of its own and sleeps with the operating
+//! system's timer, so a print is handed over within tens of microseconds of
+//! being due. On a tokio runtime it would wake on the timer's millisecond
+//! ticks (half a millisecond late on average), behind whatever else that
+//! runtime runs: in a one-process node, the gateway's fan-out.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::Sender;
-use tokio::time::Instant;
+use tokio::sync::{oneshot, Notify};
 
 use super::{PrintSource, SourceError};
 use crate::event::Print;
@@ -71,6 +79,8 @@ pub enum FeedEnd {
     Shutdown,
     /// The receiving end of the sink was dropped.
     SinkClosed,
+    /// The feed could not start (no thread or runtime for it).
+    Failed,
 }
 
 /// What a feed did, returned when it stops.
@@ -95,13 +105,87 @@ pub struct FeedStats {
 /// A [`Pace::RealTime`] with a speed that is not a positive finite number is
 /// treated as [`Pace::AsFastAsPossible`]; use [`Pace::from_speed`] to reject
 /// such values up front.
-pub async fn run_paced<S: PrintSource>(
-    mut source: S,
+pub async fn run_paced<S: PrintSource + 'static>(
+    source: S,
     pace: Pace,
     sink: Sender<Vec<Print>>,
     shutdown: impl Future<Output = ()>,
 ) -> FeedStats {
+    let stop = Arc::new(Stop::default());
+    let (done_tx, mut done) = oneshot::channel();
+    let driver_stop = stop.clone();
+    let spawned = std::thread::Builder::new()
+        .name("flowtape-feed".into())
+        .spawn(move || {
+            // Only to await the sink: no timers, no I/O.
+            let stats = match tokio::runtime::Builder::new_current_thread().build() {
+                Ok(rt) => rt.block_on(drive(source, pace, &sink, &driver_stop)),
+                Err(e) => {
+                    tracing::error!("the feed cannot start: {e}");
+                    FeedStats::default().ended(FeedEnd::Failed)
+                }
+            };
+            let _ = done_tx.send(stats);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("the feed cannot start a thread: {e}");
+        return FeedStats::default().ended(FeedEnd::Failed);
+    }
     tokio::pin!(shutdown);
+    let stats = tokio::select! {
+        stats = &mut done => stats,
+        () = &mut shutdown => {
+            stop.set();
+            done.await
+        }
+    };
+    stats.unwrap_or_else(|_| FeedStats::default().ended(FeedEnd::Failed))
+}
+
+/// Tells the driver's thread to stop, whether it is sleeping or waiting for
+/// room in the sink.
+#[derive(Default)]
+struct Stop {
+    set: AtomicBool,
+    notify: Notify,
+}
+
+/// The longest the driver sleeps before it looks at [`Stop`] again.
+const STOP_CHECK: Duration = Duration::from_millis(10);
+
+impl Stop {
+    fn set(&self) {
+        self.set.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    /// Blocks the thread until `wake`; false if stopped meanwhile.
+    fn sleep_until(&self, wake: Instant) -> bool {
+        loop {
+            if self.is_set() {
+                return false;
+            }
+            let left = wake.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(STOP_CHECK));
+        }
+    }
+}
+
+/// The driver loop, on its own thread: blocks the thread to sleep, and
+/// awaits only the sink.
+async fn drive<S: PrintSource>(
+    mut source: S,
+    pace: Pace,
+    sink: &Sender<Vec<Print>>,
+    stop: &Stop,
+) -> FeedStats {
     let speed = match pace {
         Pace::RealTime { speed } if speed.is_finite() && speed > 0.0 => Some(speed),
         _ => None,
@@ -111,6 +195,9 @@ pub async fn run_paced<S: PrintSource>(
     let mut pending: Option<Print> = None;
     let mut exhausted = false;
     loop {
+        if stop.is_set() {
+            return stats.ended(FeedEnd::Shutdown);
+        }
         let now = Instant::now();
         let mut batch = Vec::new();
         let mut next_due = None;
@@ -140,7 +227,7 @@ pub async fn run_paced<S: PrintSource>(
             let len = batch.len() as u64;
             tokio::select! {
                 biased;
-                () = &mut shutdown => return stats.ended(FeedEnd::Shutdown),
+                () = stop.notify.notified() => return stats.ended(FeedEnd::Shutdown),
                 sent = sink.send(batch) => match sent {
                     Ok(()) => {
                         stats.prints += len;
@@ -153,22 +240,9 @@ pub async fn run_paced<S: PrintSource>(
         if exhausted {
             return stats.ended(FeedEnd::Exhausted);
         }
-        match next_due {
-            Some(due) => {
-                let wake = due.max(now + MIN_WAKE_INTERVAL);
-                tokio::select! {
-                    biased;
-                    () = &mut shutdown => return stats.ended(FeedEnd::Shutdown),
-                    () = tokio::time::sleep_until(wake) => {}
-                }
-            }
-            // A full batch went out: let shutdown and other tasks in before the next.
-            None => {
-                tokio::select! {
-                    biased;
-                    () = &mut shutdown => return stats.ended(FeedEnd::Shutdown),
-                    () = tokio::task::yield_now() => {}
-                }
+        if let Some(due) = next_due {
+            if !stop.sleep_until(due.max(now + MIN_WAKE_INTERVAL)) {
+                return stats.ended(FeedEnd::Shutdown);
             }
         }
     }
@@ -345,6 +419,38 @@ mod tests {
         let stats = feed.await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(stats.end, FeedEnd::Shutdown);
         assert!(stats.prints >= 100);
+    }
+
+    /// The feed keeps handing prints over while the runtime that started it
+    /// is busy (in a one-process node: the gateway's fan-out).
+    #[tokio::test]
+    async fn prints_are_handed_over_while_the_callers_runtime_is_blocked() {
+        let (tx, mut rx) = mpsc::channel(100_000);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let feed = tokio::spawn(run_paced(
+            Endless(0),
+            Pace::RealTime { speed: 1.0 },
+            tx,
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        // Let it start, then take what it has sent so far.
+        while rx.recv().await.is_none_or(|b| b.is_empty()) {}
+        while rx.try_recv().is_ok() {}
+        // This runtime has one thread: block it.
+        std::thread::sleep(Duration::from_millis(300));
+        let mut during = 0;
+        while let Ok(batch) = rx.try_recv() {
+            during += batch.len();
+        }
+        assert!(
+            during >= 10,
+            "{during} prints while the runtime was blocked"
+        );
+        let _ = stop_tx.send(());
+        let stats = feed.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stats.end, FeedEnd::Shutdown);
     }
 
     #[tokio::test]
