@@ -12,12 +12,12 @@ use flowtape::app::{App, AppConfig};
 use flowtape::keymap::Keymap;
 use flowtape::theme::Theme;
 use flowtape::ui::{self, Skin};
-use flowtape_server::conditions::ConditionTable;
-use flowtape_server::cursor::Cursor;
-use flowtape_server::event::FlowEvent;
+use flowtape_core::conditions::ConditionTable;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::detect::{DetectionConfig, Detector};
+use flowtape_core::event::FlowEvent;
+use flowtape_core::filter::Filter;
 use flowtape_server::feed::{PrintSource, SimConfig, SimMarket};
-use flowtape_server::filter::Filter;
-use flowtape_server::process::{DetectionConfig, Detector};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 

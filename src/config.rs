@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use flowtape_server::filter::Filter;
+use flowtape_core::filter::Filter;
 use flowtape_server::wsclient::TrustRoots;
 use serde::Deserialize;
 use toml::Spanned;

@@ -8,8 +8,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use flowtape_server::date;
-use flowtape_server::event::FlowEvent;
+use flowtape_core::date;
+use flowtape_core::event::FlowEvent;
 
 use crate::format;
 
@@ -43,9 +43,9 @@ pub fn csv_line(e: &FlowEvent) -> String {
     let tags: Vec<&str> = e.tags.iter().map(|t| t.name()).collect();
     let exchanges: Vec<String> = e.exchanges.iter().map(|x| x.to_string()).collect();
     let sentiment = match e.sentiment {
-        flowtape_server::event::Sentiment::Bull => "bull",
-        flowtape_server::event::Sentiment::Bear => "bear",
-        flowtape_server::event::Sentiment::Neutral => "neutral",
+        flowtape_core::event::Sentiment::Bull => "bull",
+        flowtape_core::event::Sentiment::Bear => "bear",
+        flowtape_core::event::Sentiment::Neutral => "neutral",
     };
     let cells = [
         field(&e.id),

@@ -4,7 +4,7 @@
 //! Every function is pure and total: missing values (`None`, non-finite
 //! numbers) print as `-`, never as `NaN` or a panic.
 
-use flowtape_server::date;
+use flowtape_core::date;
 
 /// What a missing value prints as.
 pub const MISSING: &str = "-";
@@ -137,7 +137,7 @@ pub fn age(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowtape_server::date::{market_instant_ms, Date};
+    use flowtape_core::date::{market_instant_ms, Date};
 
     #[test]
     fn money_tiers_read_like_the_tape() {

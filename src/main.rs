@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use flowtape::config::{default_config_path, ConfigError, FileConfig, Overrides, Settings};
 use flowtape::tail::{self, TailFormat, TailOptions};
 use flowtape::theme::ColorSupport;
-use flowtape_server::cursor::Cursor;
-use flowtape_server::filter::Filter;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::filter::Filter;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -189,11 +189,13 @@ async fn run_tail(config: Option<PathBuf>, args: TailArgs) -> ExitCode {
 }
 
 /// Simulated prints per second in `--demo`: a busy but readable tape.
+#[cfg(feature = "demo")]
 const DEMO_RATE: f64 = 300.0;
 
 /// Starts a whole server in this process (memory bus, simulated market,
 /// processor, gateway on a free loopback port) and runs the TUI against it
 /// over a real WebSocket.
+#[cfg(feature = "demo")]
 async fn run_demo(settings: Settings, filter: Filter) -> ExitCode {
     let node = match flowtape_server::node::Node::start_demo(DEMO_RATE).await {
         Ok(node) => node,
@@ -214,6 +216,15 @@ async fn run_demo(settings: Settings, filter: Filter) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e, 1),
     }
+}
+
+/// This build has no server in it (built without the `demo` feature).
+#[cfg(not(feature = "demo"))]
+async fn run_demo(_: Settings, _: Filter) -> ExitCode {
+    fail(
+        "--demo: this flowtape was built without the embedded demo server (cargo feature `demo`)",
+        2,
+    )
 }
 
 async fn run_tui(cli: Cli) -> ExitCode {

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use flowtape_server::event::Sentiment;
-use flowtape_server::occ::Right;
+use flowtape_core::event::Sentiment;
+use flowtape_core::occ::Right;
 use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
 

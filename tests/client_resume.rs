@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use flowtape::client::{self, Backoff, ClientEvent, ClientOptions};
+use flowtape_core::cursor::Cursor;
 use flowtape_server::bus::{Bus, BusConfig};
-use flowtape_server::cursor::Cursor;
 use flowtape_server::feed::SimConfig;
 use flowtape_server::gateway::GatewayConfig;
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use flowtape_core::conditions::ConditionTable;
 use flowtape_server::bus::{Bus, BusConfig};
-use flowtape_server::conditions::ConditionTable;
 use flowtape_server::feed::massive::{self, MassiveConfig};
 use flowtape_server::feed::{self, Pace, SimConfig, SimMarket};
 use flowtape_server::gateway::{AuthConfig, GatewayConfig, TlsConfig};
@@ -86,8 +86,6 @@ enum Command {
         #[command(flatten)]
         sim: SimArgs,
     },
-    /// Benchmark the whole system end to end (docs/bench.md).
-    Bench(flowtape_server::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -190,7 +188,11 @@ impl ProcessArgs {
         let mut config = ProcessorConfig::new(format!("{host}-{}-{nonce:x}", std::process::id()));
         config.lease_ttl = self.lease_ttl.max(Duration::from_secs(1));
         if let Some(path) = &self.conditions {
-            config.conditions = ConditionTable::load(path).map_err(|e| e.to_string())?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read condition table {}: {e}", path.display()))?;
+            let origin = format!("condition table {}", path.display());
+            config.conditions =
+                ConditionTable::from_toml_str(&text, &origin).map_err(|e| e.to_string())?;
         }
         Ok(config)
     }
@@ -428,9 +430,6 @@ async fn run(cli: Cli) -> Result<(), String> {
             feed::record(&mut source, count, &mut out).map_err(|e| e.to_string())?;
             Ok(())
         }
-        Command::Bench(args) => flowtape_server::bench::run(args)
-            .await
-            .map_err(|e| e.to_string()),
     }
 }
 

@@ -18,8 +18,8 @@ use crate::feed::massive::{MassiveConfig, MassiveError, MassiveFeed};
 use crate::feed::{self, FeedStats, Pace, ReplayReader, SimConfig, SimMarket};
 use crate::gateway::{Gateway, GatewayConfig, GatewayError, GatewayMetrics};
 use crate::pipeline::{run_ingest, run_processor, IngestStats, ProcessStats, ProcessorConfig};
-use crate::protocol::{FeedHealth, FeedStatus};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+use flowtape_core::protocol::{FeedHealth, FeedStatus};
 
 /// Where prints come from.
 #[derive(Clone, Debug)]
@@ -251,7 +251,7 @@ async fn publish_feed_status(
 fn spawn_feed(
     tasks: &mut JoinSet<()>,
     choice: FeedChoice,
-    tx: mpsc::Sender<Vec<crate::event::Print>>,
+    tx: mpsc::Sender<Vec<flowtape_core::event::Print>>,
     status: watch::Sender<FeedStatus>,
     shutdown: Shutdown,
     stats: Arc<NodeStats>,

@@ -15,15 +15,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flowtape_core::cursor::Cursor;
+use flowtape_core::event::FlowEvent;
+use flowtape_core::filter::Filter;
+use flowtape_core::protocol::{CLOSE_SLOW_CONSUMER, CLOSE_SLOW_CONSUMER_REASON};
 use flowtape_server::bus::{Bus, BusConfig, BusError, NewEvent};
-use flowtape_server::cursor::Cursor;
-use flowtape_server::event::FlowEvent;
 use flowtape_server::feed::SimConfig;
-use flowtape_server::filter::Filter;
 use flowtape_server::gateway::{hash_token, AuthConfig, Gateway, GatewayConfig, GatewayMetrics};
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};
 use flowtape_server::pipeline::ProcessorConfig;
-use flowtape_server::protocol::{CLOSE_SLOW_CONSUMER, CLOSE_SLOW_CONSUMER_REASON};
 use flowtape_server::shutdown::{self, ShutdownTrigger};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -712,7 +712,7 @@ async fn bad_input_gets_error_frames_and_the_connection_stays_open() {
         !got.is_empty()
             && got
                 .iter()
-                .all(|(_, e)| e.right == flowtape_server::occ::Right::Call),
+                .all(|(_, e)| e.right == flowtape_core::occ::Right::Call),
         "{got:?}"
     );
 
@@ -752,7 +752,7 @@ async fn bad_input_gets_error_frames_and_the_connection_stays_open() {
     ));
     assert!(
         gw.metrics
-            .errors_sent(flowtape_server::protocol::ErrorCode::NotUtf8)
+            .errors_sent(flowtape_core::protocol::ErrorCode::NotUtf8)
             >= 2
     );
     gw.stop().await;

@@ -13,13 +13,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flowtape_core::cursor::Cursor;
+use flowtape_core::protocol::{ClientMessage, ServerMessage};
 use flowtape_server::bus::{Bus, BusConfig};
-use flowtape_server::cursor::Cursor;
 use flowtape_server::feed::SimConfig;
 use flowtape_server::gateway::{GatewayConfig, TlsConfig};
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};
 use flowtape_server::pipeline::ProcessorConfig;
-use flowtape_server::protocol::{ClientMessage, ServerMessage};
 use flowtape_server::wsclient::{ConnectError, Connector, Socket, TlsClient, TrustRoots};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -11,14 +11,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use flowtape_server::conditions::ConditionTable;
-use flowtape_server::cursor::Cursor;
-use flowtape_server::event::{FlowEvent, Kind, Print};
+use flowtape_core::conditions::ConditionTable;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::detect::{DetectionConfig, Detector};
+use flowtape_core::event::{FlowEvent, Kind, Print};
+use flowtape_core::protocol::{FeedHealth, FeedStatus};
 use flowtape_server::feed::breaker::BreakerConfig;
 use flowtape_server::feed::massive::{MassiveConfig, MassiveFeed, MassiveStats};
 use flowtape_server::feed::{FeedEnd, FeedStats};
-use flowtape_server::process::{DetectionConfig, Detector};
-use flowtape_server::protocol::{FeedHealth, FeedStatus};
 
 const KEY: &str = "test-key";
 /// A weekday afternoon in New York, Dec 2025 (ms).
@@ -485,11 +485,11 @@ async fn an_unreachable_upstream_degrades_then_opens_and_backs_off() {
 /// gateway, which pushes each change to a subscribed WebSocket client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_reaches_websocket_clients_as_status_and_so_does_the_recovery() {
+    use flowtape_core::protocol::ServerMessage;
     use flowtape_server::bus::{Bus, BusConfig};
     use flowtape_server::gateway::GatewayConfig;
     use flowtape_server::node::{FeedChoice, Node, NodeConfig};
     use flowtape_server::pipeline::ProcessorConfig;
-    use flowtape_server::protocol::ServerMessage;
 
     let m = mock(vec![
         vec![

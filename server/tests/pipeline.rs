@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use flowtape_core::conditions::ConditionTable;
+use flowtape_core::event::{FlowEvent, Print};
 use flowtape_server::bus::{Bus, BusConfig, Live, RawEntry};
-use flowtape_server::conditions::ConditionTable;
-use flowtape_server::event::{FlowEvent, Print};
 use flowtape_server::feed::{Pace, PrintSource, ReplayReader};
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};
 use flowtape_server::pipeline::ProcessorConfig;
@@ -477,14 +477,14 @@ async fn takeover_after_commit_before_ack(bus: Bus) {
     let entries = append_and_read_as_a(&bus, &prints, ttl).await;
     assert_eq!(entries.len(), 3);
     let json = r#"{"ts":1,"sym":"SPY","occ":"SPY261218P00500000","expiry":"2026-12-18","strike":500.0,"right":"P","side":"B","size":1,"price":1.0,"premium":100.0,"kind":"single","legs":1,"exchanges":[1],"spot":null,"otm":null,"dte":20,"oi":null,"vol":1,"iv":null,"bid":null,"ask":null,"tags":[],"sentiment":"neutral","score":1}"#;
-    let legs: Vec<[flowtape_server::cursor::Cursor; 1]> = entries.iter().map(|e| [e.id]).collect();
-    let day = flowtape_server::date::market_date(prints[0].ts_ms());
+    let legs: Vec<[flowtape_core::cursor::Cursor; 1]> = entries.iter().map(|e| [e.id]).collect();
+    let day = flowtape_core::date::market_date(prints[0].ts_ms());
     let deltas: Vec<[flowtape_server::bus::DayDelta; 1]> = prints
         .iter()
         .map(|p| {
             let fields = flowtape_server::bus::DayFields::new(&p.contract);
             [flowtape_server::bus::DayDelta {
-                day: flowtape_server::date::market_date(p.ts_ms()),
+                day: flowtape_core::date::market_date(p.ts_ms()),
                 occ: fields.occ,
                 size: u64::from(p.size),
                 bucket: fields.bucket,
@@ -525,7 +525,7 @@ async fn takeover_after_commit_before_ack(bus: Bus) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let flow = bus
-            .flow_after(flowtape_server::cursor::Cursor::ZERO, 100)
+            .flow_after(flowtape_core::cursor::Cursor::ZERO, 100)
             .await
             .unwrap_or_default();
         if flow.len() >= 3 {
@@ -542,7 +542,7 @@ async fn takeover_after_commit_before_ack(bus: Bus) {
     node.shutdown();
     node.wait().await;
     let flow = bus
-        .flow_after(flowtape_server::cursor::Cursor::ZERO, 100)
+        .flow_after(flowtape_core::cursor::Cursor::ZERO, 100)
         .await
         .unwrap_or_default();
     assert_eq!(flow.len(), 3, "A's two events plus B's one, no duplicates");
@@ -615,8 +615,8 @@ async fn redis_bus_takeover_between_commit_and_ack() {
 /// gateways never report a healthy sim as "no feed status".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_feed_keeps_its_status_published() {
+    use flowtape_core::protocol::FeedHealth;
     use flowtape_server::feed::SimConfig;
-    use flowtape_server::protocol::FeedHealth;
     let bus = Bus::memory(BusConfig::default());
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -650,8 +650,8 @@ async fn a_running_feed_keeps_its_status_published() {
 /// again, also beside new events in the same commit; and an entry is
 /// acknowledged once only.
 async fn commit_and_ack_count_once(bus: Bus) {
+    use flowtape_core::cursor::Cursor;
     use flowtape_server::bus::{DayDelta, NewEvent};
-    use flowtape_server::cursor::Cursor;
     let sample: Vec<Print> = std::fs::read_to_string(sample_path())
         .unwrap_or_else(|e| panic!("{e}"))
         .lines()
@@ -672,7 +672,7 @@ async fn commit_and_ack_count_once(bus: Bus) {
         )
     };
     let jsons: Vec<String> = (1..=4).map(json).collect();
-    let day = flowtape_server::date::market_date(sample[0].ts_ms());
+    let day = flowtape_core::date::market_date(sample[0].ts_ms());
     let delta = |size: u64| DayDelta {
         day,
         occ: "SPY261218P00500000".into(),

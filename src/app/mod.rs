@@ -19,10 +19,10 @@ pub(crate) mod testing;
 use std::collections::HashSet;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use flowtape_server::event::FlowEvent;
-use flowtape_server::filter::Filter;
-use flowtape_server::occ::Right;
-use flowtape_server::protocol::{FeedStatus, ServerMessage};
+use flowtape_core::event::FlowEvent;
+use flowtape_core::filter::Filter;
+use flowtape_core::occ::Right;
+use flowtape_core::protocol::{FeedStatus, ServerMessage};
 
 use crate::client::ClientEvent;
 use crate::config::{AlertRule, WatchlistConfig};

@@ -6,9 +6,9 @@
 
 use std::collections::HashSet;
 
-use flowtape_server::event::{FlowEvent, Kind, Tag};
-use flowtape_server::filter::Filter;
-use flowtape_server::occ::Right;
+use flowtape_core::event::{FlowEvent, Kind, Tag};
+use flowtape_core::filter::Filter;
+use flowtape_core::occ::Right;
 
 /// The quick toggles (`c`, `p`, `s`, `u`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use flowtape_server::event::{FlowEvent, Sentiment};
-use flowtape_server::occ::Right;
+use flowtape_core::event::{FlowEvent, Sentiment};
+use flowtape_core::occ::Right;
 
 /// Premium per ticker, signed by sentiment.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use flowtape_server::event::FlowEvent;
+use flowtape_core::event::FlowEvent;
 
 use super::stats::Aggregates;
 

@@ -1,10 +1,10 @@
 //! Fixed events and a fixed clock for tests, so snapshots never move.
 
-use flowtape_server::date::{market_instant_ms, Date};
-use flowtape_server::event::{FlowEvent, Kind, Sentiment, Side, Tag, Tags};
-use flowtape_server::filter::Filter;
-use flowtape_server::occ::Right;
-use flowtape_server::process::score_breakdown;
+use flowtape_core::date::{market_instant_ms, Date};
+use flowtape_core::detect::score_breakdown;
+use flowtape_core::event::{FlowEvent, Kind, Sentiment, Side, Tag, Tags};
+use flowtape_core::filter::Filter;
+use flowtape_core::occ::Right;
 
 use super::{App, AppConfig};
 use crate::config::WatchlistConfig;

@@ -1,9 +1,9 @@
 //! Key-driven flows on the real app state.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use flowtape_server::event::Tag;
-use flowtape_server::filter::Filter;
-use flowtape_server::occ::Right;
+use flowtape_core::event::Tag;
+use flowtape_core::filter::Filter;
+use flowtape_core::occ::Right;
 
 use super::testing::{app, app_with, config, event};
 use super::*;
@@ -255,7 +255,7 @@ fn connection_states_follow_the_client() {
         }
     );
     let error = ServerMessage::Error {
-        code: flowtape_server::protocol::ErrorCode::BadFilter,
+        code: flowtape_core::protocol::ErrorCode::BadFilter,
         message: "bad filter".into(),
     };
     app.on_client(ClientEvent::Server(Box::new(error)), now + 8_000);

@@ -7,10 +7,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use flowtape_server::cursor::Cursor;
-use flowtape_server::event::FlowEvent;
-use flowtape_server::filter::Filter;
-use flowtape_server::protocol::{event_frame, ClientMessage, ServerMessage};
+use flowtape_core::cursor::Cursor;
+use flowtape_core::event::FlowEvent;
+use flowtape_core::filter::Filter;
+use flowtape_core::protocol::{event_frame, ClientMessage, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};

@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use flowtape_core::cursor::Cursor;
+use flowtape_core::protocol::ClientMessage;
 use flowtape_server::bus::{Bus, BusConfig};
-use flowtape_server::cursor::Cursor;
 use flowtape_server::feed::SimConfig;
 use flowtape_server::gateway::{GatewayConfig, TlsConfig};
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};
 use flowtape_server::pipeline::ProcessorConfig;
-use flowtape_server::protocol::ClientMessage;
 use tokio::sync::mpsc;
 
 use super::fake_gateway::{FakeGateway, Script};
@@ -77,7 +77,7 @@ async fn collect(opts: ClientOptions, want: usize) -> Collected {
     }
 }
 
-fn numbered(n: usize) -> Vec<flowtape_server::event::FlowEvent> {
+fn numbered(n: usize) -> Vec<flowtape_core::event::FlowEvent> {
     (0..n).map(|i| event(&format!("T{i}"), i as i64)).collect()
 }
 
@@ -264,8 +264,8 @@ fn backoff_grows_with_jitter_and_is_capped() {
 #[test]
 fn decoding_drops_replayed_duplicates() {
     let events = sample_events();
-    let f1 = flowtape_server::protocol::event_frame("5-0", &events[0].to_stored_json());
-    let f0 = flowtape_server::protocol::event_frame("4-0", &events[1].to_stored_json());
+    let f1 = flowtape_core::protocol::event_frame("5-0", &events[0].to_stored_json());
+    let f0 = flowtape_core::protocol::event_frame("4-0", &events[1].to_stored_json());
     let mut cursor = None;
     let mut batch = Vec::new();
     assert!(decode(&f1, &mut cursor, true, &mut batch).is_none());
@@ -283,7 +283,7 @@ fn decoding_drops_replayed_duplicates() {
 
 #[test]
 fn decoding_a_batch_keeps_the_events_that_match_the_schema() {
-    use flowtape_server::protocol::{event_frame, events_frame};
+    use flowtape_core::protocol::{event_frame, events_frame};
     let events = sample_events();
     let good = |c: &str, i: usize| event_frame(c, &events[i].to_stored_json());
     let bad = event_frame("5-1", r#"{"ts":"yesterday"}"#);

@@ -1,7 +1,7 @@
 //! `flowtape tail` against an in-test gateway.
 
-use flowtape_server::event::FlowEvent;
-use flowtape_server::occ::Right;
+use flowtape_core::event::FlowEvent;
+use flowtape_core::occ::Right;
 
 use super::*;
 use crate::app::testing::sample_events;

@@ -3,8 +3,8 @@
 //! The help is generated from the keymap that dispatches keys, plus the
 //! fixed editing keys of the filter line and watchlist editor.
 
-use flowtape_server::event::Sentiment;
-use flowtape_server::process::score_breakdown;
+use flowtape_core::detect::score_breakdown;
+use flowtape_core::event::Sentiment;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
@@ -121,7 +121,7 @@ pub fn detail_lines<'a>(app: &'a App, skin: &Skin, seq: u64) -> Vec<Line<'a>> {
             Span::raw(v),
         ])
     };
-    let date = flowtape_server::date::market_date(e.ts);
+    let date = flowtape_core::date::market_date(e.ts);
     let dir = match e.sentiment {
         Sentiment::Bull => format!("{} bullish", skin.glyphs.up),
         Sentiment::Bear => format!("{} bearish", skin.glyphs.down),

@@ -4,8 +4,8 @@
 //! call/put premium ratio, the bull/bear split and a flow-rate sparkline, all
 //! over the events in view.
 
-use flowtape_server::event::Sentiment;
-use flowtape_server::occ::Right;
+use flowtape_core::event::Sentiment;
+use flowtape_core::occ::Right;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::symbols;
 use ratatui::text::{Line, Span};

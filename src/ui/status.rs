@@ -1,6 +1,6 @@
 //! The status line: connection, throughput, latency, feed, scope, pause.
 
-use flowtape_server::protocol::FeedHealth;
+use flowtape_core::protocol::FeedHealth;
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};

@@ -7,7 +7,7 @@
 //! modifier twin: C/P letters, ▲/▼ (^/v), ★ (*) for golden, ! for an alert,
 //! tag words, bold sweeps and premium tiers, reverse-video selection.
 
-use flowtape_server::event::{FlowEvent, Kind, Sentiment, Tag};
+use flowtape_core::event::{FlowEvent, Kind, Sentiment, Tag};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Modifier, Style};

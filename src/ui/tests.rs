@@ -1,7 +1,7 @@
 //! Whole-screen snapshots and style checks, on a fixed clock and fixed events.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use flowtape_server::protocol::{FeedHealth, FeedStatus};
+use flowtape_core::protocol::{FeedHealth, FeedStatus};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::{Color, Modifier};
@@ -100,7 +100,7 @@ fn status_line_paused_filtered_and_reconnecting() {
     a.on_key(key('s'));
     a.on_key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
     let mut sweep = crate::app::testing::event("AAPL", 8);
-    sweep.kind = flowtape_server::event::Kind::Sweep;
+    sweep.kind = flowtape_core::event::Kind::Sweep;
     a.push(sweep);
     a.push(crate::app::testing::event("ZZZ", 8));
     a.conn = crate::app::Conn::Reconnecting {

@@ -11,7 +11,7 @@
 //!
 //! See `docs/redis.md` for the full layout, bounds and memory budget.
 
-use crate::date::Date;
+use flowtape_core::date::Date;
 
 /// Name builder for one deployment's keys (the namespace defaults to `ft`).
 #[derive(Clone, Debug)]

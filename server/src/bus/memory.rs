@@ -15,10 +15,10 @@ use tokio::sync::{broadcast, Notify};
 use super::{
     min_id_cutoff, now_ms, shard_of, BusConfig, BusError, FlowBounds, FlowEntry, NewEvent, RawEntry,
 };
-use crate::cursor::Cursor;
-use crate::date::Date;
-use crate::event::Print;
-use crate::protocol::FeedStatus;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::date::Date;
+use flowtape_core::event::Print;
+use flowtape_core::protocol::FeedStatus;
 
 /// Live fan-out buffer: a subscriber further behind than this gets a gap.
 const LIVE_CAPACITY: usize = 1 << 16;

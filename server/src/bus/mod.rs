@@ -25,11 +25,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cursor::Cursor;
-use crate::date::Date;
-use crate::event::{Print, Sentiment};
-use crate::occ::Right;
-use crate::protocol::FeedStatus;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::date::Date;
+use flowtape_core::event::{Print, Sentiment};
+use flowtape_core::occ::Right;
+use flowtape_core::protocol::FeedStatus;
 
 pub use keys::{shard_of, Keys};
 pub use memory::MemoryBus;
@@ -120,7 +120,7 @@ pub struct DayFields {
 }
 
 impl DayFields {
-    pub fn new(contract: &crate::occ::Contract) -> DayFields {
+    pub fn new(contract: &flowtape_core::occ::Contract) -> DayFields {
         let sym = contract.underlying();
         let bucket = match contract.right {
             Right::Call => "call",

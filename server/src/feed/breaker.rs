@@ -37,7 +37,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::rng::Rng;
-use crate::protocol::{FeedHealth, FeedStatus};
+use flowtape_core::protocol::{FeedHealth, FeedStatus};
 
 /// When a feed gives up on a connection and how long it waits before the next.
 #[derive(Clone, Debug, PartialEq)]

@@ -25,7 +25,7 @@ use tokio::sync::mpsc::Sender;
 use tokio::sync::{oneshot, Notify};
 
 use super::{PrintSource, SourceError};
-use crate::event::Print;
+use flowtape_core::event::Print;
 
 /// The most prints sent in one batch; a backlog is split into batches this big.
 pub const MAX_BATCH: usize = 4096;
@@ -289,7 +289,7 @@ fn due_at(start: Instant, first_ts: i64, ts_ns: i64, speed: f64) -> Instant {
 mod tests {
     use super::*;
     use crate::feed::SourceError;
-    use crate::occ::Contract;
+    use flowtape_core::occ::Contract;
     use std::collections::VecDeque;
     use tokio::sync::mpsc;
 

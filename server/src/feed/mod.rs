@@ -35,7 +35,7 @@ pub use record::{record, RecordError};
 pub use replay::{OpenError, ReplayReader};
 pub use sim::{SimConfig, SimConfigError, SimMarket};
 
-use crate::event::Print;
+use flowtape_core::event::Print;
 
 /// A record a source could not turn into a [`Print`]. The driver counts it,
 /// logs it and carries on with the next record.

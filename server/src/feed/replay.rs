@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::{PrintSource, SourceError};
-use crate::event::Print;
+use flowtape_core::event::Print;
 
 /// The longest line read; a longer one is skipped as malformed (a print is
 /// about 200 bytes, so this only trips on a file that is not a replay).

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::auth::AuthConfig;
 use super::tls::TlsConfig;
-use crate::protocol::MAX_BACKFILL;
+use flowtape_core::protocol::MAX_BACKFILL;
 
 /// A per-connection token bucket on client messages.
 #[derive(Clone, Debug, PartialEq)]

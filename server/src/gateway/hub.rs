@@ -29,65 +29,20 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::delivery::{bus_call, Delivery};
 use super::metrics::GatewayMetrics;
 use super::outbox::{Flusher, Outbox};
 use crate::bus::{Bus, BusError, FlowEntry, Live, LiveFeed};
-use crate::cursor::Cursor;
-use crate::event::FlowEvent;
-use crate::filter::{Filter, Ticker};
-use crate::protocol::event_frame;
 use crate::shutdown::Shutdown;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::filter::{Filter, Ticker};
 
 /// The most live entries dealt as one batch.
 const MAX_BATCH: usize = 1024;
-
-/// A bus call that takes longer than this counts as failed.
-pub(crate) const BUS_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One event ready to send: parsed for filters, framed once.
-#[derive(Debug)]
-pub(crate) struct Delivery {
-    pub cursor: Cursor,
-    pub event: FlowEvent,
-    /// The `event` frame text.
-    pub frame: Utf8Bytes,
-    /// When the gateway had it ready.
-    pub at: Instant,
-}
-
-impl Delivery {
-    pub(crate) fn from_entry(entry: &FlowEntry) -> Result<Delivery, serde_json::Error> {
-        let cursor = entry.id.to_string();
-        let frame = event_frame(&cursor, &entry.json);
-        let mut event: FlowEvent = serde_json::from_str(&entry.json)?;
-        event.id = cursor;
-        Ok(Delivery {
-            cursor: entry.id,
-            event,
-            frame: frame.into(),
-            at: Instant::now(),
-        })
-    }
-}
-
-/// Runs a bus call with [`BUS_TIMEOUT`].
-pub(crate) async fn bus_call<T>(
-    fut: impl std::future::Future<Output = Result<T, BusError>>,
-) -> Result<T, BusError> {
-    tokio::time::timeout(BUS_TIMEOUT, fut)
-        .await
-        .unwrap_or_else(|_| {
-            Err(BusError::Protocol(format!(
-                "no answer within {}s",
-                BUS_TIMEOUT.as_secs()
-            )))
-        })
-}
 
 /// A tier's live fan-out: its live subscribers, the recent events, and the
 /// cursor of the newest event sent.
@@ -754,11 +709,12 @@ impl DelayedHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flowtape_core::event::FlowEvent;
 
     fn delivery(ms: u64, sym: &str) -> Arc<Delivery> {
         let event = FlowEvent {
             sym: sym.into(),
-            ..crate::event::sample_event()
+            ..flowtape_core::event::sample_event()
         };
         let entry = FlowEntry {
             id: Cursor::new(ms, 0),

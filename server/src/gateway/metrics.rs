@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::protocol::{ErrorCode, FeedHealth, FeedStatus};
+use flowtape_core::protocol::{ErrorCode, FeedHealth, FeedStatus};
 
 /// Upper bounds of the latency buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 14] = [

@@ -4,7 +4,7 @@
 //! load balancer, each delivering the same events with the same cursors, so
 //! a client that moves from one to another with `since` = its last cursor
 //! misses nothing and sees nothing twice. The client protocol is
-//! `docs/protocol.md` (version [`PROTOCOL_VERSION`](crate::protocol::PROTOCOL_VERSION)).
+//! `docs/protocol.md` (version [`PROTOCOL_VERSION`](flowtape_core::protocol::PROTOCOL_VERSION)).
 //!
 //! One port serves:
 //! - `GET /ws` (WebSocket upgrade): the client protocol;
@@ -32,6 +32,7 @@
 
 pub mod auth;
 pub mod config;
+mod delivery;
 mod http;
 mod hub;
 mod mailbox;
@@ -61,12 +62,13 @@ pub use metrics::GatewayMetrics;
 pub use tls::{TlsConfig, TlsError};
 
 use crate::bus::{Bus, BusError, LiveFeed};
-use crate::cursor::Cursor;
-use crate::protocol::FeedStatus;
 use crate::shutdown::{self, Shutdown};
 use auth::{Authenticator, Refusal};
+use delivery::bus_call;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::protocol::FeedStatus;
 use http::{HeadError, Request};
-use hub::{bus_call, DelayedHub, HubHealth, LiveHub, Tap};
+use hub::{DelayedHub, HubHealth, LiveHub, Tap};
 use metrics::Rejection;
 use wire::{IntoWire, ReadOnly};
 
@@ -559,7 +561,7 @@ async fn health(shared: &Shared) -> (bool, String) {
         "lag_ms": lag_ms,
         "feed": feed,
         "connections": shared.metrics.connections.load(Ordering::Relaxed),
-        "protocol": crate::protocol::PROTOCOL_VERSION,
+        "protocol": flowtape_core::protocol::PROTOCOL_VERSION,
     });
     (healthy, format!("{body}\n"))
 }

@@ -34,16 +34,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
-use super::hub::Delivery;
+use super::delivery::Delivery;
 use super::mailbox::{self, Queue, Receiver, Sender, TrySendError};
 use super::metrics::GatewayMetrics;
 use super::wire::{FrameBuf, Opcode, Wire, WriteError, WriteSide};
-use crate::cursor::Cursor;
-use crate::protocol::{
+use crate::shutdown::Shutdown;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::protocol::{
     write_events_frame, ErrorCode, ServerMessage, CLOSE_GOING_AWAY_REASON, CLOSE_HEARTBEAT_TIMEOUT,
     CLOSE_HEARTBEAT_TIMEOUT_REASON, CLOSE_SLOW_CONSUMER, CLOSE_SLOW_CONSUMER_REASON,
 };
-use crate::shutdown::Shutdown;
 
 /// Close code for a message larger than `max_message_size`.
 pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
@@ -475,7 +475,7 @@ impl From<WriteError> for Stop {
 #[cfg(test)]
 impl Inbox {
     /// The cursors of the events queued so far, taken off the queue.
-    pub(crate) fn take_cursors(&mut self) -> Vec<crate::cursor::Cursor> {
+    pub(crate) fn take_cursors(&mut self) -> Vec<flowtape_core::cursor::Cursor> {
         let mut cursors = Vec::new();
         while let Some(out) = self.rx.try_recv() {
             self.shared.queued.fetch_sub(out.bytes(), Ordering::AcqRel);
@@ -656,8 +656,8 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 pub(crate) mod tests {
     use super::*;
     use crate::bus::FlowEntry;
-    use crate::cursor::Cursor;
-    use crate::protocol::{FrameBody, ServerFrame};
+    use flowtape_core::cursor::Cursor;
+    use flowtape_core::protocol::{FrameBody, ServerFrame};
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::protocol::Role;
     use tokio_tungstenite::tungstenite::Message;
@@ -677,10 +677,10 @@ pub(crate) mod tests {
     }
 
     fn delivery(ms: u64, pad: usize) -> Arc<Delivery> {
-        let event = crate::event::FlowEvent {
+        let event = flowtape_core::event::FlowEvent {
             // A larger event: more exchanges.
             exchanges: vec![300; pad],
-            ..crate::event::sample_event()
+            ..flowtape_core::event::sample_event()
         };
         let entry = FlowEntry {
             id: Cursor::new(ms, 0),

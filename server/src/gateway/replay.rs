@@ -17,10 +17,13 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::hub::{bus_call, Delivery};
-use super::session::Session;
-use crate::bus::FlowEntry;
-use crate::cursor::Cursor;
+use super::config::GatewayConfig;
+use super::delivery::{bus_call, Delivery};
+use super::metrics::GatewayMetrics;
+use super::outbox::Outbox;
+use crate::bus::{Bus, FlowEntry};
+use flowtape_core::cursor::Cursor;
+use flowtape_core::filter::Filter;
 
 pub(crate) enum ReplayError {
     /// The client did not take the events in time.
@@ -38,15 +41,21 @@ fn predecessor(c: Cursor) -> Option<Cursor> {
     }
 }
 
-impl Session {
+/// One client's replays: what they read from, and where they send.
+pub(super) struct Replay<'a> {
+    pub bus: &'a Bus,
+    pub config: &'a GatewayConfig,
+    pub metrics: &'a GatewayMetrics,
+    pub out: &'a Outbox,
+    pub filter: &'a Filter,
+}
+
+impl Replay<'_> {
     /// Whether the client's filter wants an event; counts it if not.
     pub(super) fn wanted(&self, d: &Delivery) -> bool {
         let wanted = self.filter.matches(&d.event);
         if !wanted {
-            self.ctx
-                .metrics
-                .events_filtered
-                .fetch_add(1, Ordering::Relaxed);
+            self.metrics.events_filtered.fetch_add(1, Ordering::Relaxed);
         }
         wanted
     }
@@ -58,23 +67,21 @@ impl Session {
         self.wanted(&d).then(|| Arc::new(d))
     }
 
-    pub(super) async fn send_replayed(&self, d: Arc<Delivery>) -> Result<(), ReplayError> {
+    /// Queues one replayed event, waiting for room in the send queue up to
+    /// the catch-up patience; past it the client is a slow consumer.
+    pub(super) async fn send(&self, d: Arc<Delivery>) -> Result<(), ReplayError> {
         self.out
-            .replay(d, self.replay_patience())
+            .replay(d, self.config.catch_up_patience)
             .await
             .map_err(|_| ReplayError::Slow)
     }
 
     /// Sends every matching event in `(since, upto]`; returns the new cursor.
-    pub(super) async fn replay_since(
-        &mut self,
-        since: Cursor,
-        upto: Cursor,
-    ) -> Result<Cursor, ReplayError> {
-        let page_size = self.ctx.config.page_size;
+    pub(super) async fn since(&self, since: Cursor, upto: Cursor) -> Result<Cursor, ReplayError> {
+        let page_size = self.config.page_size;
         let mut pos = since;
         while pos < upto {
-            let page = bus_call(self.ctx.bus.flow_after(pos, page_size))
+            let page = bus_call(self.bus.flow_after(pos, page_size))
                 .await
                 .map_err(|e| ReplayError::Bus(e.to_string()))?;
             let full = page.len() >= page_size;
@@ -84,7 +91,7 @@ impl Session {
                 }
                 pos = entry.id;
                 if let Some(d) = self.replayable(entry) {
-                    self.send_replayed(d).await?;
+                    self.send(d).await?;
                 }
             }
             if !full {
@@ -95,16 +102,16 @@ impl Session {
     }
 
     /// Sends the newest `n` matching events at or before `upto`, oldest first.
-    pub(super) async fn backfill(&mut self, n: u32, upto: Cursor) -> Result<(), ReplayError> {
+    pub(super) async fn backfill(&self, n: u32, upto: Cursor) -> Result<(), ReplayError> {
         let want = n as usize;
-        let page_size = self.ctx.config.page_size;
+        let page_size = self.config.page_size;
         let mut found: Vec<Arc<Delivery>> = Vec::with_capacity(want.min(1024));
         let mut before = Some(upto);
         let mut scanned = 0usize;
         while let Some(b) =
-            before.filter(|_| found.len() < want && scanned < self.ctx.config.backfill_scan_cap)
+            before.filter(|_| found.len() < want && scanned < self.config.backfill_scan_cap)
         {
-            let page = bus_call(self.ctx.bus.flow_before(Some(b), page_size))
+            let page = bus_call(self.bus.flow_before(Some(b), page_size))
                 .await
                 .map_err(|e| ReplayError::Bus(e.to_string()))?;
             for entry in page.iter().rev() {
@@ -122,7 +129,7 @@ impl Session {
             };
         }
         for d in found.into_iter().rev() {
-            self.send_replayed(d).await?;
+            self.send(d).await?;
         }
         Ok(())
     }

@@ -18,7 +18,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use tokio::io::AsyncRead;
@@ -28,7 +28,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::auth::Entitlement;
 use super::config::GatewayConfig;
-use super::hub::{bus_call, CatchUp, LiveEnd, LiveRx, Tap};
+use super::delivery::bus_call;
+use super::hub::{CatchUp, LiveEnd, LiveRx, Tap};
 use super::mailbox;
 use super::metrics::GatewayMetrics;
 use super::outbox::{
@@ -36,13 +37,13 @@ use super::outbox::{
     CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG,
 };
 use super::ratelimit::{TokenBucket, Verdict};
-use super::replay::ReplayError;
+use super::replay::{Replay, ReplayError};
 use super::wire::{ReadOnly, WriteSide};
 use crate::bus::Bus;
-use crate::cursor::Cursor;
-use crate::filter::Filter;
-use crate::protocol::{ClientMessage, ErrorCode, FeedStatus, Retention, ServerMessage};
 use crate::shutdown::Shutdown;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::filter::Filter;
+use flowtape_core::protocol::{ClientMessage, ErrorCode, FeedStatus, Retention, ServerMessage};
 
 /// What a connection needs from its gateway.
 pub(crate) struct Context {
@@ -325,7 +326,7 @@ impl Session {
             return Ok(());
         }
         Ok(self.out.message(&ServerMessage::Status {
-            feed: Some(feed.unwrap_or_else(FeedStatus::unknown)),
+            feed: Some(feed.unwrap_or_else(|| FeedStatus::unknown(crate::bus::now_ms() as i64))),
             retention: None,
             notice: None,
             live: false,
@@ -435,7 +436,7 @@ impl Session {
             .feed
             .borrow_and_update()
             .clone()
-            .unwrap_or_else(FeedStatus::unknown);
+            .unwrap_or_else(|| FeedStatus::unknown(crate::bus::now_ms() as i64));
         self.out.message(&ServerMessage::Status {
             feed: Some(feed),
             retention: Some(Retention {
@@ -451,8 +452,8 @@ impl Session {
         // came; `live: true` follows it, and what comes after is live.
         let replayed = match start {
             Start::Now => Ok(upto),
-            Start::Backfill(n) => self.backfill(n, upto).await.map(|()| upto),
-            Start::Since(since) => self.replay_since(since, upto).await,
+            Start::Backfill(n) => self.replay().backfill(n, upto).await.map(|()| upto),
+            Start::Since(since) => self.replay().since(since, upto).await,
         };
         match replayed {
             Ok(cursor) => self.cursor = cursor,
@@ -485,8 +486,8 @@ impl Session {
                 CatchUp::Recent(batch) => {
                     for d in batch {
                         let cursor = d.cursor;
-                        if self.wanted(&d) {
-                            if let Err(e) = self.send_replayed(d).await {
+                        if self.replay().wanted(&d) {
+                            if let Err(e) = self.replay().send(d).await {
                                 return self.replay_failed(e, false);
                             }
                         }
@@ -495,7 +496,7 @@ impl Session {
                 }
                 CatchUp::Stream(upto) => {
                     self.notice_if_too_old().await?;
-                    match self.replay_since(self.cursor, upto).await {
+                    match self.replay().since(self.cursor, upto).await {
                         Ok(cursor) => self.cursor = cursor,
                         Err(e) => return self.replay_failed(e, false),
                     }
@@ -557,10 +558,15 @@ impl Session {
         Err(End)
     }
 
-    /// How long a replay waits for room in the send queue before giving up
-    /// on the client as a slow consumer.
-    pub(super) fn replay_patience(&self) -> Duration {
-        self.ctx.config.catch_up_patience
+    /// This client's replays from the flow stream.
+    fn replay(&self) -> Replay<'_> {
+        Replay {
+            bus: &self.ctx.bus,
+            config: &self.ctx.config,
+            metrics: &self.ctx.metrics,
+            out: &self.out,
+            filter: &self.filter,
+        }
     }
 }
 

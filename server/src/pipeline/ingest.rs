@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::bus::Bus;
-use crate::event::Print;
 use crate::shutdown::Shutdown;
+use flowtape_core::event::Print;
 
 /// Most prints written in one append.
 pub const MAX_APPEND: usize = 4096;

@@ -24,14 +24,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::bus::{Bus, BusError, DayDelta, DayFields, NewEvent, RawEntry, ShardReader};
-use crate::conditions::ConditionTable;
-use crate::cursor::Cursor;
-use crate::date::market_date;
-use crate::event::Print;
-use crate::occ::Contract;
-use crate::process::side::{sentiment_of, side_of};
-use crate::process::{Detected, DetectionConfig, Detector};
 use crate::shutdown::Shutdown;
+use flowtape_core::conditions::ConditionTable;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::date::market_date;
+use flowtape_core::detect::side::{sentiment_of, side_of};
+use flowtape_core::detect::{Detected, DetectionConfig, Detector};
+use flowtape_core::event::Print;
+use flowtape_core::occ::Contract;
 
 /// How a processor runs.
 #[derive(Clone, Debug)]
@@ -275,7 +275,7 @@ struct ShardState {
     fields: HashMap<Contract, DayFields, FastHash>,
     /// The last minute (ms / 60,000) a market date was worked out for, and
     /// that date: New York dates change only on whole minutes.
-    last_day: Option<(i64, crate::date::Date)>,
+    last_day: Option<(i64, flowtape_core::date::Date)>,
     /// Detector output not yet committed.
     completed: Vec<Detected>,
     /// Entries reflected in the flow stream, to acknowledge next.

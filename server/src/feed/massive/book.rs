@@ -16,8 +16,8 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::date::market_date;
-use crate::occ::Contract;
+use flowtape_core::date::market_date;
+use flowtape_core::occ::Contract;
 
 /// An approximate LRU map holding at most `capacity` entries. See the module docs.
 #[derive(Debug)]

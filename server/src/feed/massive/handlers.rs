@@ -13,8 +13,8 @@ use super::oi::OpenInterest;
 use super::session::Handler;
 use super::stats::{worth_logging, SocketStats};
 use super::wire::{Quote, Trade};
-use crate::event::Print;
-use crate::occ::Contract;
+use flowtape_core::event::Print;
+use flowtape_core::occ::Contract;
 
 /// Last trade price per stock ticker, shared by the stocks socket (writer) and
 /// the options socket (reader).

@@ -44,9 +44,9 @@ use self::handlers::{OptionsHandler, SpotBoard, SpotHandler};
 use self::session::{supervise, Setup};
 use super::breaker::{Breaker, BreakerConfig};
 use super::FeedStats;
-use crate::event::Print;
-use crate::protocol::{FeedHealth, FeedStatus};
 use crate::wsclient::{TlsClient, TrustRoots};
+use flowtape_core::event::Print;
+use flowtape_core::protocol::{FeedHealth, FeedStatus};
 
 /// The options socket.
 pub const DEFAULT_URL: &str = "wss://socket.massive.com/options";

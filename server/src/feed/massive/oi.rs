@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::feed::SourceError;
-use crate::occ::Contract;
+use flowtape_core::occ::Contract;
 
 /// Open interest per contract.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -27,9 +27,9 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use super::conn::{Socket, Upstream};
 use super::stats::{worth_logging, SocketStats};
 use super::wire::{self, Message, Quote, Trade};
-use crate::event::Print;
 use crate::feed::breaker::Breaker;
 use crate::feed::{FeedEnd, FeedStats};
+use flowtape_core::event::Print;
 
 /// How long a close frame may take to go out on shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);

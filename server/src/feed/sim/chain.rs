@@ -13,9 +13,9 @@
 //! and the contract (so it is stable all day without a table), heaviest at
 //! the money and in monthlies, with log-normal noise.
 
-use crate::date::{market_instant_ms, Date};
 use crate::feed::rng::{splitmix64, Rng};
-use crate::occ::{Contract, MAX_STRIKE_MILLI};
+use flowtape_core::date::{market_instant_ms, Date};
+use flowtape_core::occ::{Contract, MAX_STRIKE_MILLI};
 
 use super::universe::ExpiryCycle;
 
@@ -210,7 +210,7 @@ pub fn open_interest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::occ::Right;
+    use flowtape_core::occ::Right;
 
     fn date(y: i32, m: u32, d: u32) -> Date {
         Date::from_ymd(y, m, d).unwrap_or_else(|e| panic!("{e}"))

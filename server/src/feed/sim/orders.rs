@@ -16,10 +16,10 @@
 //! Single-venue products (SPX, NDX, ...) cannot sweep across venues: their
 //! sweeps print on the home venue, as splits do.
 
-use crate::conditions::{AUTO_EXECUTION, INTERMARKET_SWEEP, MULTI_LEG_AUTO};
-use crate::event::Print;
 use crate::feed::rng::Rng;
-use crate::occ::Contract;
+use flowtape_core::conditions::{AUTO_EXECUTION, INTERMARKET_SWEEP, MULTI_LEG_AUTO};
+use flowtape_core::event::Print;
+use flowtape_core::occ::Contract;
 
 use super::quote::Quote;
 use super::venues;
@@ -365,8 +365,8 @@ fn split_size(total: u32, legs: usize, rng: &mut Rng) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::date::Date;
-    use crate::occ::Right;
+    use flowtape_core::date::Date;
+    use flowtape_core::occ::Right;
 
     fn market(bid: u32, ask: u32, tick: u32, home_venue: Option<u16>) -> Market {
         let expiry = Date::from_ymd(2026, 5, 15).unwrap_or_else(|e| panic!("{e}"));

@@ -1,14 +1,14 @@
 //! Fair values and NBBO quotes for simulated options.
 //!
-//! The fair value is Black-Scholes ([`crate::process::iv`]; a flat 4% rate)
+//! The fair value is Black-Scholes ([`flowtape_core::detect::iv`]; a flat 4% rate)
 //! at the underlying's base implied volatility bent by a skewed smile: puts
 //! below spot are richer, as in equity markets. The quote straddles the fair
 //! value with a spread that is a fraction of the value (tighter for popular
 //! names), at least one tick, on the name's tick grid. Prices are kept in
 //! whole cents so that they print exactly.
 
-use crate::occ::Right;
-use crate::process::iv::black_scholes;
+use flowtape_core::detect::iv::black_scholes;
+use flowtape_core::occ::Right;
 
 use super::universe::TickRule;
 

@@ -4,8 +4,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::orders::BLOCK_MIN_PREMIUM;
 use super::*;
-use crate::conditions::INTERMARKET_SWEEP;
-use crate::event::Side;
+use flowtape_core::conditions::INTERMARKET_SWEEP;
+use flowtape_core::event::Side;
 
 fn sim(config: SimConfig) -> SimMarket {
     SimMarket::new(config).unwrap_or_else(|e| panic!("{e}"))
@@ -195,7 +195,7 @@ fn sweeps_splits_blocks_and_repeats_appear() {
 fn chains_look_listed() {
     let prints = sample();
     let today = SimConfig::default().start_ns / 1_000_000;
-    let today = crate::date::market_date(today);
+    let today = flowtape_core::date::market_date(today);
     let dte: Vec<i64> = prints
         .iter()
         .map(|p| today.days_until(p.contract.expiry))
@@ -261,7 +261,7 @@ fn news_bursts_concentrate_on_one_name() {
         ..SimConfig::default()
     });
     let burst = sim.session.bursts[0];
-    let ticker = crate::occ::underlying_of_root(sim.universe.names[burst.underlying].root);
+    let ticker = flowtape_core::occ::underlying_of_root(sim.universe.names[burst.underlying].root);
     let start = sim.config().start_ns;
     let (mut inside, mut inside_name, mut before, mut before_name) = (0, 0, 0, 0);
     while let Some(Ok(p)) = sim.next_print() {
@@ -323,7 +323,7 @@ fn a_long_run_rolls_to_new_trading_dates() {
     assert!(last - sim.config().start_ns > 4 * 86_400 * 1_000_000_000);
     for p in &prints {
         assert!(
-            p.contract.expiry >= crate::date::market_date(p.ts_ms()),
+            p.contract.expiry >= flowtape_core::date::market_date(p.ts_ms()),
             "{p:?}"
         );
     }

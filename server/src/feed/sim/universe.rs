@@ -674,7 +674,7 @@ impl Universe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::occ::Root;
+    use flowtape_core::occ::Root;
 
     #[test]
     fn listings_are_unique_valid_roots_with_sane_numbers() {

@@ -322,9 +322,9 @@ pub fn splice_id(stored_json: &str, id: &str) -> String {
 }
 
 /// An AAPL call sweep bought at the ask, unusual and opening: the fixture
-/// the vocabulary's tests share.
-#[cfg(test)]
-pub(crate) fn sample_event() -> FlowEvent {
+/// the workspace's tests share (the `fixtures` feature).
+#[cfg(any(test, feature = "fixtures"))]
+pub fn sample_event() -> FlowEvent {
     FlowEvent {
         id: String::new(),
         ts: 1_734_700_000_123,

@@ -36,9 +36,9 @@ mod venues;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use crate::date::{market_date, market_instant_ms, market_time_of_day_ms, Date};
-use crate::event::Print;
-use crate::occ::{Contract, Right};
+use flowtape_core::date::{market_date, market_instant_ms, market_time_of_day_ms, Date};
+use flowtape_core::event::Print;
+use flowtape_core::occ::{Contract, Right};
 
 use super::rng::Rng;
 use super::{PrintSource, SourceError};

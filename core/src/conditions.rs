@@ -6,11 +6,10 @@
 //! of a multi-leg (spread) order, was it cancelled or reported late. The
 //! [`ConditionTable`] maps codes to those facts. Its defaults are the table
 //! shipped as `assets/conditions.toml` (with each code's meaning and source);
-//! an operator replaces it with [`ConditionTable::load`]. Apart from that
-//! loader, no I/O happens here.
+//! an operator replaces it with a file of their own, whose text the caller
+//! reads and hands to [`ConditionTable::from_toml_str`].
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -88,17 +87,12 @@ impl Default for ConditionTable {
 /// The last of the contiguous multi-leg ids (232–247); see `assets/conditions.toml`.
 const MULTI_LEG_LAST: u16 = 247;
 
-/// Why a condition table file cannot be used.
+/// Why a condition table is not valid: where it came from, and what is wrong.
 #[derive(Debug, thiserror::Error)]
-pub enum ConditionsError {
-    #[error("cannot read condition table {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{origin}: {reason}")]
-    Invalid { origin: String, reason: String },
+#[error("{origin}: {reason}")]
+pub struct ConditionsError {
+    origin: String,
+    reason: String,
 }
 
 /// One flag a table entry can set.
@@ -143,23 +137,11 @@ impl ConditionTable {
     }
 
     /// Parses a table in the format of `assets/conditions.toml`. An id listed
-    /// twice, an unknown flag or an unknown top-level key is an error; codes
-    /// the table does not list mean nothing.
-    pub fn from_toml_str(text: &str) -> Result<ConditionTable, ConditionsError> {
-        Self::parse(text, "condition table")
-    }
-
-    /// Reads and parses a table file; errors name the file.
-    pub fn load(path: &Path) -> Result<ConditionTable, ConditionsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConditionsError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, &format!("condition table {}", path.display()))
-    }
-
-    fn parse(text: &str, origin: &str) -> Result<ConditionTable, ConditionsError> {
-        let invalid = |reason: String| ConditionsError::Invalid {
+    /// twice, an unknown flag or an unknown top-level key is an error, which
+    /// names `origin` (e.g. "condition table /etc/flowtape/conditions.toml");
+    /// codes the table does not list mean nothing.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<ConditionTable, ConditionsError> {
+        let invalid = |reason: String| ConditionsError {
             origin: origin.to_string(),
             reason,
         };
@@ -216,7 +198,8 @@ mod tests {
 
     #[test]
     fn the_default_table_is_the_shipped_file() {
-        let shipped = ConditionTable::from_toml_str(SHIPPED).unwrap_or_else(|e| panic!("{e}"));
+        let shipped =
+            ConditionTable::from_toml_str(SHIPPED, "shipped").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(shipped, ConditionTable::default());
     }
 
@@ -225,6 +208,7 @@ mod tests {
         let t = ConditionTable::from_toml_str(
             "[[condition]]\nid = 7\nname = \"house sweep\"\nflags = [\"iso\", \"late\"]\n\
              [[condition]]\nid = 8\nflags = []\n",
+            "test",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let f = t.flags(&[7]);
@@ -236,7 +220,7 @@ mod tests {
     #[test]
     fn errors_say_what_is_wrong() {
         let err = |text: &str| {
-            ConditionTable::from_toml_str(text)
+            ConditionTable::from_toml_str(text, "condition table")
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default()
@@ -249,20 +233,5 @@ mod tests {
         assert!(err("[[conditon]]\nid = 1\nflags = []\n").contains("conditon"));
         assert!(err("[[condition]]\nid = 70000\nflags = []\n").contains("condition table"));
         assert!(err("[[condition]]\nid = 1\n").contains("flags"));
-        let missing = ConditionTable::load(Path::new("/nonexistent/conditions.toml"));
-        let message = missing.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            message.contains("/nonexistent/conditions.toml"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn load_reads_a_file() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, SHIPPED).unwrap_or_else(|e| panic!("{e}"));
-        let t = ConditionTable::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(t, ConditionTable::default());
     }
 }

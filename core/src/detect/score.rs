@@ -117,8 +117,8 @@ pub fn score(e: &FlowEvent) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::testutil::sample_event;
     use crate::event::Tags;
-    use crate::process::testutil::sample_event;
 
     #[test]
     fn components_add_up_to_at_most_100() {

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cursor::Cursor;
+use flowtape_core::cursor::Cursor;
 
 /// SplitMix64's finalizer: a fast, well-mixed 64-bit hash of a 64-bit value.
 pub fn mix64(mut x: u64) -> u64 {

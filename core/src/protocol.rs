@@ -71,15 +71,13 @@ pub struct FeedStatus {
 
 impl FeedStatus {
     /// What a gateway reports when no ingest publishes a status (none is
-    /// running, or it died and its last status expired).
-    pub fn unknown() -> FeedStatus {
+    /// running, or it died and its last status expired), as of `now_ms`
+    /// (ms since the epoch).
+    pub fn unknown(now_ms: i64) -> FeedStatus {
         FeedStatus {
             state: FeedHealth::Down,
             reason: "no feed status reported: is an ingest running?".into(),
-            since: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0),
+            since: now_ms,
         }
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! ```sh
 //! redis-server --port 6390 --save "" &
-//! cargo run --release -p flowtape-server --example fanout_hop -- redis://127.0.0.1:6390 10000 10
+//! cargo run --release -p flowtape-bench --example fanout_hop -- redis://127.0.0.1:6390 10000 10
 //! ```
 //! Arguments: Redis URL, messages per second, seconds. Results are quoted in
 //! `docs/bench.md`.

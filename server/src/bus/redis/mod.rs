@@ -32,87 +32,24 @@ use super::{
     min_id_cutoff, shard_of, BusConfig, BusError, DayDelta, FlowBounds, FlowEntry, Keys, Live,
     NewEvent, RawEntry,
 };
-use crate::cursor::Cursor;
-use crate::date::Date;
-use crate::event::Print;
-use crate::protocol::FeedStatus;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::date::Date;
+use flowtape_core::event::Print;
+use flowtape_core::protocol::FeedStatus;
+use reply::{flow_entries, parse_live, raw_entries_of_read, raw_stream_entries, string_of};
+
+mod reply;
 
 /// Live messages are cut at about this many bytes: one `PUBLISH` carries
 /// every event of a commit up to this size.
 const LIVE_MESSAGE_BYTES: usize = 65_536;
 
-const COMMIT_FLOW: &str = r#"
--- KEYS: flow stream, lease, guard, then (volume hash, premium hash) per day
--- ARGV: owner, maxlen, minid ('' = none), channel, live message bytes, day ttl,
---       nprune, prune..., nevents, {nlegs, legs..., json}..., nadd, {key index, field, amount}...
--- Returns each event's stream id. If any event's first leg is in the guard
--- (it was committed before), writes nothing and returns those events'
--- 0-based indexes as integers: the caller commits the rest without them.
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then
-  return redis.error_reply('LEASE_LOST the shard lease is held by another processor')
-end
-local function in_chunks(cmd, key, list)
-  for s = 1, #list, 1000 do
-    redis.call(cmd, key, unpack(list, s, math.min(s + 999, #list)))
-  end
-end
-local i = 7
-local np = tonumber(ARGV[i]); i = i + 1
-local prune_at = i
-i = i + np
-local ne = tonumber(ARGV[i]); i = i + 1
--- Where each event's legs start, and its first legs, to test against the guard at once.
-local starts, firsts = {}, {}
-for e = 1, ne do
-  starts[e] = i
-  firsts[e] = ARGV[i + 1]
-  i = i + tonumber(ARGV[i]) + 2
-end
-local dup = {}
-for s = 1, ne, 1000 do
-  local part = redis.call('SMISMEMBER', KEYS[3], unpack(firsts, s, math.min(s + 999, ne)))
-  for k = 1, #part do
-    if part[k] == 1 then dup[#dup + 1] = s + k - 2 end
-  end
-end
-if #dup > 0 then return dup end
-if np > 0 then
-  local prune = {}
-  for k = prune_at, prune_at + np - 1 do prune[#prune + 1] = ARGV[k] end
-  in_chunks('SREM', KEYS[3], prune)
-end
--- Live messages are built from pieces and joined once: no string per event.
-local out, legs, live, n, size = {}, {}, {}, 0, 0
-local channel, maxbytes = ARGV[4], tonumber(ARGV[5])
-for e = 1, ne do
-  local at = starts[e]
-  local nl = tonumber(ARGV[at])
-  local json = ARGV[at + nl + 1]
-  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', json)
-  for l = at + 1, at + nl do legs[#legs + 1] = ARGV[l] end
-  if size > 0 and size + #id + #json + 1 > maxbytes then
-    redis.call('PUBLISH', channel, table.concat(live, '', 1, n - 1))
-    n, size = 0, 0
-  end
-  live[n + 1] = id; live[n + 2] = ' '; live[n + 3] = json; live[n + 4] = '\n'
-  n = n + 4
-  size = size + #id + #json + 2
-  out[e] = id
-end
-if #legs > 0 then in_chunks('SADD', KEYS[3], legs) end
-local na = tonumber(ARGV[i]); i = i + 1
-local touched = {}
-for a = 1, na do
-  local k = tonumber(ARGV[i])
-  redis.call('HINCRBY', KEYS[k], ARGV[i + 1], ARGV[i + 2])
-  touched[k] = true
-  i = i + 3
-end
-for k in pairs(touched) do redis.call('EXPIRE', KEYS[k], ARGV[6]) end
-if n > 0 then redis.call('PUBLISH', channel, table.concat(live, '', 1, n - 1)) end
-if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
-return out
-"#;
+/// The commit script: see `commit_flow.lua` for its keys, arguments and reply.
+const COMMIT_FLOW: &str = include_str!("commit_flow.lua");
+/// Extends a shard lease if `owner` still holds it.
+const RENEW_LEASE: &str = include_str!("renew_lease.lua");
+/// Gives a shard lease up if `owner` still holds it.
+const RELEASE_LEASE: &str = include_str!("release_lease.lua");
 
 /// What one `COMMIT_FLOW` call did.
 enum Committed {
@@ -408,9 +345,7 @@ impl RedisBus {
         owner: &str,
         ttl: Duration,
     ) -> Result<bool, BusError> {
-        let script = Script::new(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
-        );
+        let script = Script::new(RENEW_LEASE);
         let mut c = self.conn.clone();
         let renewed: i64 = script
             .key(&*self.names.lease(&self.keys, shard))
@@ -422,7 +357,7 @@ impl RedisBus {
     }
 
     pub(super) async fn release_lease(&self, shard: u16, owner: &str) -> Result<(), BusError> {
-        let script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0");
+        let script = Script::new(RELEASE_LEASE);
         let mut c = self.conn.clone();
         let _: i64 = script
             .key(self.keys.lease(shard))
@@ -784,16 +719,6 @@ async fn create_group(conn: &mut ConnectionManager, stream: &str) -> Result<(), 
     }
 }
 
-/// One line of a live message, `<id> <json>`, as published by `COMMIT_FLOW`
-/// (a message holds one line per event; JSON never contains a raw newline).
-fn parse_live(payload: &str) -> Option<FlowEntry> {
-    let (id, json) = payload.split_once(' ')?;
-    Some(FlowEntry {
-        id: id.parse().ok()?,
-        json: json.into(),
-    })
-}
-
 /// Reads one raw shard through the consumer group, on its own connection.
 pub struct RedisShardReader {
     conn: ConnectionManager,
@@ -883,174 +808,6 @@ impl RedisShardReader {
     }
 }
 
-fn string_of(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::VerbatimString { text, .. } => Some(text.clone()),
-        _ => None,
-    }
-}
-
-/// A stream entry's fields, or `None` for an entry deleted since it was delivered.
-type Fields = Option<Vec<(String, String)>>;
-
-/// Parses `[[id, [field, value, …] | nil], …]`.
-fn stream_entries(v: Value) -> Result<Vec<(Cursor, Fields)>, BusError> {
-    let items = match v {
-        Value::Array(items) => items,
-        Value::Nil => return Ok(Vec::new()),
-        other => return Err(BusError::Protocol(format!("stream entries: {other:?}"))),
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let Value::Array(pair) = item else {
-            return Err(BusError::Protocol("stream entry is not an array".into()));
-        };
-        let mut pair = pair.into_iter();
-        let id = pair
-            .next()
-            .and_then(|v| string_of(&v))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| BusError::Protocol("stream entry without an id".into()))?;
-        let fields = match pair.next() {
-            Some(Value::Array(kv)) => {
-                let flat: Vec<String> = kv.iter().filter_map(string_of).collect();
-                Some(
-                    flat.chunks(2)
-                        .filter(|c| c.len() == 2)
-                        .map(|c| (c[0].clone(), c[1].clone()))
-                        .collect(),
-                )
-            }
-            Some(Value::Map(kv)) => Some(
-                kv.iter()
-                    .filter_map(|(k, v)| Some((string_of(k)?, string_of(v)?)))
-                    .collect(),
-            ),
-            _ => None,
-        };
-        out.push((id, fields));
-    }
-    Ok(out)
-}
-
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// A raw entry's content: `None` if deleted since delivered, `Some(None)` if undecodable.
-type RawFields = Option<Option<Print>>;
-
-/// The bytes of a string reply, borrowed.
-fn bytes_of(v: &Value) -> Option<&[u8]> {
-    match v {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.as_bytes()),
-        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
-        _ => None,
-    }
-}
-
-/// Decodes a raw entry's print from its `p` field, straight from the reply's
-/// bytes; `None` if it has none or it is malformed (logged).
-fn print_of(id: Cursor, fields: &[Value]) -> Option<Print> {
-    let json = fields
-        .chunks(2)
-        .find(|kv| kv.len() == 2 && bytes_of(&kv[0]) == Some(b"p"))
-        .and_then(|kv| bytes_of(&kv[1]))?;
-    match serde_json::from_slice::<Print>(json) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            tracing::warn!(%id, "malformed raw entry: {e}");
-            None
-        }
-    }
-}
-
-/// Parses raw stream entries `[[id, [field, value, …] | nil], …]` without
-/// copying their fields. The outer `Option` is `None` for an entry deleted
-/// since it was delivered; the inner one for an undecodable print.
-fn raw_stream_entries(v: Value) -> Result<Vec<(Cursor, RawFields)>, BusError> {
-    let items = match v {
-        Value::Array(items) => items,
-        Value::Nil => return Ok(Vec::new()),
-        other => return Err(BusError::Protocol(format!("stream entries: {other:?}"))),
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for item in &items {
-        let Value::Array(pair) = item else {
-            return Err(BusError::Protocol("stream entry is not an array".into()));
-        };
-        let id: Cursor = pair
-            .first()
-            .and_then(bytes_of)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| BusError::Protocol("stream entry without an id".into()))?;
-        let print = match pair.get(1) {
-            Some(Value::Array(kv)) => Some(print_of(id, kv)),
-            Some(Value::Map(kv)) => Some(
-                kv.iter()
-                    .find(|(k, _)| bytes_of(k) == Some(b"p"))
-                    .and_then(|(_, v)| bytes_of(v))
-                    .and_then(|json| match serde_json::from_slice::<Print>(json) {
-                        Ok(p) => Some(p),
-                        Err(e) => {
-                            tracing::warn!(%id, "malformed raw entry: {e}");
-                            None
-                        }
-                    }),
-            ),
-            _ => None,
-        };
-        out.push((id, print));
-    }
-    Ok(out)
-}
-
-/// Parses an XREADGROUP reply for one stream.
-fn raw_entries_of_read(v: Value) -> Result<Vec<RawEntry>, BusError> {
-    let streams = match v {
-        Value::Nil => return Ok(Vec::new()),
-        Value::Array(streams) => streams
-            .into_iter()
-            .map(|s| match s {
-                Value::Array(kv) => Ok(kv.into_iter().nth(1).unwrap_or(Value::Nil)),
-                other => Err(BusError::Protocol(format!("XREADGROUP stream: {other:?}"))),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        Value::Map(kv) => kv.into_iter().map(|(_, v)| v).collect(),
-        other => return Err(BusError::Protocol(format!("XREADGROUP reply: {other:?}"))),
-    };
-    let mut out = Vec::new();
-    for entries in streams {
-        for (id, print) in raw_stream_entries(entries)? {
-            out.push(RawEntry {
-                id,
-                print: print.flatten(),
-            });
-        }
-    }
-    Ok(out)
-}
-
-fn flow_entries(v: Value) -> Result<Vec<FlowEntry>, BusError> {
-    Ok(stream_entries(v)?
-        .into_iter()
-        .filter_map(|(id, fields)| {
-            let json = field(fields.as_deref()?, "e")?;
-            Some(FlowEntry {
-                id,
-                json: json.into(),
-            })
-        })
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1079,15 +836,5 @@ mod tests {
             let n = write_id(&mut buf, ms, seq);
             assert_eq!(&buf[..n], Cursor::new(ms, seq).to_string().as_bytes());
         }
-    }
-
-    #[test]
-    fn live_messages_parse() {
-        let e = parse_live(r#"17-3 {"ts":1}"#);
-        assert_eq!(
-            e.map(|e| (e.id, e.json.to_string())),
-            Some((Cursor::new(17, 3), r#"{"ts":1}"#.to_string()))
-        );
-        assert_eq!(parse_live("garbage"), None);
     }
 }

@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 
 use super::tally::mix64;
-use crate::feed::{PrintSource, SimConfig, SimConfigError, SimMarket};
-use crate::filter::Filter;
+use flowtape_core::filter::Filter;
+use flowtape_server::feed::{PrintSource, SimConfig, SimConfigError, SimMarket};
 
 /// The filter of the premium clients.
 pub const PREMIUM_FILTER: &str = "premium>=50k";
@@ -39,7 +39,7 @@ pub enum MixError {
     #[error("a watchlist of {want} tickers is more than the {have} the sim trades")]
     Watchlist { want: usize, have: usize },
     #[error("filter {0:?} does not parse: {1}")]
-    Filter(String, crate::filter::FilterError),
+    Filter(String, flowtape_core::filter::FilterError),
 }
 
 /// A seeded stream of uniform numbers in [0, 1).

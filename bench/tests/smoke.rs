@@ -1,4 +1,4 @@
-//! A smoke run of the benchmark harness: the real `flowtape-server bench`
+//! A smoke run of the benchmark harness: the real `flowtape-bench`
 //! binary, its own redis-server, a short steady run at a low rate with a few
 //! clients. It checks what must hold on any machine — every event reached
 //! every client that should have it, exactly once — and that the JSON report
@@ -10,9 +10,8 @@ use std::process::Command;
 fn a_short_steady_run_loses_nothing_and_reports_json() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let json = dir.path().join("report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_flowtape-server"))
+    let out = Command::new(env!("CARGO_BIN_EXE_flowtape-bench"))
         .args([
-            "bench",
             "--scenario",
             "steady",
             "--duration",
@@ -26,7 +25,7 @@ fn a_short_steady_run_loses_nothing_and_reports_json() {
         .arg(&json)
         .env("FLOWTAPE_LOG", "warn")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run flowtape-server: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run flowtape-bench: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -20,8 +20,8 @@
 
 use std::time::Duration;
 
-use crate::event::Print;
-use crate::feed::{PrintSource, SimConfig, SimConfigError, SimMarket, SourceError};
+use flowtape_core::event::Print;
+use flowtape_server::feed::{PrintSource, SimConfig, SimConfigError, SimMarket, SourceError};
 
 /// Where the bench starts the sim's session clock: three hours after the open.
 pub const SESSION_OFFSET_MS: i64 = 3 * 3_600_000;
@@ -127,7 +127,8 @@ pub fn calibrated_sim(
     for _ in 0..2 {
         let realized = realized_rate(&config, secs)?;
         if realized > 0.0 {
-            config.rate = (config.rate * target / realized).min(crate::feed::sim::MAX_RATE);
+            config.rate =
+                (config.rate * target / realized).min(flowtape_server::feed::sim::MAX_RATE);
         }
     }
     Ok(config)

@@ -41,9 +41,9 @@ use super::mix::Mix;
 use super::tally::{cursor_hash, Tally};
 use super::ws::{Connection, Target};
 use super::BenchError;
-use crate::cursor::Cursor;
-use crate::event::{FlowEvent, Kind};
-use crate::protocol::{ClientMessage, FrameBody, ServerFrame, ServerMessage};
+use flowtape_core::cursor::Cursor;
+use flowtape_core::event::{FlowEvent, Kind};
+use flowtape_core::protocol::{ClientMessage, FrameBody, ServerFrame, ServerMessage};
 
 /// Connections being opened at once.
 const CONNECTING_AT_ONCE: usize = 128;
@@ -333,7 +333,7 @@ pub async fn run(opts: ClientsOptions) -> Result<(), BenchError> {
     };
     tokio::select! {
         _ = ready => {}
-        _ = crate::shutdown::signal() => return Ok(()),
+        _ = flowtape_server::shutdown::signal() => return Ok(()),
     }
     control::reply(&ClientsReply::Ready {
         pid: std::process::id(),
@@ -342,7 +342,7 @@ pub async fn run(opts: ClientsOptions) -> Result<(), BenchError> {
     })?;
     let result = tokio::select! {
         r = command_loop(&rec) => r,
-        _ = crate::shutdown::signal() => Ok(()),
+        _ = flowtape_server::shutdown::signal() => Ok(()),
     };
     tasks.abort_all();
     result
@@ -477,7 +477,7 @@ async fn client(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::sample_event;
+    use flowtape_core::event::sample_event;
 
     /// Records one frame of one event for `client`, as its task does.
     fn record(rec: &Recorder, client: usize, last: &mut Option<Cursor>, seq: u64) {

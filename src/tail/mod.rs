@@ -9,10 +9,10 @@
 
 use std::io::{self, Write};
 
-use flowtape_server::cursor::Cursor;
-use flowtape_server::event::{FlowEvent, Sentiment};
-use flowtape_server::filter::{Filter, FilterError};
-use flowtape_server::protocol::{ErrorCode, ServerMessage};
+use flowtape_core::cursor::Cursor;
+use flowtape_core::event::{FlowEvent, Sentiment};
+use flowtape_core::filter::{Filter, FilterError};
+use flowtape_core::protocol::{ErrorCode, ServerMessage};
 use flowtape_server::wsclient::TrustRoots;
 use tokio::sync::mpsc;
 

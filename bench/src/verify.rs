@@ -12,10 +12,10 @@ use std::collections::HashMap;
 
 use super::tally::Expected;
 use super::BenchError;
-use crate::bus::Bus;
-use crate::cursor::Cursor;
-use crate::event::FlowEvent;
-use crate::filter::Filter;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::event::FlowEvent;
+use flowtape_core::filter::Filter;
+use flowtape_server::bus::Bus;
 
 /// Stream entries read per round trip.
 const PAGE: usize = 5_000;
@@ -135,7 +135,7 @@ pub async fn expected(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::{BusConfig, NewEvent};
+    use flowtape_server::bus::{BusConfig, NewEvent};
 
     fn stored(sym: &str, premium: f64) -> String {
         format!(

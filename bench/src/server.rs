@@ -20,11 +20,11 @@ use super::control::{
 };
 use super::source::{calibrated_sim, Aligned, Limit};
 use super::BenchError;
-use crate::bus::{Bus, BusConfig};
-use crate::feed::{run_paced, Pace, SimMarket};
-use crate::gateway::{GatewayConfig, GatewayMetrics};
-use crate::node::{Node, NodeConfig};
-use crate::pipeline::{run_ingest, ProcessorConfig};
+use flowtape_server::bus::{Bus, BusConfig};
+use flowtape_server::feed::{run_paced, Pace, SimMarket};
+use flowtape_server::gateway::{GatewayConfig, GatewayMetrics};
+use flowtape_server::node::{Node, NodeConfig};
+use flowtape_server::pipeline::{run_ingest, ProcessorConfig};
 
 /// Batches in flight between the feed and ingest (as in a node).
 const FEED_CHANNEL_BATCHES: usize = 64;
@@ -84,7 +84,7 @@ pub async fn serve(opts: ServerOptions) -> Result<(), BenchError> {
     })?;
     let result = tokio::select! {
         r = command_loop(&bus, &node) => r,
-        _ = crate::shutdown::signal() => Ok(()),
+        _ = flowtape_server::shutdown::signal() => Ok(()),
     };
     node.shutdown();
     node.wait().await;

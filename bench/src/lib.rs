@@ -1,51 +1,21 @@
-//! The end-to-end benchmark harness: `flowtape-server bench`.
+//! # flowtape-bench
 //!
-//! It runs the whole system on one machine against a real `redis-server` —
-//! sim feed at a set rate → ingest → Redis → processing → Redis → gateway →
-//! N real WebSocket clients — and measures what a user of the product would
-//! feel: end-to-end latency, throughput, exact loss, and what it costs in
-//! CPU and memory. `docs/bench.md` has the method, the commands and the
-//! figures measured.
+//! The end-to-end benchmark harness and the `flowtape-bench` binary: the whole
+//! system on one machine against a real `redis-server`, measured as a user
+//! would feel it (latency from feed to decoded event, exact loss, CPU and
+//! memory). `docs/bench.md` has the method and the figures.
 //!
-//! ## Three processes
-//!
-//! `flowtape-server bench --scenario NAME` is the *harness*. It starts a
-//! private `redis-server` (temporary directory, free port, no persistence)
-//! unless `--redis URL` is given, then two children of the same executable:
-//! - the **server half**, `bench --server-only` ([`server`]): the processor
-//!   and the gateway as one node, plus the sim feed into ingest on command;
-//! - the **clients half**, `bench --clients-only` ([`clients`]): the
-//!   WebSocket clients of the [`mix`], decoding every event and recording
-//!   latency into log-linear histograms ([`hist`]).
-//!
-//! So the server's CPU and memory, the load generator's, and Redis's are
-//! each read from their own process (`/proc/<pid>`, [`procfs`]; `INFO` for
-//! Redis, [`redis_server`]). The harness talks to the halves over their
-//! stdin/stdout, one JSON object per line ([`control`]), and does no work of
-//! its own during a measured window. Either half can be run by hand against
-//! a server or clients elsewhere on the machine, typing the same JSON.
-//!
-//! ## A measured window
-//!
-//! 1. The clients are connected, subscribed and live; the harness notes the
-//!    flow stream's last cursor and tells the clients to `begin`.
-//! 2. The server half runs the feed for `--duration` seconds at `--rate`
-//!    prints/s ([`source`]: millisecond-aligned timestamps make `now − ts`
-//!    the true end-to-end latency). CPU is measured over the feed.
-//! 3. The harness waits until everything fed has been processed, the
-//!    gateway has taken every event and dealt it to every client, and the
-//!    clients have gone quiet; then it asks them for their report.
-//! 4. It reads the stream over the window's range and works out exactly
-//!    what each client should have received ([`verify`]), and compares
-//!    ([`tally`]): `lost` must be 0.
-//!
-//! ## Scenarios ([`run`])
-//!
-//! `steady`, `burst`, `capacity` (rate raised step by step until p99 passes
-//! the limit or anything is lost), `idle` (gateway memory per idle
-//! connection) and `firehose` (ingest and processing throughput, no clients,
-//! with Redis commands per print). Results go to a table on stdout and, with
-//! `--json PATH`, to JSON ([`report`]).
+//! - The harness ([`run`]) starts a private `redis-server` ([`redis_server`])
+//!   and two children of this executable, and talks to them over stdin and
+//!   stdout ([`control`]):
+//!   - the server half ([`server`]): processor and gateway as one node, fed by
+//!     the sim at a set rate ([`source`]);
+//!   - the clients half ([`clients`]): the WebSocket clients of the [`mix`],
+//!     on a reader of their own ([`ws`]), recording into histograms ([`hist`]).
+//! - After a window it works out what each client should have received
+//!   ([`verify`]) and compares ([`tally`]); CPU and memory come from each
+//!   process's `/proc` ([`procfs`]); [`report`] prints the table and JSON.
+//! - Scenarios: `steady`, `burst`, `capacity`, `idle`, `firehose` ([`Scenario`]).
 
 pub mod clients;
 pub mod control;
@@ -66,9 +36,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::bus::BusError;
-use crate::feed::SimConfigError;
-use crate::node::NodeError;
+use flowtape_server::bus::BusError;
+use flowtape_server::feed::SimConfigError;
+use flowtape_server::node::NodeError;
 
 /// The scenarios of `--scenario`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -97,25 +67,24 @@ impl Scenario {
     }
 }
 
-const EXAMPLES: &str = "\
+pub const EXAMPLES: &str = "\
 Examples:
   # The issue's scenarios (release build; each starts its own redis-server):
-  flowtape-server bench --scenario steady --json steady.json
-  flowtape-server bench --scenario burst
-  flowtape-server bench --scenario capacity --duration 5
-  flowtape-server bench --scenario idle
-  flowtape-server bench --scenario firehose --prints 300000
+  flowtape-bench --scenario steady --json steady.json
+  flowtape-bench --scenario burst
+  flowtape-bench --scenario capacity --duration 5
+  flowtape-bench --scenario idle
+  flowtape-bench --scenario firehose --prints 300000
 
   # A short, small run:
-  flowtape-server bench --scenario steady --duration 3 --rate 200 --clients 50
+  flowtape-bench --scenario steady --duration 3 --rate 200 --clients 50
 
   # The halves by hand (each reads JSON commands on stdin, see docs/bench.md):
-  flowtape-server bench --server-only --redis redis://127.0.0.1:6379 --listen 127.0.0.1:9000
-  flowtape-server bench --clients-only --connect ws://127.0.0.1:9000/ws --clients 1000";
+  flowtape-bench --server-only --redis redis://127.0.0.1:6379 --listen 127.0.0.1:9000
+  flowtape-bench --clients-only --connect ws://127.0.0.1:9000/ws --clients 1000";
 
-/// `flowtape-server bench`: the end-to-end benchmark (docs/bench.md).
+/// The harness's command line: the scenario and its load, or one half.
 #[derive(Args, Clone, Debug)]
-#[command(after_help = EXAMPLES)]
 pub struct BenchArgs {
     /// What to measure.
     #[arg(long, value_enum, default_value = "steady")]
@@ -225,7 +194,7 @@ pub fn check_open_files(needed: u64) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// Runs `flowtape-server bench` with these arguments.
+/// Runs the harness, or one half of it, with these arguments.
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     if args.server_only {
         let redis = args.redis.clone().unwrap_or_default();

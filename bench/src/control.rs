@@ -1,6 +1,6 @@
 //! The control protocol between the harness and its two halves.
 //!
-//! The harness starts each half as a child process (`flowtape-server bench
+//! The harness starts each half as a child process (`flowtape-bench
 //! --server-only …`, `… --clients-only …`) and talks to it over the child's
 //! stdin and stdout, one JSON object per line: a command down, exactly one
 //! reply up, in order. Logs go to stderr and never mix with the replies. A
@@ -209,11 +209,10 @@ pub struct Link<C, R> {
 }
 
 impl<C: Serialize, R: DeserializeOwned> Link<C, R> {
-    /// Starts `flowtape-server bench <args>` (this same executable) as `half`.
+    /// Starts `flowtape-bench <args>` (this same executable) as `half`.
     pub fn spawn(half: &'static str, args: &[String]) -> Result<Link<C, R>, ControlError> {
         let exe = std::env::current_exe().map_err(|source| ControlError::Spawn { half, source })?;
         let mut child = Command::new(exe)
-            .arg("bench")
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -18,9 +18,9 @@
 
 use std::time::Duration;
 
-use flowtape_server::cursor::Cursor;
-use flowtape_server::event::FlowEvent;
-use flowtape_server::protocol::{ClientMessage, FrameBody, ServerFrame, ServerMessage};
+use flowtape_core::cursor::Cursor;
+use flowtape_core::event::FlowEvent;
+use flowtape_core::protocol::{ClientMessage, FrameBody, ServerFrame, ServerMessage};
 use flowtape_server::wsclient::{self, Connector, SetupError, Socket, TlsClient, TrustRoots};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::value::RawValue;

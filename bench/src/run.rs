@@ -23,8 +23,8 @@ use super::report::{
 };
 use super::tally::Accounting;
 use super::{server, verify, BenchArgs, BenchError, Scenario};
-use crate::bus::Bus;
-use crate::cursor::Cursor;
+use flowtape_core::cursor::Cursor;
+use flowtape_server::bus::Bus;
 
 type ServerLink = Link<ServerCommand, ServerReply>;
 type ClientsLink = Link<ClientsCommand, ClientsReply>;
@@ -80,7 +80,7 @@ pub async fn harness(args: BenchArgs) -> Result<(), BenchError> {
     }
     let report = tokio::select! {
         r = scenario(&args, rate, duration) => r?,
-        _ = crate::shutdown::signal() => return Err(BenchError::Interrupted),
+        _ = flowtape_server::shutdown::signal() => return Err(BenchError::Interrupted),
     };
     print!("{}", report.table());
     if let Some(path) = &args.json {

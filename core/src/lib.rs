@@ -1,0 +1,22 @@
+//! # flowtape-core
+//!
+//! The vocabulary every part of flowtape speaks. It does no I/O and reads no
+//! clock: callers pass "now" and the text of any table they load.
+//!
+//! - [`date`]: calendar dates and the New York market clock.
+//! - [`occ`]: option contracts and OCC/OSI symbols.
+//! - [`cursor`]: positions in the flow stream.
+//! - [`event`]: raw [`event::Print`]s and scored [`event::FlowEvent`]s (the public schema).
+//! - [`conditions`]: what trade condition codes mean for detection.
+//! - [`filter`]: the filter language shared by the gateway, the TUI and `flowtape tail`.
+//! - [`detect`]: flow detection — side, sweeps, blocks, tags, score.
+//! - [`protocol`]: the client wire protocol.
+
+pub mod conditions;
+pub mod cursor;
+pub mod date;
+pub mod detect;
+pub mod event;
+pub mod filter;
+pub mod occ;
+pub mod protocol;

@@ -1,0 +1,202 @@
+//! Decoding Redis replies into the bus's entries: stream entries (`XRANGE`,
+//! `XREVRANGE`, `XREADGROUP`, `XAUTOCLAIM`), raw prints straight from the
+//! reply's bytes, and the live messages `COMMIT_FLOW` publishes. Anything
+//! that is not the shape Redis documents is a [`BusError::Protocol`].
+
+use redis::Value;
+
+use crate::bus::{BusError, FlowEntry, RawEntry};
+use flowtape_core::cursor::Cursor;
+use flowtape_core::event::Print;
+
+/// One line of a live message, `<id> <json>`, as published by `COMMIT_FLOW`
+/// (a message holds one line per event; JSON never contains a raw newline).
+pub(super) fn parse_live(payload: &str) -> Option<FlowEntry> {
+    let (id, json) = payload.split_once(' ')?;
+    Some(FlowEntry {
+        id: id.parse().ok()?,
+        json: json.into(),
+    })
+}
+
+pub(super) fn string_of(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// A stream entry's fields, or `None` for an entry deleted since it was delivered.
+type Fields = Option<Vec<(String, String)>>;
+
+/// Parses `[[id, [field, value, …] | nil], …]`.
+fn stream_entries(v: Value) -> Result<Vec<(Cursor, Fields)>, BusError> {
+    let items = match v {
+        Value::Array(items) => items,
+        Value::Nil => return Ok(Vec::new()),
+        other => return Err(BusError::Protocol(format!("stream entries: {other:?}"))),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Array(pair) = item else {
+            return Err(BusError::Protocol("stream entry is not an array".into()));
+        };
+        let mut pair = pair.into_iter();
+        let id = pair
+            .next()
+            .and_then(|v| string_of(&v))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| BusError::Protocol("stream entry without an id".into()))?;
+        let fields = match pair.next() {
+            Some(Value::Array(kv)) => {
+                let flat: Vec<String> = kv.iter().filter_map(string_of).collect();
+                Some(
+                    flat.chunks(2)
+                        .filter(|c| c.len() == 2)
+                        .map(|c| (c[0].clone(), c[1].clone()))
+                        .collect(),
+                )
+            }
+            Some(Value::Map(kv)) => Some(
+                kv.iter()
+                    .filter_map(|(k, v)| Some((string_of(k)?, string_of(v)?)))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        out.push((id, fields));
+    }
+    Ok(out)
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A raw entry's content: `None` if deleted since delivered, `Some(None)` if undecodable.
+type RawFields = Option<Option<Print>>;
+
+/// The bytes of a string reply, borrowed.
+fn bytes_of(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+/// Decodes a raw entry's print from its `p` field, straight from the reply's
+/// bytes; `None` if it has none or it is malformed (logged).
+fn print_of(id: Cursor, fields: &[Value]) -> Option<Print> {
+    let json = fields
+        .chunks(2)
+        .find(|kv| kv.len() == 2 && bytes_of(&kv[0]) == Some(b"p"))
+        .and_then(|kv| bytes_of(&kv[1]))?;
+    decode_print(id, json)
+}
+
+/// Decodes a print's JSON; `None` if it is malformed (logged).
+fn decode_print(id: Cursor, json: &[u8]) -> Option<Print> {
+    match serde_json::from_slice::<Print>(json) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(%id, "malformed raw entry: {e}");
+            None
+        }
+    }
+}
+
+/// Parses raw stream entries `[[id, [field, value, …] | nil], …]` without
+/// copying their fields. The outer `Option` is `None` for an entry deleted
+/// since it was delivered; the inner one for an undecodable print.
+pub(super) fn raw_stream_entries(v: Value) -> Result<Vec<(Cursor, RawFields)>, BusError> {
+    let items = match v {
+        Value::Array(items) => items,
+        Value::Nil => return Ok(Vec::new()),
+        other => return Err(BusError::Protocol(format!("stream entries: {other:?}"))),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in &items {
+        let Value::Array(pair) = item else {
+            return Err(BusError::Protocol("stream entry is not an array".into()));
+        };
+        let id: Cursor = pair
+            .first()
+            .and_then(bytes_of)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| BusError::Protocol("stream entry without an id".into()))?;
+        let print = match pair.get(1) {
+            Some(Value::Array(kv)) => Some(print_of(id, kv)),
+            Some(Value::Map(kv)) => Some(
+                kv.iter()
+                    .find(|(k, _)| bytes_of(k) == Some(b"p"))
+                    .and_then(|(_, v)| bytes_of(v))
+                    .and_then(|json| decode_print(id, json)),
+            ),
+            _ => None,
+        };
+        out.push((id, print));
+    }
+    Ok(out)
+}
+
+/// Parses an XREADGROUP reply for one stream.
+pub(super) fn raw_entries_of_read(v: Value) -> Result<Vec<RawEntry>, BusError> {
+    let streams = match v {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(streams) => streams
+            .into_iter()
+            .map(|s| match s {
+                Value::Array(kv) => Ok(kv.into_iter().nth(1).unwrap_or(Value::Nil)),
+                other => Err(BusError::Protocol(format!("XREADGROUP stream: {other:?}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Value::Map(kv) => kv.into_iter().map(|(_, v)| v).collect(),
+        other => return Err(BusError::Protocol(format!("XREADGROUP reply: {other:?}"))),
+    };
+    let mut out = Vec::new();
+    for entries in streams {
+        for (id, print) in raw_stream_entries(entries)? {
+            out.push(RawEntry {
+                id,
+                print: print.flatten(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn flow_entries(v: Value) -> Result<Vec<FlowEntry>, BusError> {
+    Ok(stream_entries(v)?
+        .into_iter()
+        .filter_map(|(id, fields)| {
+            let json = field(fields.as_deref()?, "e")?;
+            Some(FlowEntry {
+                id,
+                json: json.into(),
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_messages_parse() {
+        let e = parse_live(r#"17-3 {"ts":1}"#);
+        assert_eq!(
+            e.map(|e| (e.id, e.json.to_string())),
+            Some((Cursor::new(17, 3), r#"{"ts":1}"#.to_string()))
+        );
+        assert_eq!(parse_live("garbage"), None);
+    }
+}
