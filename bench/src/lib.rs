@@ -15,6 +15,8 @@
 //! - After a window it works out what each client should have received
 //!   ([`verify`]) and compares ([`tally`]); CPU and memory come from each
 //!   process's `/proc` ([`procfs`]); [`report`] prints the table and JSON.
+//! - [`redis_cluster`] runs a private Redis Cluster (`--cluster`, and the
+//!   failover tests).
 //! - Scenarios: `steady`, `burst`, `capacity`, `idle`, `firehose` ([`Scenario`]).
 
 pub mod clients;
@@ -22,6 +24,7 @@ pub mod control;
 pub mod hist;
 pub mod mix;
 pub mod procfs;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod report;
 pub mod run;
@@ -79,6 +82,9 @@ Examples:
   # A short, small run:
   flowtape-bench --scenario steady --duration 3 --rate 200 --clients 50
 
+  # On a private 3+3 Redis Cluster, in durable mode:
+  flowtape-bench --scenario steady --cluster --wait-replicas 1
+
   # The halves by hand (each reads JSON commands on stdin, see docs/bench.md):
   flowtape-bench --server-only --redis redis://127.0.0.1:6379 --listen 127.0.0.1:9000
   flowtape-bench --clients-only --connect ws://127.0.0.1:9000/ws --clients 1000";
@@ -113,9 +119,16 @@ pub struct BenchArgs {
     /// Raw print shards (and processor workers).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub shards: u16,
-    /// Use this Redis instead of starting a private redis-server (a unique key namespace is used).
-    #[arg(long)]
+    /// Use this Redis instead of starting a private redis-server (a unique key
+    /// namespace is used); a redis+cluster:// URL names a cluster.
+    #[arg(long, conflicts_with = "cluster")]
     pub redis: Option<String>,
+    /// Start a private Redis Cluster (3 masters, 3 replicas) instead of one redis-server.
+    #[arg(long)]
+    pub cluster: bool,
+    /// Durable mode: writes count once this many replicas have them (`--wait-replicas` of the server).
+    #[arg(long, default_value_t = 0)]
+    pub wait_replicas: u32,
     /// Write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -203,6 +216,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             redis,
             namespace: args.namespace.clone(),
             shards: args.shards,
+            wait_replicas: args.wait_replicas,
             listen: args.listen,
             max_connections: args.max_connections.unwrap_or((clients + 100).max(10_000)),
             gateway: !args.no_gateway,

@@ -37,15 +37,21 @@ pub struct RedisServer {
     dir: PathBuf,
 }
 
-fn binary() -> Option<PathBuf> {
+/// `redis-server` from `$REDIS_SERVER` or `PATH`.
+pub(crate) fn binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("REDIS_SERVER") {
         return Some(PathBuf::from(p));
     }
+    tool("redis-server")
+}
+
+/// A Redis program (`redis-server`, `redis-cli`) from `PATH` or the usual places.
+pub(crate) fn tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     let found = path
         .split(':')
         .chain(["/usr/bin", "/usr/local/bin"])
-        .map(|dir| PathBuf::from(dir).join("redis-server"))
+        .map(|dir| PathBuf::from(dir).join(name))
         .find(|candidate| candidate.is_file());
     found
 }
@@ -134,34 +140,56 @@ pub struct InfoSnapshot {
     pub calls: BTreeMap<String, u64>,
 }
 
-/// A connection for `INFO` and `PING`.
+/// Connections for `INFO` and `PING`: to one Redis, or to each seed node
+/// of a `redis+cluster://` URL (figures are then summed over the nodes).
 pub struct Info {
-    conn: redis::aio::MultiplexedConnection,
+    conns: Vec<redis::aio::MultiplexedConnection>,
 }
 
 impl Info {
     pub async fn connect(url: &str) -> Result<Info, RedisServerError> {
-        let client = redis::Client::open(url)?;
-        let conn = tokio::time::timeout(
-            Duration::from_secs(2),
-            client.get_multiplexed_async_connection(),
-        )
-        .await
-        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
-        Ok(Info { conn })
+        let urls: Vec<String> = match url.strip_prefix("redis+cluster://") {
+            Some(rest) => {
+                let (userinfo, hosts) = match rest.rfind('@') {
+                    Some(at) => (&rest[..=at], &rest[at + 1..]),
+                    None => ("", rest),
+                };
+                hosts
+                    .trim_end_matches('/')
+                    .split(',')
+                    .map(|h| format!("redis://{userinfo}{h}"))
+                    .collect()
+            }
+            None => vec![url.to_string()],
+        };
+        let mut conns = Vec::with_capacity(urls.len());
+        for url in urls {
+            let client = redis::Client::open(url)?;
+            let conn = tokio::time::timeout(
+                Duration::from_secs(2),
+                client.get_multiplexed_async_connection(),
+            )
+            .await
+            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
+            conns.push(conn);
+        }
+        Ok(Info { conns })
     }
 
     async fn ping(&mut self) -> Result<(), RedisServerError> {
-        let _: String = redis::cmd("PING").query_async(&mut self.conn).await?;
+        for conn in &mut self.conns {
+            let _: String = redis::cmd("PING").query_async(conn).await?;
+        }
         Ok(())
     }
 
-    /// The server's `redis_version`.
+    /// The (first) server's `redis_version`.
     pub async fn version(&mut self) -> Result<String, RedisServerError> {
-        let text: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut self.conn)
-            .await?;
+        let conn = self
+            .conns
+            .first_mut()
+            .ok_or(RedisServerError::MissingField("a node"))?;
+        let text: String = redis::cmd("INFO").arg("server").query_async(conn).await?;
         text.lines()
             .find_map(|l| {
                 l.trim_end()
@@ -171,16 +199,26 @@ impl Info {
             .ok_or(RedisServerError::MissingField("redis_version"))
     }
 
-    /// Reads memory, stats, CPU and command statistics.
+    /// Reads memory, stats, CPU and command statistics, summed over the nodes.
     pub async fn snapshot(&mut self) -> Result<InfoSnapshot, RedisServerError> {
-        let text: String = redis::cmd("INFO")
-            .arg("memory")
-            .arg("stats")
-            .arg("cpu")
-            .arg("commandstats")
-            .query_async(&mut self.conn)
-            .await?;
-        parse_info(&text)
+        let mut sum = InfoSnapshot::default();
+        for conn in &mut self.conns {
+            let text: String = redis::cmd("INFO")
+                .arg("memory")
+                .arg("stats")
+                .arg("cpu")
+                .arg("commandstats")
+                .query_async(conn)
+                .await?;
+            let one = parse_info(&text)?;
+            sum.used_memory += one.used_memory;
+            sum.total_commands_processed += one.total_commands_processed;
+            sum.cpu_seconds += one.cpu_seconds;
+            for (name, calls) in one.calls {
+                *sum.calls.entry(name).or_default() += calls;
+            }
+        }
+        Ok(sum)
     }
 }
 

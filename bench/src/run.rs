@@ -17,6 +17,7 @@ use super::control::{
 use super::hist::Histogram;
 use super::mix::Mix;
 use super::procfs::{self, CpuMeter};
+use super::redis_cluster::RedisCluster;
 use super::redis_server::{Info, InfoSnapshot, RedisServer};
 use super::report::{
     bucket_quantiles, Capacity, Firehose, Idle, Machine, Report, Settings, Window, MIB,
@@ -90,6 +91,14 @@ pub async fn harness(args: BenchArgs) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// The Redis a run started for itself: kept alive until the run ends, and
+/// killed when dropped.
+#[derive(Default)]
+struct Private {
+    _server: Option<RedisServer>,
+    _cluster: Option<RedisCluster>,
+}
+
 /// What every scenario works with.
 struct Env<'a> {
     args: &'a BenchArgs,
@@ -102,11 +111,28 @@ struct Env<'a> {
 async fn scenario(args: &BenchArgs, rate: f64, duration: f64) -> Result<Report, BenchError> {
     // Dropped (killed) when this function returns, however it returns.
     let (private, url) = match &args.redis {
-        Some(url) => (None, url.clone()),
+        Some(url) => (Private::default(), url.clone()),
+        None if args.cluster => {
+            let cluster = RedisCluster::start(3, std::time::Duration::from_secs(2)).await?;
+            let url = cluster.url();
+            (
+                Private {
+                    _cluster: Some(cluster),
+                    ..Private::default()
+                },
+                url,
+            )
+        }
         None => {
             let redis = RedisServer::start().await?;
             let url = redis.url();
-            (Some(redis), url)
+            (
+                Private {
+                    _server: Some(redis),
+                    ..Private::default()
+                },
+                url,
+            )
         }
     };
     let nonce = std::time::SystemTime::now()
@@ -116,7 +142,11 @@ async fn scenario(args: &BenchArgs, rate: f64, duration: f64) -> Result<Report, 
     let namespace = format!("{}-{}-{nonce}", args.namespace, std::process::id());
     let mut info = Info::connect(&url).await?;
     let version = info.version().await?;
-    let bus = Bus::redis(&url, server::bus_config(&namespace, args.shards)).await?;
+    let bus = Bus::redis(
+        &url,
+        server::bus_config(&namespace, args.shards, args.wait_replicas),
+    )
+    .await?;
     let mix = mix(args);
     let mut env = Env {
         args,
@@ -200,6 +230,8 @@ async fn start_server(
         &env.namespace,
         "--shards",
         &env.args.shards.to_string(),
+        "--wait-replicas",
+        &env.args.wait_replicas.to_string(),
         "--listen",
         "127.0.0.1:0",
         "--max-connections",

@@ -39,6 +39,8 @@ pub struct ServerOptions {
     pub redis: String,
     pub namespace: String,
     pub shards: u16,
+    /// Durable mode's replica count (0: off).
+    pub wait_replicas: u32,
     pub listen: SocketAddr,
     pub max_connections: usize,
     pub gateway: bool,
@@ -47,10 +49,11 @@ pub struct ServerOptions {
 }
 
 /// The bus configuration both the server half and the harness's checker use.
-pub fn bus_config(namespace: &str, shards: u16) -> BusConfig {
+pub fn bus_config(namespace: &str, shards: u16, wait_replicas: u32) -> BusConfig {
     BusConfig {
         namespace: namespace.to_string(),
         shards,
+        wait_replicas,
         raw_max_len: KEEP_ALL,
         flow_max_len: KEEP_ALL,
         flow_max_age: Duration::ZERO,
@@ -61,7 +64,11 @@ pub fn bus_config(namespace: &str, shards: u16) -> BusConfig {
 /// Serves the harness's commands until `quit`, stdin closing, or a signal.
 pub async fn serve(opts: ServerOptions) -> Result<(), BenchError> {
     super::check_open_files(opts.max_connections as u64 + 64)?;
-    let bus = Bus::redis(&opts.redis, bus_config(&opts.namespace, opts.shards)).await?;
+    let bus = Bus::redis(
+        &opts.redis,
+        bus_config(&opts.namespace, opts.shards, opts.wait_replicas),
+    )
+    .await?;
     let config = NodeConfig {
         feed: None,
         process: Some(ProcessorConfig::new(format!(

@@ -90,7 +90,8 @@ enum Command {
 
 #[derive(Args)]
 struct BusArgs {
-    /// Redis URL.
+    /// Redis URL: redis://[user:pass@]host:port for one Redis, or
+    /// redis+cluster://[user:pass@]host:port[,host:port…] for seed nodes of a Redis Cluster.
     #[arg(long, env = "FLOWTAPE_REDIS", default_value = "redis://127.0.0.1:6379")]
     redis: String,
     /// Use the embedded in-memory bus instead of Redis (single process only).
@@ -114,6 +115,13 @@ struct BusArgs {
     /// Time to live of per-day keys (day volume, premium aggregates).
     #[arg(long, default_value = "48h", value_parser = parse_duration)]
     day_ttl: Duration,
+    /// Durable mode: count a print or event as stored only once this many
+    /// replicas have it (WAIT); 0 trusts the master's acknowledgement (see docs/redis.md, Durability).
+    #[arg(long, env = "FLOWTAPE_WAIT_REPLICAS", default_value_t = 0)]
+    wait_replicas: u32,
+    /// Durable mode: how long a write waits for its replicas before it is retried, in ms.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    wait_timeout_ms: u64,
 }
 
 #[derive(Args)]
@@ -298,6 +306,8 @@ impl BusArgs {
             flow_max_len: self.flow_max_len,
             flow_max_age: self.flow_retention,
             day_ttl: self.day_ttl,
+            wait_replicas: self.wait_replicas,
+            wait_timeout: Duration::from_millis(self.wait_timeout_ms),
         }
     }
 

@@ -571,7 +571,7 @@ async fn takeover_after_commit_before_ack(bus: Bus) {
 /// Appends `prints` to shard 0, takes its lease as owner "A" for `ttl`, and
 /// reads them back as A's consumer.
 async fn append_and_read_as_a(bus: &Bus, prints: &[Print], ttl: Duration) -> Vec<RawEntry> {
-    bus.append_raw(prints)
+    bus.append_raw(&mut bus.raw_batch(prints))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(bus.acquire_lease(0, "A", ttl).await.unwrap_or(false));

@@ -63,6 +63,12 @@ impl Keys {
         format!("{}:live", self.flow_tag())
     }
 
+    /// The channel a gateway's sharded live subscription checks itself on
+    /// (cluster only): the flow slot's, so it lives where the live channel does.
+    pub fn flow_probe_channel(&self) -> String {
+        format!("{}:probe", self.flow_tag())
+    }
+
     /// Who processes a shard now (string owner id, with a TTL).
     pub fn lease(&self, shard: u16) -> String {
         format!("{}:lease:{}", self.flow_tag(), shard)

@@ -51,6 +51,15 @@ pub struct BusConfig {
     pub flow_max_age: Duration,
     /// Time to live of per-day keys (day volume, premium aggregates).
     pub day_ttl: Duration,
+    /// Durability on Redis: writes count as stored only once this many
+    /// replicas have them (`WAIT`); 0 counts a write the master acknowledged
+    /// (asynchronous replication: a master that dies may lose its last
+    /// writes). See `docs/redis.md`, "Durability".
+    pub wait_replicas: u32,
+    /// How long a write waits for its replicas before it counts as failed
+    /// (and is written again, without duplicates). A healthy replica answers
+    /// in well under a millisecond; `WAIT` holds its connection meanwhile.
+    pub wait_timeout: Duration,
 }
 
 impl Default for BusConfig {
@@ -62,7 +71,31 @@ impl Default for BusConfig {
             flow_max_len: 1_000_000,
             flow_max_age: Duration::from_secs(24 * 3600),
             day_ttl: Duration::from_secs(48 * 3600),
+            wait_replicas: 0,
+            wait_timeout: Duration::from_millis(100),
         }
+    }
+}
+
+/// Prints on their way into the raw streams, each with the stream id it is
+/// written under. The ids are chosen when the batch is made ([`Bus::raw_batch`])
+/// and kept across attempts, so an append retried after an error (a lost
+/// reply, a failover) finds what an earlier attempt wrote and writes no print
+/// twice.
+#[derive(Debug)]
+pub struct RawBatch<'a> {
+    prints: &'a [Print],
+    /// One per print on Redis; none on the memory bus, which cannot half-fail.
+    ids: Vec<Cursor>,
+}
+
+impl RawBatch<'_> {
+    pub fn len(&self) -> usize {
+        self.prints.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.prints.is_empty()
     }
 }
 
@@ -167,12 +200,16 @@ pub enum BusError {
     Unavailable { url: String, reason: String },
     #[error("invalid Redis URL {url}: {reason}")]
     BadUrl { url: String, reason: String },
+    #[error("{url}: {reason}")]
+    Misconfigured { url: String, reason: String },
     #[error("the lease on shard {0} is held by another processor")]
     LeaseLost(u16),
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
     #[error("unexpected reply from Redis: {0}")]
     Protocol(String),
+    #[error("a write reached {acked} of the {wanted} replicas required within the wait timeout")]
+    NotReplicated { acked: i64, wanted: u32 },
 }
 
 /// The bus the roles talk through; cheap to clone.
@@ -234,14 +271,30 @@ impl Bus {
         }
     }
 
-    /// Appends prints to their shards' raw streams, in order, in one round trip.
-    pub async fn append_raw(&self, prints: &[Print]) -> Result<(), BusError> {
+    /// Gives each print the raw stream id it will be written under.
+    pub fn raw_batch<'a>(&self, prints: &'a [Print]) -> RawBatch<'a> {
+        match self {
+            Bus::Memory(_) => RawBatch {
+                prints,
+                ids: Vec::new(),
+            },
+            Bus::Redis(r) => RawBatch {
+                prints,
+                ids: r.raw_ids(prints),
+            },
+        }
+    }
+
+    /// Appends a batch to its shards' raw streams, in order, in one round
+    /// trip per shard. After an error the same batch may be appended again:
+    /// what was written before is found, not written twice.
+    pub async fn append_raw(&self, batch: &mut RawBatch<'_>) -> Result<(), BusError> {
         match self {
             Bus::Memory(m) => {
-                m.append_raw(prints);
+                m.append_raw(batch.prints);
                 Ok(())
             }
-            Bus::Redis(r) => r.append_raw(prints).await,
+            Bus::Redis(r) => r.append_raw(batch.prints, &mut batch.ids).await,
         }
     }
 

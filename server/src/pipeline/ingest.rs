@@ -75,8 +75,10 @@ async fn ingest_loop(
 async fn append_with_retry(bus: &Bus, batch: &[Print], shutdown: &Shutdown, stats: &IngestStats) {
     let mut backoff = Duration::from_millis(20);
     for chunk in batch.chunks(MAX_APPEND) {
+        // The ids are chosen once: a retry writes nothing twice.
+        let mut raw = bus.raw_batch(chunk);
         loop {
-            match bus.append_raw(chunk).await {
+            match bus.append_raw(&mut raw).await {
                 Ok(()) => {
                     stats
                         .prints

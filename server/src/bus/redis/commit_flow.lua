@@ -1,5 +1,6 @@
 -- KEYS: flow stream, lease, guard, then (volume hash, premium hash) per day
 -- ARGV: owner, maxlen, minid ('' = none), channel, live message bytes, day ttl,
+--       publish command (PUBLISH on one Redis, SPUBLISH on a cluster),
 --       nprune, prune..., nevents, {nlegs, legs..., json}..., nadd, {key index, field, amount}...
 -- Returns each event's stream id. If any event's first leg is in the guard
 -- (it was committed before), writes nothing and returns those events'
@@ -12,7 +13,7 @@ local function in_chunks(cmd, key, list)
     redis.call(cmd, key, unpack(list, s, math.min(s + 999, #list)))
   end
 end
-local i = 7
+local i = 8
 local np = tonumber(ARGV[i]); i = i + 1
 local prune_at = i
 i = i + np
@@ -39,7 +40,7 @@ if np > 0 then
 end
 -- Live messages are built from pieces and joined once: no string per event.
 local out, legs, live, n, size = {}, {}, {}, 0, 0
-local channel, maxbytes = ARGV[4], tonumber(ARGV[5])
+local channel, maxbytes, publish = ARGV[4], tonumber(ARGV[5]), ARGV[7]
 for e = 1, ne do
   local at = starts[e]
   local nl = tonumber(ARGV[at])
@@ -47,7 +48,7 @@ for e = 1, ne do
   local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', json)
   for l = at + 1, at + nl do legs[#legs + 1] = ARGV[l] end
   if size > 0 and size + #id + #json + 1 > maxbytes then
-    redis.call('PUBLISH', channel, table.concat(live, '', 1, n - 1))
+    redis.call(publish, channel, table.concat(live, '', 1, n - 1))
     n, size = 0, 0
   end
   live[n + 1] = id; live[n + 2] = ' '; live[n + 3] = json; live[n + 4] = '\n'
@@ -65,6 +66,6 @@ for a = 1, na do
   i = i + 3
 end
 for k in pairs(touched) do redis.call('EXPIRE', KEYS[k], ARGV[6]) end
-if n > 0 then redis.call('PUBLISH', channel, table.concat(live, '', 1, n - 1)) end
+if n > 0 then redis.call(publish, channel, table.concat(live, '', 1, n - 1)) end
 if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
 return out

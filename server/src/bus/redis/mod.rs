@@ -20,10 +20,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, ToRedisArgs, Value};
 use tokio::sync::mpsc;
 
@@ -32,13 +31,20 @@ use super::{
     min_id_cutoff, shard_of, BusConfig, BusError, DayDelta, FlowBounds, FlowEntry, Keys, Live,
     NewEvent, RawEntry,
 };
+use durable::Durability;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::date::Date;
 use flowtape_core::event::Print;
 use flowtape_core::protocol::FeedStatus;
-use reply::{flow_entries, parse_live, raw_entries_of_read, raw_stream_entries, string_of};
+use reply::{
+    flow_entries, raw_entries_of_read, raw_stream_entries, raw_stream_payloads, string_of,
+};
+use target::{Conn, Target};
 
+mod durable;
+mod live;
 mod reply;
+mod target;
 
 /// Live messages are cut at about this many bytes: one `PUBLISH` carries
 /// every event of a commit up to this size.
@@ -96,6 +102,25 @@ impl DayAdds {
 /// About how long a stream entry id is as an argument (`ms-seq`).
 const ID_BYTES: usize = 16;
 
+/// How many times an append gives prints new ids before it gives up: only
+/// another writer on the same shard takes ids from under it.
+const RAW_ID_ATTEMPTS: usize = 8;
+
+/// The raw id after `last`: the current millisecond, or `last`'s with the next sequence number.
+fn next_raw_id(last: Cursor, now_ms: u64) -> Cursor {
+    if now_ms > last.ms {
+        Cursor::new(now_ms, 0)
+    } else {
+        Cursor::new(last.ms, last.seq.saturating_add(1))
+    }
+}
+
+/// Whether `XADD` refused an id because the stream already has it or a later one.
+fn is_stale_id(e: &redis::RedisError) -> bool {
+    e.to_string()
+        .contains("equal or smaller than the target stream top item")
+}
+
 /// A stream entry id as a command argument, written without a temporary string.
 struct IdArg(Cursor);
 
@@ -152,13 +177,16 @@ pub fn redact_url(url: &str) -> String {
 
 #[derive(Clone)]
 pub struct RedisBus {
-    client: redis::Client,
+    target: Target,
     url: String,
-    conn: ConnectionManager,
+    conn: Conn,
     config: BusConfig,
     keys: Keys,
     names: Arc<Names>,
     scripts: Arc<Scripts>,
+    /// Each shard's last raw id given out ([`RedisBus::raw_ids`]).
+    raw_last: Arc<Mutex<Vec<Cursor>>>,
+    durability: Arc<Durability>,
 }
 
 /// The key names the hot paths use, built once.
@@ -207,32 +235,24 @@ struct Scripts {
     commit_flow: Script,
 }
 
-fn manager_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(10)))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_secs(2))
-}
-
 impl RedisBus {
+    /// Connects to one Redis (`redis://…`) or a cluster
+    /// (`redis+cluster://host:port[,host:port…]`), checks that it is what the
+    /// URL says and answers, and creates the consumer groups.
     pub async fn connect(url: &str, config: BusConfig) -> Result<RedisBus, BusError> {
         let shown = redact_url(url);
-        let client = redis::Client::open(url).map_err(|e| BusError::BadUrl {
-            url: shown.clone(),
-            reason: e.to_string(),
-        })?;
+        let target = Target::parse(url, &shown)?;
         let unavailable = |e: redis::RedisError| BusError::Unavailable {
             url: shown.clone(),
             reason: e.to_string(),
         };
-        let conn = client
-            .get_connection_manager_with_config(manager_config())
-            .await
-            .map_err(unavailable)?;
+        target.check(&shown).await?;
+        let conn = target.connect().await.map_err(unavailable)?;
         let keys = Keys::new(&config.namespace);
+        let shards = usize::from(config.shards);
+        let durability = Arc::new(Durability::new(config.wait_replicas, config.wait_timeout));
         let bus = RedisBus {
-            client,
+            target,
             url: shown.clone(),
             conn,
             names: Arc::new(Names::new(&keys, config.shards)),
@@ -241,6 +261,8 @@ impl RedisBus {
             scripts: Arc::new(Scripts {
                 commit_flow: Script::new(COMMIT_FLOW),
             }),
+            raw_last: Arc::new(Mutex::new(vec![Cursor::ZERO; shards])),
+            durability,
         };
         bus.ping().await.map_err(|e| BusError::Unavailable {
             url: shown,
@@ -259,12 +281,8 @@ impl RedisBus {
     /// This bus with a new command connection, whose I/O task runs on the
     /// caller's runtime.
     pub(super) async fn with_own_connection(&self) -> Result<RedisBus, BusError> {
-        let conn = self
-            .client
-            .get_connection_manager_with_config(manager_config())
-            .await?;
         Ok(RedisBus {
-            conn,
+            conn: self.target.connect().await?,
             ..self.clone()
         })
     }
@@ -288,32 +306,188 @@ impl RedisBus {
         create_group(&mut self.conn.clone(), &self.keys.raw_stream(shard)).await
     }
 
-    pub(super) async fn append_raw(&self, prints: &[Print]) -> Result<(), BusError> {
-        if prints.is_empty() {
-            return Ok(());
+    /// Gives each print the next id of its shard's raw stream: the current
+    /// millisecond, or the last id's millisecond with the next sequence
+    /// number, so a shard's ids rise however the clock moves.
+    pub(super) fn raw_ids(&self, prints: &[Print]) -> Vec<Cursor> {
+        let now = super::now_ms();
+        let mut last = self
+            .raw_last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        prints
+            .iter()
+            .map(|p| {
+                let k = usize::from(shard_of(p.contract.underlying(), self.config.shards));
+                let id = next_raw_id(last[k], now);
+                last[k] = id;
+                id
+            })
+            .collect()
+    }
+
+    /// Appends prints under their ids (`ids[i]` is `prints[i]`'s), one
+    /// pipeline per shard, the shards at once. An id the stream already has
+    /// is either this print, written by an earlier attempt (left as it is), or
+    /// another writer's (the print gets a new id above the stream's top,
+    /// recorded in `ids` for the next attempt).
+    pub(super) async fn append_raw(
+        &self,
+        prints: &[Print],
+        ids: &mut [Cursor],
+    ) -> Result<(), BusError> {
+        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); usize::from(self.config.shards)];
+        let mut json = Vec::with_capacity(prints.len());
+        for (i, p) in prints.iter().enumerate() {
+            let k = usize::from(shard_of(p.contract.underlying(), self.config.shards));
+            by_shard[k].push(i);
+            json.push(serde_json::to_vec(p).map_err(|e| BusError::Protocol(e.to_string()))?);
+        }
+        let ids_now: &[Cursor] = ids;
+        let appends = by_shard
+            .iter()
+            .enumerate()
+            .filter(|(_, idx)| !idx.is_empty())
+            .map(|(k, idx)| self.append_shard(k as u16, idx, &json, ids_now));
+        let done = futures_util::future::join_all(appends).await;
+        let mut first_error = None;
+        let mut moves = Vec::new();
+        for (moved, result) in done {
+            moves.extend(moved);
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        for (i, id) in moves {
+            ids[i] = id;
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Appends one shard's prints (`idx` into `json` and `ids`). Returns the
+    /// prints that moved to a new id, whatever the outcome.
+    async fn append_shard(
+        &self,
+        shard: u16,
+        idx: &[usize],
+        json: &[Vec<u8>],
+        ids: &[Cursor],
+    ) -> (Vec<(usize, Cursor)>, Result<(), BusError>) {
+        let key = self.names.raw_stream(&self.keys, shard);
+        let mut c = self.conn.clone();
+        let mut moved: Vec<(usize, Cursor)> = Vec::new();
+        let mut todo: Vec<(usize, Cursor)> = idx.iter().map(|&i| (i, ids[i])).collect();
+        for _ in 0..RAW_ID_ATTEMPTS {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for &(i, id) in &todo {
+                pipe.cmd("XADD")
+                    .arg(&*key)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(self.config.raw_max_len)
+                    .arg(IdArg(id))
+                    .arg("p")
+                    .arg(&json[i][..]);
+            }
+            let asked = self.durability.wait_behind(&mut pipe, &key);
+            let replies: Vec<redis::RedisResult<Value>> = match pipe.query_async(&mut c).await {
+                Ok(r) => r,
+                Err(e) => return (moved, Err(e.into())),
+            };
+            let mut taken = Vec::new();
+            for (&(i, id), reply) in todo.iter().zip(&replies) {
+                match reply {
+                    Ok(_) => {}
+                    Err(e) if is_stale_id(e) => taken.push((i, id)),
+                    Err(e) => return (moved, Err(e.clone().into())),
+                }
+            }
+            let waited = self
+                .durability
+                .confirm(
+                    &mut c,
+                    &key,
+                    asked,
+                    replies.get(todo.len()).map(Result::as_ref),
+                )
+                .await;
+            // Ids already in the stream: this print, from an earlier attempt, or another's.
+            let retake = match self.not_ours(&mut c, &key, &taken, json).await {
+                Ok(r) => r,
+                Err(e) => return (moved, Err(e)),
+            };
+            if retake.is_empty() {
+                return (moved, waited);
+            }
+            let top = match self.stream_top(&mut c, &key).await {
+                Ok(top) => top,
+                Err(e) => return (moved, Err(e)),
+            };
+            let now = super::now_ms();
+            {
+                let mut last = self
+                    .raw_last
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let k = usize::from(shard);
+                last[k] = last[k].max(top);
+                todo = retake
+                    .into_iter()
+                    .map(|i| {
+                        last[k] = next_raw_id(last[k], now);
+                        (i, last[k])
+                    })
+                    .collect();
+            }
+            moved.extend(todo.iter().copied());
+        }
+        (
+            moved,
+            Err(BusError::Protocol(format!(
+                "raw stream {key}: no free id after {RAW_ID_ATTEMPTS} attempts (another writer?)"
+            ))),
+        )
+    }
+
+    /// Of the prints whose ids the stream already had, those that are not
+    /// this print (so need a new id).
+    async fn not_ours(
+        &self,
+        c: &mut Conn,
+        key: &str,
+        taken: &[(usize, Cursor)],
+        json: &[Vec<u8>],
+    ) -> Result<Vec<usize>, BusError> {
+        if taken.is_empty() {
+            return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
-        let mut json = Vec::with_capacity(512);
-        for p in prints {
-            let key = self.names.raw_stream(
-                &self.keys,
-                shard_of(p.contract.underlying(), self.config.shards),
-            );
-            json.clear();
-            serde_json::to_writer(&mut json, p).map_err(|e| BusError::Protocol(e.to_string()))?;
-            pipe.cmd("XADD")
-                .arg(&*key)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(self.config.raw_max_len)
-                .arg("*")
-                .arg("p")
-                .arg(&json[..])
-                .ignore();
+        for &(_, id) in taken {
+            pipe.cmd("XRANGE").arg(key).arg(IdArg(id)).arg(IdArg(id));
         }
-        let mut c = self.conn.clone();
-        let () = pipe.query_async(&mut c).await?;
-        Ok(())
+        let found: Vec<Value> = pipe.query_async(c).await?;
+        let mut retake = Vec::new();
+        for (&(i, _), entry) in taken.iter().zip(found) {
+            let stored = raw_stream_payloads(entry)?;
+            if stored.first().map(Vec::as_slice) != Some(&json[i][..]) {
+                retake.push(i);
+            }
+        }
+        Ok(retake)
+    }
+
+    /// The id of a stream's newest entry (`0-0` if it has none).
+    async fn stream_top(&self, c: &mut Conn, key: &str) -> Result<Cursor, BusError> {
+        let v: Value = redis::cmd("XREVRANGE")
+            .arg(key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(c)
+            .await?;
+        Ok(flow_entries(v)?.first().map_or(Cursor::ZERO, |e| e.id))
     }
 
     pub(super) async fn acquire_lease(
@@ -368,12 +542,9 @@ impl RedisBus {
     }
 
     pub(super) async fn shard_reader(&self, shard: u16) -> Result<RedisShardReader, BusError> {
-        let conn = self
-            .client
-            .get_connection_manager_with_config(manager_config())
-            .await?;
+        // Blocking reads hold their connection: a reader's is its own.
         Ok(RedisShardReader {
-            conn,
+            conn: self.target.connect().await?,
             stream: self.names.raw_stream(&self.keys, shard).into_owned(),
         })
     }
@@ -475,6 +646,11 @@ impl RedisBus {
             .arg(&self.names.flow_channel)
             .arg(LIVE_MESSAGE_BYTES)
             .arg(self.config.day_ttl.as_secs().max(1))
+            .arg(if self.target.is_cluster() {
+                "SPUBLISH"
+            } else {
+                "PUBLISH"
+            })
             .arg(prune.len());
         for id in prune {
             cmd.arg(IdArg(*id));
@@ -492,19 +668,40 @@ impl RedisBus {
         for ((key, field), amount) in &adds.fields {
             cmd.arg(key).arg(&**field).arg(amount);
         }
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd);
+        let asked = self
+            .durability
+            .wait_behind(&mut pipe, &self.names.flow_stream);
         let mut c = self.conn.clone();
-        let mut reply = cmd.query_async::<Vec<Value>>(&mut c).await;
+        let mut reply = pipe.query_async::<Vec<Value>>(&mut c).await;
         if matches!(&reply, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
         {
-            // A Redis that restarted, or a new one: load the script once.
+            // A Redis that restarted, a new one, or a replica promoted by a
+            // failover (script loads are not replicated): load it, once.
             script.prepare_invoke().load_async(&mut c).await?;
-            reply = cmd.query_async(&mut c).await;
+            reply = pipe.query_async(&mut c).await;
         }
-        let reply = match reply {
-            Ok(reply) => reply,
+        let mut replies = match reply {
+            Ok(replies) => replies.into_iter(),
             Err(e) if e.code() == Some("LEASE_LOST") => return Err(BusError::LeaseLost(shard)),
             Err(e) => return Err(e.into()),
         };
+        let Some(Value::Array(reply)) = replies.next() else {
+            return Err(BusError::Protocol(
+                "the commit script's reply is not an array".into(),
+            ));
+        };
+        // Durable mode: the caller acknowledges the raw prints only once the
+        // events are on the replicas; short of that it commits again.
+        self.durability
+            .confirm(
+                &mut c,
+                &self.names.flow_stream,
+                asked,
+                replies.next().as_ref().map(Ok),
+            )
+            .await?;
         if reply.iter().any(|v| matches!(v, Value::Int(_))) {
             return Ok(Committed::Duplicates(
                 reply
@@ -538,8 +735,21 @@ impl RedisBus {
         for id in ids {
             cmd.arg(IdArg(*id));
         }
+        let key = self.names.raw_stream(&self.keys, shard);
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd);
+        let asked = self.durability.wait_behind(&mut pipe, &key);
         let mut c = self.conn.clone();
-        Ok(cmd.query_async(&mut c).await?)
+        let mut replies = pipe.query_async::<Vec<Value>>(&mut c).await?.into_iter();
+        let acked = match replies.next() {
+            Some(Value::Int(n)) => u64::try_from(n).unwrap_or(0),
+            other => return Err(BusError::Protocol(format!("XACK reply: {other:?}"))),
+        };
+        // Durable mode: the guard forgets these only once the replicas have the acknowledgement.
+        self.durability
+            .confirm(&mut c, &key, asked, replies.next().as_ref().map(Ok))
+            .await?;
+        Ok(acked)
     }
 
     pub(super) async fn day_volume(
@@ -648,62 +858,26 @@ impl RedisBus {
         Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
-    /// Starts a task that holds a Pub/Sub subscription to the flow channel,
-    /// resubscribing with backoff when it is lost; after each loss it sends
-    /// [`Live::Gap`]. The task ends when the receiver is dropped.
+    /// Subscribes to the live fan-out: Pub/Sub on one Redis, sharded
+    /// Pub/Sub on a cluster ([`live`]).
     pub(super) async fn subscribe_live(&self) -> Result<mpsc::Receiver<Live>, BusError> {
-        let (tx, rx) = mpsc::channel(8192);
-        let client = self.client.clone();
         let channel = self.keys.flow_channel();
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(&channel).await?;
-        tokio::spawn(async move {
-            let mut pubsub = Some(pubsub);
-            let mut backoff = Duration::from_millis(50);
-            loop {
-                if let Some(ps) = pubsub.take() {
-                    backoff = Duration::from_millis(50);
-                    let mut stream = ps.into_on_message();
-                    while let Some(msg) = futures_util::StreamExt::next(&mut stream).await {
-                        let Ok(payload) = msg.get_payload::<String>() else {
-                            continue;
-                        };
-                        // One message carries one commit's events, a line each.
-                        for line in payload.split('\n') {
-                            let Some(entry) = parse_live(line) else {
-                                tracing::warn!("ignoring a malformed live message");
-                                continue;
-                            };
-                            if tx.send(Live::Entry(entry)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    tracing::warn!("lost the live subscription; resubscribing");
-                }
-                if tx.is_closed() {
-                    return;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                match client.get_async_pubsub().await {
-                    Ok(mut ps) => {
-                        if ps.subscribe(&channel).await.is_ok() {
-                            pubsub = Some(ps);
-                            if tx.send(Live::Gap).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(e) => tracing::debug!("resubscribe failed: {e}"),
-                }
+        match &self.target {
+            Target::Single(client) => live::subscribe(client.clone(), channel).await,
+            Target::Cluster { seeds, .. } => {
+                live::subscribe_sharded(
+                    seeds.clone(),
+                    channel,
+                    self.keys.flow_probe_channel(),
+                    self.conn.clone(),
+                )
+                .await
             }
-        });
-        Ok(rx)
+        }
     }
 }
 
-async fn create_group(conn: &mut ConnectionManager, stream: &str) -> Result<(), BusError> {
+async fn create_group(conn: &mut Conn, stream: &str) -> Result<(), BusError> {
     let created: Result<String, redis::RedisError> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(stream)
@@ -721,7 +895,7 @@ async fn create_group(conn: &mut ConnectionManager, stream: &str) -> Result<(), 
 
 /// Reads one raw shard through the consumer group, on its own connection.
 pub struct RedisShardReader {
-    conn: ConnectionManager,
+    conn: Conn,
     stream: String,
 }
 

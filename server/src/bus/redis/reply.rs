@@ -78,6 +78,15 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// The `p` field of each entry of a raw stream reply, as stored (to compare
+/// with what an append would write).
+pub(super) fn raw_stream_payloads(v: Value) -> Result<Vec<Vec<u8>>, BusError> {
+    Ok(stream_entries(v)?
+        .into_iter()
+        .filter_map(|(_, fields)| Some(field(fields.as_deref()?, "p")?.as_bytes().to_vec()))
+        .collect())
+}
+
 /// A raw entry's content: `None` if deleted since delivered, `Some(None)` if undecodable.
 type RawFields = Option<Option<Print>>;
 
