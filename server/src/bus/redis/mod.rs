@@ -38,6 +38,7 @@ use flowtape_core::event::Print;
 use flowtape_core::protocol::FeedStatus;
 use reply::{flow_entries, parse_live, raw_entries_of_read, raw_stream_entries, string_of};
 
+mod history;
 mod reply;
 
 /// Live messages are cut at about this many bytes: one `PUBLISH` carries
@@ -458,7 +459,7 @@ impl RedisBus {
         let mut cmd = redis::Cmd::with_capacity(args, bytes);
         cmd.arg("EVALSHA")
             .arg(script.get_hash())
-            .arg(3 + 2 * adds.days.len())
+            .arg(4 + 2 * adds.days.len())
             .arg(&self.names.flow_stream)
             .arg(&*self.names.lease(&self.keys, shard))
             .arg(&*self.names.guard(&self.keys, shard));
@@ -466,6 +467,7 @@ impl RedisBus {
             cmd.arg(self.keys.day_volume(shard, *day))
                 .arg(self.keys.day_premium(shard, *day));
         }
+        cmd.arg(self.keys.flow_origin());
         cmd.arg(owner)
             .arg(self.config.flow_max_len)
             .arg(match min_id_cutoff(self.config.flow_max_age) {
