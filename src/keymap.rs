@@ -63,7 +63,7 @@ actions! {
     Quit => "quit", "Quit flowtape", ["q", "ctrl-c"], "quit";
     Help => "help", "Show or hide this help", ["?"], "help";
     Filter => "filter", "Edit the filter (validated as you type)", ["/"], "filter";
-    Live => "live", "Back to live: resume and jump to the newest event", ["esc"], "";
+    Live => "live", "Back to live at the newest event; dismiss notices", ["esc"], "";
     Down => "down", "Select the next (older) event", ["j", "down"], "";
     Up => "up", "Select the previous (newer) event", ["k", "up"], "";
     PageDown => "page_down", "One page down", ["pgdn", "ctrl-d"], "";

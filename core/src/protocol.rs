@@ -96,6 +96,42 @@ pub struct Retention {
     pub max_backfill: u32,
 }
 
+/// A stretch of the flow stream that the event store lost: events with
+/// cursors strictly after `after` (and strictly before `before`, when given)
+/// may have existed and cannot be replayed. Lost is not trimmed: retention
+/// removes the oldest events on purpose and is reported as "cursor too old";
+/// a loss is history that vanished (Redis restarted without persistence, or
+/// a failover lost the tail). See `docs/protocol.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostRange {
+    pub after: Cursor,
+    /// The oldest event kept after the loss; absent while none has been
+    /// written since (the loss reaches up to now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Cursor>,
+}
+
+impl LostRange {
+    /// The human-readable notice sent with it.
+    pub fn notice(&self) -> String {
+        let upto = match self.before {
+            Some(before) => format!(" and before {before}"),
+            None => String::new(),
+        };
+        format!(
+            "history lost: the event store lost the events after {}{upto} \
+             (Redis restarted or failed over without them); they cannot be replayed",
+            self.after
+        )
+    }
+
+    /// Whether a client whose stream covers `cursor` misses part of this
+    /// range: whether the range reaches past the cursor.
+    pub fn reaches_past(&self, cursor: Cursor) -> bool {
+        self.before.is_none_or(|before| cursor < before)
+    }
+}
+
 /// Machine-readable error codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -136,6 +172,9 @@ pub enum ServerMessage {
         /// Informational notice, e.g. "cursor too old, resuming from the oldest event kept".
         #[serde(default, skip_serializing_if = "Option::is_none")]
         notice: Option<String>,
+        /// History the event store lost (not trimmed), with a notice saying so.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lost: Option<LostRange>,
         /// Set once a backfill or `since` replay is complete and live delivery begins.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         live: bool,
@@ -203,6 +242,8 @@ pub struct ServerFrame<E = FlowEvent> {
     #[serde(default)]
     pub notice: Option<String>,
     #[serde(default)]
+    pub lost: Option<LostRange>,
+    #[serde(default)]
     pub live: bool,
     /// `error` fields.
     #[serde(default)]
@@ -259,6 +300,7 @@ impl<E> ServerFrame<E> {
                 feed: self.feed,
                 retention: self.retention,
                 notice: self.notice,
+                lost: self.lost,
                 live: self.live,
             })),
             FrameKind::Error => match (self.code, self.message) {
@@ -456,6 +498,7 @@ mod tests {
                 feed: Some(feed),
                 retention: Some(r),
                 notice: Some(n),
+                lost: None,
                 live: true,
             } => {
                 assert_eq!(feed.state, FeedHealth::Degraded);
@@ -481,6 +524,52 @@ mod tests {
             }
         );
         assert_eq!(message(r#"{"type":"pong"}"#), ServerMessage::Pong);
+    }
+
+    #[test]
+    fn a_loss_travels_in_a_status_and_is_left_out_when_there_is_none() {
+        let lost = LostRange {
+            after: Cursor::new(1_795_891_463_830, 4),
+            before: Some(Cursor::new(1_795_891_467_002, 0)),
+        };
+        let status = ServerMessage::Status {
+            feed: None,
+            retention: None,
+            notice: Some(lost.notice()),
+            lost: Some(lost),
+            live: false,
+        };
+        let text = serde_json::to_string(&status).unwrap_or_default();
+        assert!(
+            text.contains(r#""lost":{"after":"1795891463830-4","before":"1795891467002-0"}"#),
+            "{text}"
+        );
+        assert_eq!(message(&text), status);
+        // An open loss (nothing written since) has no `before`.
+        let open = LostRange {
+            before: None,
+            ..lost
+        };
+        let text = serde_json::to_string(&open).unwrap_or_default();
+        assert_eq!(text, r#"{"after":"1795891463830-4"}"#);
+        assert!(
+            open.notice().starts_with("history lost: "),
+            "{}",
+            open.notice()
+        );
+        assert!(open.reaches_past(Cursor::new(u64::MAX, 0)));
+        assert!(lost.reaches_past(Cursor::new(1_795_891_467_001, 9)));
+        assert!(!lost.reaches_past(Cursor::new(1_795_891_467_002, 0)));
+        // A status without a loss reads as before, and writes no `lost`.
+        let plain = serde_json::to_string(&ServerMessage::Status {
+            feed: None,
+            retention: None,
+            notice: None,
+            lost: None,
+            live: true,
+        })
+        .unwrap_or_default();
+        assert_eq!(plain, r#"{"type":"status","live":true}"#);
     }
 
     #[test]

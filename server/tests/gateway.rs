@@ -19,7 +19,7 @@ use flowtape_core::cursor::Cursor;
 use flowtape_core::event::FlowEvent;
 use flowtape_core::filter::Filter;
 use flowtape_core::protocol::{CLOSE_SLOW_CONSUMER, CLOSE_SLOW_CONSUMER_REASON};
-use flowtape_server::bus::{Bus, BusConfig, BusError, NewEvent};
+use flowtape_server::bus::{Bus, BusConfig, BusError, Keys, NewEvent};
 use flowtape_server::feed::SimConfig;
 use flowtape_server::gateway::{hash_token, AuthConfig, Gateway, GatewayConfig, GatewayMetrics};
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};
@@ -308,14 +308,31 @@ async fn next_message(ws: &mut Ws) -> (Vec<(Cursor, FlowEvent)>, Value) {
 
 /// Subscribes and waits for `live: true`; returns the events replayed before it.
 async fn subscribe(ws: &mut Ws, request: Value) -> Vec<(Cursor, FlowEvent)> {
+    match subscribe_seeing(ws, request).await {
+        Ok((replayed, _)) => replayed,
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
+/// Subscribes and waits for `live: true`; returns the events replayed
+/// before it and every status, or the error frame the subscribe got.
+async fn subscribe_seeing(
+    ws: &mut Ws,
+    request: Value,
+) -> Result<(Vec<(Cursor, FlowEvent)>, Vec<Value>), Value> {
     send(ws, request).await;
-    let mut replayed = Vec::new();
+    let (mut replayed, mut statuses) = (Vec::new(), Vec::new());
     loop {
         let (events, v) = next_message(ws).await;
         replayed.extend(events);
+        if v["type"] == "error" {
+            return Err(v);
+        }
         assert_eq!(v["type"], "status", "unexpected {v}");
-        if v["live"] == true {
-            return replayed;
+        let live = v["live"] == true;
+        statuses.push(v);
+        if live {
+            return Ok((replayed, statuses));
         }
     }
 }
@@ -1051,6 +1068,11 @@ async fn after_a_redis_restart_the_gateway_recovers_and_repairs_the_gap() {
         gw.metrics.gap_repairs.load(Ordering::Relaxed) > 0,
         "the lost subscription was repaired from the stream"
     );
+    assert_eq!(
+        gw.metrics.history_lost_live.load(Ordering::Relaxed),
+        0,
+        "a restart that kept the stream lost nothing"
+    );
     gw.stop().await;
 }
 
@@ -1085,6 +1107,7 @@ async fn healthz_and_metrics_answer() {
         "flowtape_gateway_gateway_to_socket_seconds_count 3",
         "flowtape_gateway_slow_consumer_disconnects_total 0",
         "flowtape_gateway_redis_errors_total 0",
+        "flowtape_gateway_history_lost_total{at=\"live\"} 0",
     ] {
         assert!(
             text.lines().any(|l| l == line),
@@ -1146,5 +1169,234 @@ async fn a_client_that_stops_answering_pings_is_closed_with_4009() {
     );
     send(&mut alive, json!({"op": "ping"})).await;
     assert_eq!(next_message(&mut alive).await.1["type"], "pong");
+    gw.stop().await;
+}
+
+// ------------------------------------------------------------ lost history ---
+
+/// Connects and resumes from `cursor` with every event, retrying while the
+/// gateway cannot read the stream (Redis is coming back). Returns the
+/// connection, the events replayed and the statuses.
+async fn resume(gw: &RunningGateway, cursor: Cursor) -> (Ws, Vec<(Cursor, FlowEvent)>, Vec<Value>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut ws = connect(&gw.url()).await;
+        let request = json!({"op": "subscribe", "filter": "", "since": cursor.to_string()});
+        match subscribe_seeing(&mut ws, request).await {
+            Ok((replayed, statuses)) => return (ws, replayed, statuses),
+            Err(e) => {
+                assert_eq!(e["code"], "unavailable", "unexpected {e}");
+                assert!(
+                    Instant::now() < deadline,
+                    "the gateway never read the stream again"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The `lost` ranges among statuses, each checked to come with its notice.
+fn losses(statuses: &[Value]) -> Vec<Value> {
+    statuses
+        .iter()
+        .filter(|s| s.get("lost").is_some())
+        .map(|s| {
+            let notice = s["notice"].as_str().unwrap_or_default();
+            assert!(
+                notice.starts_with("history lost"),
+                "a loss without its notice: {s}"
+            );
+            s["lost"].clone()
+        })
+        .collect()
+}
+
+/// Reads a live client until a status tells it of a loss; returns the range
+/// and the events before it.
+async fn next_loss(ws: &mut Ws) -> (Value, Vec<(Cursor, FlowEvent)>) {
+    let mut events = Vec::new();
+    loop {
+        let (got, v) = next_message(ws).await;
+        events.extend(got);
+        if let Some(lost) = losses(std::slice::from_ref(&v)).pop() {
+            return (lost, events);
+        }
+    }
+}
+
+/// Commits `n` events as soon as the restarted Redis takes them.
+async fn commit_when_back(committer: &mut Committer, n: usize) -> Vec<Cursor> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match committer.commit(n, now_ms()).await {
+            Ok(ids) => return ids,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "cannot commit after the restart: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+async fn metric_line(gw: &RunningGateway, line: &str) {
+    let (status, text) = http_get(gw.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        text.lines().any(|l| l == line),
+        "missing {line:?} in\n{text}"
+    );
+}
+
+fn too_old(statuses: &[Value]) -> bool {
+    statuses.iter().any(|s| {
+        s["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("cursor too old"))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_without_persistence_is_a_loss_told_to_live_and_resuming_clients() {
+    let mut redis = RedisServer::start();
+    let bus = redis_bus(&redis).await;
+    let config = GatewayConfig {
+        repair_check: Duration::from_millis(200),
+        ..GatewayConfig::default()
+    };
+    let gw = RunningGateway::start(bus.clone(), config).await;
+    let mut live = connect(&gw.url()).await;
+    subscribe(&mut live, json!({"op": "subscribe", "filter": ""})).await;
+    let mut committer = Committer::new(bus.clone()).await;
+    let before = ok(committer.commit(20, now_ms()).await);
+    let cursor = before[before.len() - 1];
+    let mut got = Vec::new();
+    collect_until(&mut live, &mut got, cursor).await;
+
+    // Redis comes back empty, and events flow again into a new stream.
+    redis.restart();
+    let after = commit_when_back(&mut committer, 10).await;
+    let origin = after[0];
+    assert_eq!(
+        ok(bus.flow_bounds().await).first,
+        Some(origin),
+        "a new stream"
+    );
+    // The client that stayed connected is told by the hub, then gets the new events.
+    let (lost, mut seen) = next_loss(&mut live).await;
+    assert_eq!(lost["after"], cursor.to_string(), "{lost}");
+    if let Some(b) = lost.get("before") {
+        assert_eq!(*b, origin.to_string(), "{lost}");
+    }
+    collect_until(&mut live, &mut seen, after[after.len() - 1]).await;
+    assert_same_ids(&ids(&seen), &after, "the live client after the restart");
+
+    // A client resuming from its cursor is told the range, and no "too old".
+    let (mut ws, mut replayed, statuses) = resume(&gw, cursor).await;
+    assert_eq!(
+        losses(&statuses),
+        vec![json!({"after": cursor.to_string(), "before": origin.to_string()})],
+        "{statuses:?}"
+    );
+    assert!(!too_old(&statuses), "a loss is not retention: {statuses:?}");
+    collect_until(&mut ws, &mut replayed, after[after.len() - 1]).await;
+    assert_same_ids(&ids(&replayed), &after, "the resumed client");
+
+    assert_eq!(gw.metrics.history_lost_live.load(Ordering::Relaxed), 1);
+    metric_line(&gw, "flowtape_gateway_history_lost_total{at=\"live\"} 1").await;
+    metric_line(&gw, "flowtape_gateway_history_lost_total{at=\"resume\"} 1").await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_that_lost_the_tail_is_a_loss_from_the_last_entry_kept() {
+    let mut redis = RedisServer::start();
+    let bus = redis_bus(&redis).await;
+    let config = GatewayConfig {
+        repair_check: Duration::from_millis(200),
+        ..GatewayConfig::default()
+    };
+    let gw = RunningGateway::start(bus.clone(), config).await;
+    let mut live = connect(&gw.url()).await;
+    subscribe(&mut live, json!({"op": "subscribe", "filter": ""})).await;
+    let mut committer = Committer::new(bus.clone()).await;
+    let kept = ok(committer.commit(10, now_ms()).await);
+    // What the survivor has: a snapshot of the first 10 (as a replica that
+    // lagged, or a stale snapshot, would have them).
+    let () = ok(redis::cmd("SAVE").query(&mut redis.conn()));
+    let tail = ok(committer.commit(10, now_ms()).await);
+    let (kept_last, cursor) = (kept[kept.len() - 1], tail[tail.len() - 1]);
+    let mut got = Vec::new();
+    collect_until(&mut live, &mut got, cursor).await;
+
+    // The survivor takes over: the stream ends at the 10th event.
+    redis.restart();
+    let survivor = redis_bus(&redis).await;
+    assert_eq!(ok(survivor.flow_bounds().await).last, Some(kept_last));
+    // A client resuming from what it saw last: its cursor is past the end.
+    let (_ws, replayed, statuses) = resume(&gw, cursor).await;
+    assert!(replayed.is_empty());
+    assert_eq!(
+        losses(&statuses),
+        vec![json!({"after": kept_last.to_string()})],
+        "{statuses:?}"
+    );
+    // The client that stayed connected is told by the hub.
+    let (lost, _) = next_loss(&mut live).await;
+    assert_eq!(lost["after"], kept_last.to_string(), "{lost}");
+
+    // Writing goes on on the survivor; the live client gets the new events.
+    let fresh = commit_when_back(&mut committer, 5).await;
+    let mut seen = Vec::new();
+    collect_until(&mut live, &mut seen, fresh[fresh.len() - 1]).await;
+    assert_same_ids(&ids(&seen), &fresh, "the live client after the failover");
+    // Once the stream has moved past the cursor, a resume is still told:
+    // the hub recorded the loss, now with its end.
+    let (mut ws, mut replayed, statuses) = resume(&gw, cursor).await;
+    assert_eq!(
+        losses(&statuses),
+        vec![json!({"after": kept_last.to_string(), "before": fresh[0].to_string()})],
+        "{statuses:?}"
+    );
+    collect_until(&mut ws, &mut replayed, fresh[fresh.len() - 1]).await;
+    assert_same_ids(&ids(&replayed), &fresh, "the resumed client");
+
+    assert_eq!(gw.metrics.history_lost_live.load(Ordering::Relaxed), 1);
+    assert_eq!(gw.metrics.history_lost_resume.load(Ordering::Relaxed), 2);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_trimmed_by_retention_is_too_old_and_not_lost() {
+    let redis = RedisServer::start();
+    let bus = redis_bus(&redis).await;
+    let gw = RunningGateway::start(bus.clone(), GatewayConfig::default()).await;
+    let mut watcher = connect(&gw.url()).await;
+    subscribe(&mut watcher, json!({"op": "subscribe", "filter": ""})).await;
+    let mut committer = Committer::new(bus.clone()).await;
+    let all = ok(committer.commit(30, now_ms()).await);
+    // The gateway has them all (the seam of a resume is its newest).
+    collect_until(&mut watcher, &mut Vec::new(), all[29]).await;
+    // Retention trims the first 20 (as the commit script's `XTRIM MINID` does).
+    let key = Keys::new(&bus_config().namespace).flow_stream();
+    let trimmed: u64 = ok(redis::cmd("XTRIM")
+        .arg(&key)
+        .arg("MINID")
+        .arg(all[20].to_string())
+        .query(&mut redis.conn()));
+    assert_eq!(trimmed, 20);
+    let (mut ws, mut replayed, statuses) = resume(&gw, all[4]).await;
+    assert!(too_old(&statuses), "{statuses:?}");
+    assert!(
+        losses(&statuses).is_empty(),
+        "retention is not a loss: {statuses:?}"
+    );
+    collect_until(&mut ws, &mut replayed, all[29]).await;
+    assert_same_ids(&ids(&replayed), &all[20..], "from the oldest kept");
+    metric_line(&gw, "flowtape_gateway_history_lost_total{at=\"resume\"} 0").await;
+    metric_line(&gw, "flowtape_gateway_history_lost_total{at=\"live\"} 0").await;
     gw.stop().await;
 }

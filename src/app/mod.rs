@@ -7,7 +7,8 @@
 //! [`App::on_client`] return an [`Effect`] for the run loop to carry out
 //! (quit, send the filter, ring the bell, export, save watchlists), and the
 //! time is passed in, so tests drive it with a fixed clock. Rendering
-//! (`crate::ui`) only reads it.
+//! (`crate::ui`) only reads it. A loss of history the gateway reports
+//! stays on the status line until `Esc` or [`LOSS_TTL_MS`].
 
 pub mod editor;
 pub mod scope;
@@ -22,7 +23,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use flowtape_core::event::FlowEvent;
 use flowtape_core::filter::Filter;
 use flowtape_core::occ::Right;
-use flowtape_core::protocol::{FeedStatus, ServerMessage};
+use flowtape_core::protocol::{FeedStatus, LostRange, ServerMessage};
 
 use crate::client::ClientEvent;
 use crate::config::{AlertRule, WatchlistConfig};
@@ -36,6 +37,8 @@ use tape::{Entry, Tape};
 const HISTORY_MAX: usize = 100;
 /// How long an informational message stays in the status line.
 pub const INFO_TTL_MS: i64 = 6_000;
+/// How long a loss of history stays on the status line unless dismissed.
+pub const LOSS_TTL_MS: i64 = 10 * 60_000;
 
 /// Something for the run loop to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +80,13 @@ pub enum Conn {
 pub struct Message {
     pub text: String,
     pub error: bool,
+    pub at_ms: i64,
+}
+
+/// A loss of history the gateway reported, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loss {
+    pub range: LostRange,
     pub at_ms: i64,
 }
 
@@ -159,6 +169,8 @@ pub struct App {
     replaying: bool,
     pub feed: Option<FeedStatus>,
     pub message: Option<Message>,
+    /// The latest loss of history, until dismissed or [`LOSS_TTL_MS`] old.
+    pub loss: Option<Loss>,
     rate: RateMeter,
     now_ms: i64,
 }
@@ -188,6 +200,7 @@ impl App {
             replaying: true,
             feed: None,
             message: None,
+            loss: None,
             rate: RateMeter::default(),
             now_ms,
         }
@@ -295,6 +308,10 @@ impl App {
     pub fn tick(&mut self, now_ms: i64) -> bool {
         let changed_second = now_ms.div_euclid(1000) != self.now_ms.div_euclid(1000);
         self.now_ms = now_ms;
+        if self.loss.is_some_and(|l| now_ms - l.at_ms >= LOSS_TTL_MS) {
+            self.loss = None;
+            return true;
+        }
         if let Some(m) = &self.message {
             if !m.error && now_ms - m.at_ms >= INFO_TTL_MS {
                 self.message = None;
@@ -400,13 +417,29 @@ impl App {
                 bell.then_some(Effect::Bell)
             }
             ServerMessage::Status {
-                feed, notice, live, ..
+                feed,
+                notice,
+                lost,
+                live,
+                ..
             } => {
                 if let Some(f) = feed {
                     self.feed = Some(f);
                 }
-                if let Some(n) = notice {
-                    self.info(n);
+                match lost {
+                    // The status line shows it; the notice says the same.
+                    Some(range) => {
+                        tracing::warn!(?range, "the gateway reports history lost");
+                        self.loss = Some(Loss {
+                            range,
+                            at_ms: self.now_ms,
+                        });
+                    }
+                    None => {
+                        if let Some(n) = notice {
+                            self.info(n);
+                        }
+                    }
                 }
                 if live {
                     self.replaying = false;
@@ -509,6 +542,7 @@ impl App {
                 self.sel = 0;
                 self.offset = 0;
                 self.message = None;
+                self.loss = None;
             }
             Action::Down => self.move_by(1),
             Action::Up => self.move_by(-1),

@@ -1,12 +1,15 @@
 //! Fixed events and a fixed clock for tests, so snapshots never move.
 
+use flowtape_core::cursor::Cursor;
 use flowtape_core::date::{market_instant_ms, Date};
 use flowtape_core::detect::score_breakdown;
 use flowtape_core::event::{FlowEvent, Kind, Sentiment, Side, Tag, Tags};
 use flowtape_core::filter::Filter;
 use flowtape_core::occ::Right;
+use flowtape_core::protocol::{LostRange, ServerMessage};
 
 use super::{App, AppConfig};
+use crate::client::ClientEvent;
 use crate::config::WatchlistConfig;
 use crate::keymap::Keymap;
 
@@ -178,4 +181,20 @@ pub fn app_with(cfg: AppConfig) -> App {
 
 pub fn app() -> App {
     app_with(config())
+}
+
+/// A status telling of lost history, as the gateway sends it.
+pub fn loss_status(after_ms: i64, before_ms: Option<i64>) -> ClientEvent {
+    let c = |ms: i64| Cursor::new(ms as u64, 0);
+    let range = LostRange {
+        after: c(after_ms),
+        before: before_ms.map(c),
+    };
+    ClientEvent::Server(Box::new(ServerMessage::Status {
+        feed: None,
+        retention: None,
+        notice: Some(range.notice()),
+        lost: Some(range),
+        live: false,
+    }))
 }

@@ -5,7 +5,7 @@ use flowtape_core::event::Tag;
 use flowtape_core::filter::Filter;
 use flowtape_core::occ::Right;
 
-use super::testing::{app, app_with, config, event};
+use super::testing::{app, app_with, config, event, loss_status};
 use super::*;
 
 fn key(c: char) -> KeyEvent {
@@ -275,6 +275,26 @@ fn connection_states_follow_the_client() {
             reason: "gave up".into()
         }
     );
+}
+
+#[test]
+fn a_loss_of_history_stays_until_dismissed_or_old() {
+    let mut app = app();
+    let now = app.now_ms();
+    app.on_client(loss_status(now - 5_000, Some(now - 2_000)), now);
+    let loss = app.loss.map(|l| (l.range.after.ms, l.at_ms));
+    assert_eq!(loss, Some(((now - 5_000) as u64, now)));
+    assert!(app.message.is_none(), "shown once, on the status line");
+    // It outlives an ordinary notice, then goes.
+    app.tick(now + INFO_TTL_MS);
+    assert!(app.loss.is_some());
+    assert!(app.tick(now + LOSS_TTL_MS));
+    assert!(app.loss.is_none());
+    // Esc dismisses it.
+    app.on_client(loss_status(now, None), now + LOSS_TTL_MS);
+    assert!(app.loss.is_some());
+    app.on_key(code(KeyCode::Esc));
+    assert!(app.loss.is_none());
 }
 
 #[test]

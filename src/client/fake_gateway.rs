@@ -163,6 +163,7 @@ async fn serve(
                     feed: None,
                     retention: None,
                     notice: None,
+                    lost: None,
                     live: true,
                 };
                 let _ = ws

@@ -174,9 +174,12 @@ async fn pump(
                     }
                     _ => eprintln!("flowtape tail: server: {message} ({code:?})"),
                 },
-                ServerMessage::Status {
-                    notice: Some(n), ..
-                } => eprintln!("flowtape tail: {n}"),
+                ServerMessage::Status { notice, lost, .. } => {
+                    // A loss always comes with its notice; a bare one is said too.
+                    if let Some(n) = notice.or_else(|| lost.map(|l| l.notice())) {
+                        eprintln!("flowtape tail: {n}");
+                    }
+                }
                 _ => {}
             },
             ClientEvent::Connected { .. } | ClientEvent::Connecting { .. } => {}

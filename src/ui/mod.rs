@@ -40,6 +40,8 @@ pub struct Glyphs {
     pub bar: &'static str,
     pub bar_empty: &'static str,
     pub sep: &'static str,
+    /// Between the two ends of a time range.
+    pub range: &'static str,
     pub border: border::Set<'static>,
     pub enter: &'static str,
 }
@@ -64,6 +66,7 @@ impl Glyphs {
         bar: "█",
         bar_empty: "░",
         sep: " │ ",
+        range: "–",
         border: border::ROUNDED,
         enter: "⏎",
     };
@@ -77,6 +80,7 @@ impl Glyphs {
         bar: "#",
         bar_empty: ".",
         sep: " | ",
+        range: "-",
         border: ASCII_BORDER,
         enter: "Enter",
     };

@@ -1,5 +1,7 @@
-//! The status line: connection, throughput, latency, feed, scope, pause.
+//! The status line: connection, lost history, throughput, latency, feed,
+//! scope, pause.
 
+use flowtape_core::cursor::Cursor;
 use flowtape_core::protocol::FeedHealth;
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
@@ -65,6 +67,22 @@ pub fn spans<'a>(app: &'a App, skin: &Skin) -> Vec<Span<'a>> {
             Span::styled(format!("OFFLINE ({})", last_clause(reason)), t.error())
         }
     });
+    if let Some(loss) = &app.loss {
+        let time = |c: Cursor| format::time_s(i64::try_from(c.ms).unwrap_or(i64::MAX));
+        let span = match loss.range.before {
+            Some(before) => format!(
+                "{}{}{}",
+                time(loss.range.after),
+                skin.glyphs.range,
+                time(before)
+            ),
+            None => format!("after {}", time(loss.range.after)),
+        };
+        segs.push(Span::styled(
+            format!("HISTORY LOST {span} (Esc)"),
+            t.error().add_modifier(Modifier::REVERSED),
+        ));
+    }
     if app.is_paused() {
         segs.push(Span::styled(
             format!("PAUSED +{} new", app.new_while_paused()),

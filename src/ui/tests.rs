@@ -115,6 +115,30 @@ fn status_line_paused_filtered_and_reconnecting() {
 }
 
 #[test]
+fn status_line_shows_lost_history_until_dismissed() {
+    let mut a = live_app();
+    let now = a.now_ms();
+    a.on_client(
+        crate::app::testing::loss_status(now - 7_000, Some(now - 4_000)),
+        now,
+    );
+    let buf = render(&mut a, &skin("default", false), 160, 24);
+    let row = row_of(&buf, "HISTORY LOST");
+    assert_eq!(row, 0, "on the status line");
+    insta::assert_snapshot!(text(&buf));
+    // Reversed in the error colour, so it cannot be missed.
+    let cell = cell_at(&buf, row, "H");
+    assert!(cell.modifier.contains(Modifier::REVERSED));
+    // Open-ended in ASCII; gone after Esc.
+    a.on_client(crate::app::testing::loss_status(now - 7_000, None), now);
+    let line = text(&render(&mut a, &skin("default", true), 160, 3));
+    assert!(line.contains("HISTORY LOST after 10:15:02 (Esc)"), "{line}");
+    a.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    let line = text(&render(&mut a, &skin("default", false), 160, 3));
+    assert!(!line.contains("HISTORY LOST"), "{line}");
+}
+
+#[test]
 fn help_popup_is_generated_from_the_keymap() {
     let mut a = live_app();
     a.on_key(key('?'));

@@ -58,6 +58,13 @@ impl Keys {
         format!("{}:events", self.flow_tag())
     }
 
+    /// The id of the first entry written to the flow stream since it was
+    /// created (string): history before it is not this stream's, so a
+    /// cursor older than it was lost, not trimmed (`docs/redis.md`).
+    pub fn flow_origin(&self) -> String {
+        format!("{}:origin", self.flow_tag())
+    }
+
     /// The Pub/Sub channel every committed event is published on.
     pub fn flow_channel(&self) -> String {
         format!("{}:live", self.flow_tag())
@@ -135,6 +142,7 @@ mod tests {
             k.lease(7),
             k.guard(5),
             k.feed_status(),
+            k.flow_origin(),
             k.day_volume(3, day),
             k.day_premium(3, day),
         ] {

@@ -17,6 +17,7 @@
 //! takes a shard over re-reads the pending entries and skips those already
 //! in the guard.
 
+pub mod history;
 pub mod keys;
 pub mod memory;
 pub mod redis;
@@ -414,6 +415,26 @@ impl Bus {
         match self {
             Bus::Memory(m) => Ok(m.flow_bounds()),
             Bus::Redis(r) => r.flow_bounds().await,
+        }
+    }
+
+    /// What became of the history after `cursor`: kept, trimmed by
+    /// retention, or lost ([`history::judge`]; `delivered`: the cursor is an
+    /// entry id read from this stream). The memory bus never loses history.
+    pub async fn flow_continuity(
+        &self,
+        cursor: Cursor,
+        delivered: bool,
+    ) -> Result<history::Continuity, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(history::Continuity {
+                lost: None,
+                trimmed: m.flow_bounds().first.is_some_and(|first| cursor < first),
+            }),
+            Bus::Redis(r) => {
+                let facts = r.flow_facts(cursor).await?;
+                Ok(history::judge(facts.as_ref(), cursor, delivered))
+            }
         }
     }
 

@@ -15,7 +15,13 @@
 //!   check interval that the live channel did not bring, it repairs from the
 //!   stream by cursor (`flow_after`) before it sends anything newer; live
 //!   entries at or below its cursor are duplicates and dropped. While Redis
-//!   is unreachable it retries with backoff and reports unhealthy.
+//!   is unreachable it retries with backoff and reports unhealthy. Before
+//!   each repair, and when the stream's end falls behind its cursor, it
+//!   checks that the stream still holds what it has delivered: a stream
+//!   recreated or cut short under it (Redis restarted without persistence,
+//!   a failover lost the tail) is a loss of history, which it counts, logs
+//!   and records in the tap ([`Tap::lost`]), which tells the live clients
+//!   at once and every client catching up or resuming across it later.
 //! - The [`DelayedHub`] (delayed entitlement) tails the flow stream and
 //!   releases each event, in stream order, once its trade time is older than
 //!   the delay; memory stays at one page however long the delay.
@@ -40,9 +46,13 @@ use crate::bus::{Bus, BusError, FlowEntry, Live, LiveFeed};
 use crate::shutdown::Shutdown;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::filter::{Filter, Ticker};
+use flowtape_core::protocol::{LostRange, ServerMessage};
 
 /// The most live entries dealt as one batch.
 const MAX_BATCH: usize = 1024;
+
+/// Losses of history a tap remembers, for clients that resume across them.
+const LOSSES_KEPT: usize = 16;
 
 /// A tier's live fan-out: its live subscribers, the recent events, and the
 /// cursor of the newest event sent.
@@ -72,6 +82,12 @@ struct TapInner {
     /// Every event after `floor` is in `recent`.
     floor: Cursor,
     recent: VecDeque<Arc<Delivery>>,
+    /// The latest losses of history the hub found, oldest first.
+    losses: VecDeque<LostRange>,
+    /// Losses found ever: loss `k` (1-based) is told to every live
+    /// subscriber when found, and a client that has been told the first
+    /// `n` is told the others when it catches up ([`Tap::catch_up`]).
+    losses_found: u64,
     next_id: u64,
     subscribers: usize,
     /// Slots; a group with no subscribers is removed and its slot reused.
@@ -100,8 +116,9 @@ struct Subscriber {
     /// attached or changed filter at). Every event between it and the
     /// tap's cursor was filtered out.
     cursor: Cursor,
-    /// Told the cursor to resume from when the subscriber lags.
-    lagged: Option<oneshot::Sender<Cursor>>,
+    /// Told the cursor to resume from when the subscriber lags, and how
+    /// many losses it has been told of.
+    lagged: Option<oneshot::Sender<(Cursor, u64)>>,
     /// The events of the batch being dealt that are due to it; empty
     /// between batches.
     due: Vec<Arc<Delivery>>,
@@ -165,8 +182,9 @@ impl FanOut {
 /// Why a live subscription ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum LiveEnd {
-    /// The send queue was full: catch up from this cursor.
-    Lagged(Cursor),
+    /// The send queue was full: catch up from this cursor, having been
+    /// told of this many losses.
+    Lagged(Cursor, u64),
     /// The tier's hub stopped.
     Closed,
 }
@@ -174,7 +192,7 @@ pub(crate) enum LiveEnd {
 /// One live subscription; unsubscribes when dropped.
 pub(crate) struct LiveRx {
     id: u64,
-    lagged: oneshot::Receiver<Cursor>,
+    lagged: oneshot::Receiver<(Cursor, u64)>,
     tap: Arc<Tap>,
 }
 
@@ -182,7 +200,7 @@ impl LiveRx {
     /// Waits until the subscription ends.
     pub(crate) async fn ended(&mut self) -> LiveEnd {
         match (&mut self.lagged).await {
-            Ok(cursor) => LiveEnd::Lagged(cursor),
+            Ok((cursor, told)) => LiveEnd::Lagged(cursor, told),
             Err(_) => LiveEnd::Closed,
         }
     }
@@ -213,6 +231,20 @@ pub(crate) enum CatchUp {
     /// The cursor is older than the recent events: read the stream up to
     /// this cursor first.
     Stream(Cursor),
+    /// Losses found since the client was last told: tell it those that
+    /// reach past its cursor (oldest first), which makes it told of `found`.
+    Lost { ranges: Vec<LostRange>, found: u64 },
+}
+
+/// The status that tells a client of a loss.
+pub(crate) fn loss_status(lost: LostRange) -> ServerMessage {
+    ServerMessage::Status {
+        feed: None,
+        retention: None,
+        notice: Some(lost.notice()),
+        lost: Some(lost),
+        live: false,
+    }
 }
 
 impl TapInner {
@@ -254,6 +286,21 @@ impl TapInner {
         }
     }
 
+    /// The kept losses after the first `told` found that reach past `cursor`.
+    fn losses_since(&self, told: u64, cursor: Cursor) -> Vec<LostRange> {
+        let unseen = self.losses_found.saturating_sub(told);
+        let skip = self
+            .losses
+            .len()
+            .saturating_sub(usize::try_from(unseen).unwrap_or(usize::MAX));
+        self.losses
+            .iter()
+            .skip(skip)
+            .filter(|l| l.reaches_past(cursor))
+            .copied()
+            .collect()
+    }
+
     /// Takes a subscriber out, dropping its group if it was the last.
     fn remove(&mut self, id: u64) -> Option<Subscriber> {
         let g = self.group_of.remove(&id)?;
@@ -292,6 +339,8 @@ impl Tap {
                 last: start,
                 floor: start,
                 recent: VecDeque::new(),
+                losses: VecDeque::new(),
+                losses_found: 0,
                 next_id: 0,
                 subscribers: 0,
                 groups: Vec::new(),
@@ -310,19 +359,27 @@ impl Tap {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One step of bringing a client whose stream covers `cursor` to live.
-    /// Either the client is subscribed, atomically with the tap's cursor (so
-    /// no event falls between what it was given and what arrives live), or
-    /// it gets the next `max` events to send first, or it is told to read
-    /// the stream.
+    /// One step of bringing a client whose stream covers `cursor`, and who
+    /// has been told of the first `told` losses found, to live. Either the
+    /// client is subscribed, atomically with the tap's cursor (so no event
+    /// falls between what it was given and what arrives live), or it gets
+    /// the losses it has not been told of, or the next `max` events to send
+    /// first, or it is told to read the stream.
     pub(crate) fn catch_up(
         self: &Arc<Self>,
         cursor: Cursor,
+        told: u64,
         filter: &Filter,
         out: &Outbox,
         max: usize,
     ) -> CatchUp {
         let mut inner = self.lock();
+        if told < inner.losses_found {
+            return CatchUp::Lost {
+                ranges: inner.losses_since(told, cursor),
+                found: inner.losses_found,
+            };
+        }
         if cursor < inner.floor {
             return CatchUp::Stream(inner.last);
         }
@@ -355,6 +412,66 @@ impl Tap {
         self.lock().last
     }
 
+    /// The kept losses that reach past `cursor`, and how many were found:
+    /// what a client resuming from `cursor` is told.
+    pub(crate) fn losses_for(&self, cursor: Cursor) -> (Vec<LostRange>, u64) {
+        let inner = self.lock();
+        (inner.losses_since(0, cursor), inner.losses_found)
+    }
+
+    /// Records a loss of history the hub found, and tells every live
+    /// subscriber. A loss already recorded (the same `after`) is not
+    /// counted again; its end is filled in if it was open. Returns whether
+    /// it is new.
+    pub(crate) fn lost(&self, lost: LostRange) -> bool {
+        let mut inner = self.lock();
+        if let Some(known) = inner.losses.iter_mut().find(|l| l.after == lost.after) {
+            if known.before.is_none() {
+                if let Some(before) = lost.before {
+                    known.before = Some(before);
+                    self.count_span(lost.after, before);
+                }
+            }
+            return false;
+        }
+        inner.losses.push_back(lost);
+        if inner.losses.len() > LOSSES_KEPT {
+            inner.losses.pop_front();
+        }
+        inner.losses_found += 1;
+        self.metrics
+            .history_lost_live
+            .fetch_add(1, Ordering::Relaxed);
+        if let Some(before) = lost.before {
+            self.count_span(lost.after, before);
+        }
+        let status = loss_status(lost);
+        let mut full = Vec::new();
+        for group in inner.groups.iter().flatten() {
+            for sub in &group.subs {
+                if sub.out.message(&status).is_err() {
+                    full.push(sub.id);
+                }
+            }
+        }
+        // A subscriber whose queue is full catches up, and is told then.
+        let told = inner.losses_found - 1;
+        for id in full {
+            if let Some(mut sub) = inner.remove(id) {
+                if let Some(tell) = sub.lagged.take() {
+                    let _ = tell.send((sub.cursor, told));
+                }
+            }
+        }
+        true
+    }
+
+    fn count_span(&self, after: Cursor, before: Cursor) {
+        self.metrics
+            .history_lost_ms
+            .fetch_add(before.ms.saturating_sub(after.ms), Ordering::Relaxed);
+    }
+
     /// Deals a batch of events, oldest first, to the matching subscribers'
     /// send queues, then flushes each subscriber that got any, once: at
     /// peaks a client gets its share of a whole batch in one write. Each
@@ -363,6 +480,13 @@ impl Tap {
     fn publish(&self, batch: &[Arc<Delivery>], fan: &mut FanOut) {
         let mut guard = self.lock();
         let inner = &mut *guard;
+        if let Some(open) = inner.losses.back_mut().filter(|l| l.before.is_none()) {
+            // The first event after a loss that reached up to now ends it.
+            if let Some(d) = batch.iter().find(|d| d.cursor > open.after) {
+                open.before = Some(d.cursor);
+                self.count_span(open.after, d.cursor);
+            }
+        }
         let mut filtered = 0usize;
         for d in batch {
             inner.last = inner.last.max(d.cursor);
@@ -422,7 +546,7 @@ impl Tap {
         for id in fan.lagged.drain(..) {
             if let Some(mut sub) = inner.remove(id) {
                 if let Some(tell) = sub.lagged.take() {
-                    let _ = tell.send(sub.cursor);
+                    let _ = tell.send((sub.cursor, inner.losses_found));
                 }
             }
         }
@@ -489,6 +613,8 @@ impl LiveHub {
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The stream's newest id at the previous check, if we had not delivered it then.
         let mut probe: Option<Cursor> = None;
+        // The cursor last checked for a loss because the stream ended before it.
+        let mut judged: Option<Cursor> = None;
         let mut batch = Vec::new();
         let mut fan = FanOut::default();
         loop {
@@ -531,7 +657,16 @@ impl LiveHub {
                 _ = check.tick() => match bus_call(self.bus.flow_bounds()).await {
                     Ok(bounds) => {
                         self.health.set(true);
-                        if probe.is_some_and(|p| p > self.tap.last()) {
+                        let last = self.tap.last();
+                        // The stream ends before what was delivered: it was
+                        // recreated or cut short under the hub.
+                        if bounds.last.map_or(last > Cursor::ZERO, |l| l < last)
+                            && judged != Some(last)
+                        {
+                            judged = Some(last);
+                            self.judge().await;
+                        }
+                        if probe.is_some_and(|p| p > last) {
                             tracing::warn!(after = %self.tap.last(), "live channel missed events; repairing");
                             self.repair(&shutdown, &mut fan).await;
                         }
@@ -551,34 +686,63 @@ impl LiveHub {
         self.health.set(false);
     }
 
+    /// Checks that the stream still holds the history up to the tap's
+    /// cursor; a loss is recorded in the tap, which tells the live clients.
+    /// False if the bus could not be asked.
+    async fn judge(&self) -> bool {
+        let last = self.tap.last();
+        match bus_call(self.bus.flow_continuity(last, true)).await {
+            Ok(continuity) => {
+                if let Some(lost) = continuity.lost.filter(|lost| self.tap.lost(*lost)) {
+                    let before = lost.before.map(|b| b.to_string());
+                    tracing::warn!(
+                        after = %lost.after,
+                        before = before.as_deref().unwrap_or("none yet"),
+                        delivered = %last,
+                        "the flow stream lost history (Redis restarted without persistence, or a failover lost the tail); telling the clients"
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                self.failed(&e);
+                false
+            }
+        }
+    }
+
     /// Sends every stream entry after the tap's cursor, page by page, until
-    /// caught up; retries with backoff while the bus is unreachable.
+    /// caught up; retries with backoff while the bus is unreachable. First
+    /// checks that the stream did not lose what was delivered.
     async fn repair(&mut self, shutdown: &Shutdown, fan: &mut FanOut) {
         self.metrics.gap_repairs.fetch_add(1, Ordering::Relaxed);
         let mut backoff = Duration::from_millis(50);
+        let mut judged = false;
         while !shutdown.is_triggered() {
-            match bus_call(self.bus.flow_after(self.tap.last(), self.page_size)).await {
-                Ok(page) => {
-                    self.health.set(true);
-                    backoff = Duration::from_millis(50);
-                    let full = page.len() >= self.page_size;
-                    let mut batch = Vec::with_capacity(page.len());
-                    for entry in &page {
-                        self.take(entry, true, &mut batch);
+            judged = judged || self.judge().await;
+            if judged {
+                match bus_call(self.bus.flow_after(self.tap.last(), self.page_size)).await {
+                    Ok(page) => {
+                        self.health.set(true);
+                        backoff = Duration::from_millis(50);
+                        let full = page.len() >= self.page_size;
+                        let mut batch = Vec::with_capacity(page.len());
+                        for entry in &page {
+                            self.take(entry, true, &mut batch);
+                        }
+                        self.tap.publish(&batch, fan);
+                        if !full {
+                            return;
+                        }
+                        continue;
                     }
-                    self.tap.publish(&batch, fan);
-                    if !full {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    self.failed(&e);
-                    if !pause(backoff, shutdown).await {
-                        return;
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    Err(e) => self.failed(&e),
                 }
             }
+            if !pause(backoff, shutdown).await {
+                return;
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -751,7 +915,7 @@ mod tests {
 
     /// Subscribes at `cursor`, which must be caught up.
     fn live(tap: &Arc<Tap>, cursor: Cursor, f: &Filter, out: &Outbox) -> LiveRx {
-        match tap.catch_up(cursor, f, out, 100) {
+        match tap.catch_up(cursor, 0, f, out, 100) {
             CatchUp::Live(rx) => rx,
             _ => panic!("not caught up at {cursor}"),
         }
@@ -777,18 +941,18 @@ mod tests {
         // resume after the last event it was dealt, and gets nothing more.
         publish(&tap, delivery(4, "AAPL"));
         publish(&tap, delivery(5, "AAPL"));
-        assert_eq!(aapl.ended().await, LiveEnd::Lagged(c(3)));
+        assert_eq!(aapl.ended().await, LiveEnd::Lagged(c(3), 0));
         assert_eq!(aapl_in.take_cursors(), vec![c(1), c(3)]);
         assert_eq!(tap.lock().subscribers, 1);
         // It catches up from the recent events, then goes live at the seam.
-        let CatchUp::Recent(batch) = tap.catch_up(c(3), &aapl_f, &aapl_out, 1) else {
+        let CatchUp::Recent(batch) = tap.catch_up(c(3), 0, &aapl_f, &aapl_out, 1) else {
             panic!("expected recent events");
         };
         assert_eq!(
             batch.iter().map(|d| d.cursor).collect::<Vec<_>>(),
             vec![c(4)]
         );
-        let CatchUp::Recent(batch) = tap.catch_up(c(4), &aapl_f, &aapl_out, 10) else {
+        let CatchUp::Recent(batch) = tap.catch_up(c(4), 0, &aapl_f, &aapl_out, 10) else {
             panic!("expected recent events");
         };
         assert_eq!(
@@ -809,8 +973,10 @@ mod tests {
             publish(&tap, delivery(ms, "AAPL"));
         }
         // The window holds 3 and 4: a client at 1 must read (1, 4] from the stream.
-        assert!(matches!(tap.catch_up(c(1), &f, &out, 10), CatchUp::Stream(upto) if upto == c(4)));
-        assert!(matches!(tap.catch_up(c(2), &f, &out, 10), CatchUp::Recent(b) if b.len() == 2));
+        assert!(
+            matches!(tap.catch_up(c(1), 0, &f, &out, 10), CatchUp::Stream(upto) if upto == c(4))
+        );
+        assert!(matches!(tap.catch_up(c(2), 0, &f, &out, 10), CatchUp::Recent(b) if b.len() == 2));
         // A cursor ahead of the tap (from another gateway) goes live and is
         // not sent what it already has.
         let (out, mut inbox) = queue(1 << 20, Arc::new(GatewayMetrics::default()));
@@ -880,5 +1046,75 @@ mod tests {
         assert_eq!(all_in.take_cursors(), vec![c(1), c(2), c(3)]);
         assert_eq!(big_in.take_cursors(), vec![c(1), c(3)]);
         assert_eq!(nv_in.take_cursors(), vec![c(1), c(3)]);
+    }
+
+    /// The statuses in a client's queue, as JSON.
+    fn statuses(inbox: &mut super::super::outbox::Inbox) -> Vec<serde_json::Value> {
+        inbox
+            .take_texts()
+            .iter()
+            .filter_map(|t| serde_json::from_str(t).ok())
+            .collect()
+    }
+
+    fn loss(after: u64, before: Option<u64>) -> LostRange {
+        LostRange {
+            after: c(after),
+            before: before.map(c),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_loss_is_told_to_live_clients_once_and_to_others_when_they_catch_up() {
+        let (tap, metrics) = tap(8);
+        let f = filter("");
+        let (out, mut inbox) = queue(1 << 20, metrics.clone());
+        let _rx = live(&tap, Cursor::ZERO, &f, &out);
+        publish(&tap, delivery(1, "AAPL"));
+        publish(&tap, delivery(2, "AAPL"));
+        // Found with no event after it yet; found again: counted once.
+        assert!(tap.lost(loss(2, None)));
+        assert!(!tap.lost(loss(2, None)));
+        assert_eq!(metrics.history_lost_live.load(Ordering::Relaxed), 1);
+        let told = statuses(&mut inbox);
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert_eq!(told[0]["lost"], serde_json::json!({"after": "2-0"}));
+        // The next event ends it; its span is counted.
+        publish(&tap, delivery(7, "AAPL"));
+        assert_eq!(tap.losses_for(c(1)), (vec![loss(2, Some(7))], 1));
+        assert_eq!(tap.losses_for(c(7)), (vec![], 1));
+        assert_eq!(metrics.history_lost_ms.load(Ordering::Relaxed), 5);
+        // A client that has not been told (it was catching up) is told
+        // before it goes live, if the loss reaches past its cursor.
+        let (other, _other_in) = queue(1 << 20, metrics.clone());
+        match tap.catch_up(c(2), 0, &f, &other, 10) {
+            CatchUp::Lost { ranges, found } => {
+                assert_eq!((ranges, found), (vec![loss(2, Some(7))], 1));
+            }
+            _ => panic!("expected the loss first"),
+        }
+        assert!(
+            matches!(tap.catch_up(c(7), 0, &f, &other, 10), CatchUp::Lost { ranges, .. } if ranges.is_empty())
+        );
+        assert!(matches!(
+            tap.catch_up(c(7), 1, &f, &other, 10),
+            CatchUp::Live(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_client_too_full_to_be_told_of_a_loss_catches_up_and_is_told_then() {
+        let (tap, metrics) = tap(8);
+        let f = filter("");
+        let frame_len = delivery(1, "AAPL").frame.len();
+        let (out, _inbox) = queue(frame_len, metrics.clone());
+        let mut rx = live(&tap, Cursor::ZERO, &f, &out);
+        publish(&tap, delivery(1, "AAPL"));
+        assert!(tap.lost(loss(1, None)));
+        assert_eq!(rx.ended().await, LiveEnd::Lagged(c(1), 0));
+        assert!(matches!(
+            tap.catch_up(c(1), 0, &f, &out, 10),
+            CatchUp::Lost { found: 1, .. }
+        ));
     }
 }

@@ -151,6 +151,13 @@ pub struct GatewayMetrics {
     pub lag_resumes: AtomicU64,
     /// Failed Redis (bus) operations.
     pub redis_errors: AtomicU64,
+    /// Losses of history the live hub found in the stream it tails (each once).
+    pub history_lost_live: AtomicU64,
+    /// Loss notices sent to clients resuming from a cursor (`since`, or
+    /// catching up after lagging), one per lost range.
+    pub history_lost_resume: AtomicU64,
+    /// Stream time the live hub's losses span, in milliseconds (once known).
+    pub history_lost_ms: AtomicU64,
     /// Error frames sent, per code (see [`ErrorCode`]).
     client_errors: [AtomicU64; ERROR_CODES.len()],
     /// The feed's state as last read: 0 unknown, 1 ok, 2 degraded, 3 down.
@@ -363,6 +370,29 @@ impl GatewayMetrics {
         );
         let _ = writeln!(
             out,
+            "# HELP flowtape_gateway_history_lost_total Losses of history (not retention), \
+             found by the live hub or told to a resuming client.\n\
+             # TYPE flowtape_gateway_history_lost_total counter"
+        );
+        for (at, v) in [
+            ("live", &self.history_lost_live),
+            ("resume", &self.history_lost_resume),
+        ] {
+            let _ = writeln!(
+                out,
+                "flowtape_gateway_history_lost_total{{at=\"{at}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP flowtape_gateway_history_lost_seconds_total Stream time spanned by the losses the live hub found.\n\
+             # TYPE flowtape_gateway_history_lost_seconds_total counter\n\
+             flowtape_gateway_history_lost_seconds_total {}",
+            self.history_lost_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        );
+        let _ = writeln!(
+            out,
             "# HELP flowtape_gateway_client_errors_total Error frames sent, by code.\n\
              # TYPE flowtape_gateway_client_errors_total counter"
         );
@@ -437,6 +467,9 @@ mod tests {
             "flowtape_gateway_events_filtered_total ",
             "flowtape_gateway_slow_consumer_disconnects_total ",
             "flowtape_gateway_redis_errors_total ",
+            "flowtape_gateway_history_lost_total{at=\"live\"} 0",
+            "flowtape_gateway_history_lost_total{at=\"resume\"} 0",
+            "flowtape_gateway_history_lost_seconds_total 0",
             "flowtape_gateway_client_errors_total{code=\"bad_filter\"} 1",
             "flowtape_gateway_stream_to_gateway_seconds_bucket",
             "flowtape_gateway_gateway_to_socket_seconds_count",

@@ -474,16 +474,36 @@ impl From<WriteError> for Stop {
 
 #[cfg(test)]
 impl Inbox {
-    /// The cursors of the events queued so far, taken off the queue.
-    pub(crate) fn take_cursors(&mut self) -> Vec<flowtape_core::cursor::Cursor> {
-        let mut cursors = Vec::new();
+    /// Everything queued so far, taken off the queue.
+    fn take_all(&mut self) -> Vec<Out> {
+        let mut taken = Vec::new();
         while let Some(out) = self.rx.try_recv() {
             self.shared.queued.fetch_sub(out.bytes(), Ordering::AcqRel);
-            if let Out::Event(d) = out {
-                cursors.push(d.cursor);
-            }
+            taken.push(out);
         }
+        taken
+    }
+
+    /// The cursors of the events queued so far, taken off the queue.
+    pub(crate) fn take_cursors(&mut self) -> Vec<flowtape_core::cursor::Cursor> {
+        let cursors = self.take_all().into_iter();
         cursors
+            .filter_map(|out| match out {
+                Out::Event(d) => Some(d.cursor),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The text frames (statuses, errors) queued so far, taken off the queue.
+    pub(crate) fn take_texts(&mut self) -> Vec<String> {
+        let texts = self.take_all().into_iter();
+        texts
+            .filter_map(|out| match out {
+                Out::Text(t) => Some(t.as_str().to_string()),
+                _ => None,
+            })
+            .collect()
     }
 }
 

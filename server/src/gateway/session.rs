@@ -13,6 +13,10 @@
 //!   the session sleeps. A client whose queue fills is detached by the hub
 //!   and catches up the same way from its own cursor; one whose queue stays
 //!   full for `catch_up_patience` is closed with 4008. No gap, no duplicate.
+//! - A client resuming from a cursor is told when history after it is gone:
+//!   "cursor too old" when retention trimmed it, a `lost` status for each
+//!   range the event store lost (judged from the stream, and the losses the
+//!   hub found), so a loss is never silent.
 //!
 //! When any of the three ends, the others are wound down.
 
@@ -29,7 +33,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::auth::Entitlement;
 use super::config::GatewayConfig;
 use super::delivery::bus_call;
-use super::hub::{CatchUp, LiveEnd, LiveRx, Tap};
+use super::hub::{loss_status, CatchUp, LiveEnd, LiveRx, Tap};
 use super::mailbox;
 use super::metrics::GatewayMetrics;
 use super::outbox::{
@@ -39,11 +43,13 @@ use super::outbox::{
 use super::ratelimit::{TokenBucket, Verdict};
 use super::replay::{Replay, ReplayError};
 use super::wire::{ReadOnly, WriteSide};
-use crate::bus::Bus;
+use crate::bus::{history, Bus};
 use crate::shutdown::Shutdown;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::filter::Filter;
-use flowtape_core::protocol::{ClientMessage, ErrorCode, FeedStatus, Retention, ServerMessage};
+use flowtape_core::protocol::{
+    ClientMessage, ErrorCode, FeedStatus, LostRange, Retention, ServerMessage,
+};
 
 /// What a connection needs from its gateway.
 pub(crate) struct Context {
@@ -285,6 +291,8 @@ pub(super) struct Session {
     pub(super) filter: Filter,
     /// The newest stream id this client's stream has covered.
     pub(super) cursor: Cursor,
+    /// How many of the losses the hub found this client has been told of.
+    told: u64,
     live: Option<LiveRx>,
 }
 
@@ -295,6 +303,7 @@ impl Session {
             out,
             filter: Filter::default(),
             cursor: Cursor::ZERO,
+            told: 0,
             live: None,
         }
     }
@@ -329,6 +338,7 @@ impl Session {
             feed: Some(feed.unwrap_or_else(|| FeedStatus::unknown(crate::bus::now_ms() as i64))),
             retention: None,
             notice: None,
+            lost: None,
             live: false,
         })?)
     }
@@ -393,12 +403,13 @@ impl Session {
     async fn live_ended(&mut self, end: LiveEnd) -> Result<(), End> {
         self.live = None;
         match end {
-            LiveEnd::Lagged(cursor) => {
+            LiveEnd::Lagged(cursor, told) => {
                 tracing::debug!(%cursor, "client's send queue filled; catching up");
                 let metrics = self.ctx.metrics.clone();
                 metrics.lag_resumes.fetch_add(1, Ordering::Relaxed);
                 metrics.catching_up.fetch_add(1, Ordering::Relaxed);
                 self.cursor = cursor;
+                self.told = told;
                 let caught_up = Box::pin(self.go_live()).await;
                 metrics.catching_up.fetch_sub(1, Ordering::Relaxed);
                 caught_up
@@ -425,10 +436,24 @@ impl Session {
                 self.ctx.config.delay.as_secs()
             ));
         }
-        if let (Start::Since(since), Some(first)) = (start, bounds.first) {
-            if since < first {
+        // What became of the history a `since` resumes across: trimmed by
+        // retention, or lost (judged from the stream, and the losses the
+        // hub found).
+        let (tap_lost, found) = self.ctx.tap.losses_for(match start {
+            Start::Since(since) => since,
+            Start::Now | Start::Backfill(_) => upto,
+        });
+        self.told = found;
+        let mut lost = Vec::new();
+        if let Start::Since(since) = start {
+            let continuity = match bus_call(self.ctx.bus.flow_continuity(since, false)).await {
+                Ok(c) => c,
+                Err(e) => return self.unavailable(true, &e.to_string()),
+            };
+            if continuity.trimmed {
                 notices.push(CURSOR_TOO_OLD.to_string());
             }
+            lost = history::merge(continuity.lost.into_iter().chain(tap_lost));
         }
         let config = self.ctx.bus.config();
         let feed = self
@@ -446,8 +471,10 @@ impl Session {
                 max_backfill: self.ctx.config.max_backfill,
             }),
             notice: (!notices.is_empty()).then(|| notices.join("; ")),
+            lost: None,
             live: false,
         })?;
+        self.tell_lost(lost)?;
         // The history asked for ends at the tap's cursor when the subscribe
         // came; `live: true` follows it, and what comes after is live.
         let replayed = match start {
@@ -463,6 +490,7 @@ impl Session {
             feed: None,
             retention: None,
             notice: None,
+            lost: None,
             live: true,
         })?;
         self.go_live().await
@@ -474,11 +502,18 @@ impl Session {
     /// a failure closes the connection, for the client to resume by cursor.
     async fn go_live(&mut self) -> Result<(), End> {
         loop {
-            let step = self
-                .ctx
-                .tap
-                .catch_up(self.cursor, &self.filter, &self.out, CATCH_UP_BATCH);
+            let step = self.ctx.tap.catch_up(
+                self.cursor,
+                self.told,
+                &self.filter,
+                &self.out,
+                CATCH_UP_BATCH,
+            );
             match step {
+                CatchUp::Lost { ranges, found } => {
+                    self.tell_lost(ranges)?;
+                    self.told = found;
+                }
                 CatchUp::Live(rx) => {
                     self.live = Some(rx);
                     return Ok(());
@@ -495,7 +530,7 @@ impl Session {
                     }
                 }
                 CatchUp::Stream(upto) => {
-                    self.notice_if_too_old().await?;
+                    self.notice_history().await?;
                     match self.replay().since(self.cursor, upto).await {
                         Ok(cursor) => self.cursor = cursor,
                         Err(e) => return self.replay_failed(e, false),
@@ -506,21 +541,36 @@ impl Session {
     }
 
     /// Tells a client catching up from the stream that its cursor is older
-    /// than the oldest event kept (a `subscribe` says so in its first status;
-    /// this is for a client that fell that far behind since).
-    async fn notice_if_too_old(&mut self) -> Result<(), End> {
-        let first = match bus_call(self.ctx.bus.flow_bounds()).await {
-            Ok(bounds) => bounds.first,
+    /// than the oldest event kept, or that history after it was lost (a
+    /// `subscribe` says so in its first statuses; this is for a client that
+    /// fell that far behind since).
+    async fn notice_history(&mut self) -> Result<(), End> {
+        let continuity = match bus_call(self.ctx.bus.flow_continuity(self.cursor, false)).await {
+            Ok(continuity) => continuity,
             // The replay that follows meets the same failure and reports it.
             Err(_) => return Ok(()),
         };
-        if first.is_some_and(|first| self.cursor < first) {
+        if continuity.trimmed {
             self.out.message(&ServerMessage::Status {
                 feed: None,
                 retention: None,
                 notice: Some(CURSOR_TOO_OLD.to_string()),
+                lost: None,
                 live: false,
             })?;
+        }
+        self.tell_lost(continuity.lost.into_iter().collect())
+    }
+
+    /// Tells the client of losses of history its stream crosses, a status
+    /// each, oldest first.
+    fn tell_lost(&mut self, ranges: Vec<LostRange>) -> Result<(), End> {
+        for lost in ranges {
+            self.ctx
+                .metrics
+                .history_lost_resume
+                .fetch_add(1, Ordering::Relaxed);
+            self.out.message(&loss_status(lost))?;
         }
         Ok(())
     }

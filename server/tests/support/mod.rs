@@ -5,9 +5,11 @@
 //! port to test recovery. The process is killed when the value is dropped.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub struct RedisServer {
@@ -34,11 +36,20 @@ fn redis_binary() -> PathBuf {
     panic!("redis-server not found: install it (apt-get install redis-server) or set REDIS_SERVER");
 }
 
+/// The ports of this process's servers. A server keeps its port while it
+/// is down for a restart, so that a test starting meanwhile does not take it.
+static TAKEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        if TAKEN.lock().unwrap_or_else(|p| p.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }
 
 impl RedisServer {
@@ -131,5 +142,9 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        TAKEN
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.port);
     }
 }

@@ -1,4 +1,4 @@
--- KEYS: flow stream, lease, guard, then (volume hash, premium hash) per day
+-- KEYS: flow stream, lease, guard, then (volume hash, premium hash) per day, then the stream's origin
 -- ARGV: owner, maxlen, minid ('' = none), channel, live message bytes, day ttl,
 --       publish command (PUBLISH on one Redis, SPUBLISH on a cluster),
 --       nprune, prune..., nevents, {nlegs, legs..., json}..., nadd, {key index, field, amount}...
@@ -38,6 +38,9 @@ if np > 0 then
   for k = prune_at, prune_at + np - 1 do prune[#prune + 1] = ARGV[k] end
   in_chunks('SREM', KEYS[3], prune)
 end
+-- A stream this commit creates records its first id as its origin: older
+-- history is not this stream's, it was lost (docs/redis.md, "History loss").
+local created = ne > 0 and redis.call('EXISTS', KEYS[1]) == 0
 -- Live messages are built from pieces and joined once: no string per event.
 local out, legs, live, n, size = {}, {}, {}, 0, 0
 local channel, maxbytes, publish = ARGV[4], tonumber(ARGV[5]), ARGV[7]
@@ -57,6 +60,7 @@ for e = 1, ne do
   out[e] = id
 end
 if #legs > 0 then in_chunks('SADD', KEYS[3], legs) end
+if created then redis.call('SET', KEYS[#KEYS], out[1]) end
 local na = tonumber(ARGV[i]); i = i + 1
 local touched = {}
 for a = 1, na do

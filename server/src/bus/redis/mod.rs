@@ -42,6 +42,7 @@ use reply::{
 use target::{Conn, Target};
 
 mod durable;
+mod history;
 mod live;
 mod reply;
 mod target;
@@ -629,7 +630,7 @@ impl RedisBus {
         let mut cmd = redis::Cmd::with_capacity(args, bytes);
         cmd.arg("EVALSHA")
             .arg(script.get_hash())
-            .arg(3 + 2 * adds.days.len())
+            .arg(4 + 2 * adds.days.len())
             .arg(&self.names.flow_stream)
             .arg(&*self.names.lease(&self.keys, shard))
             .arg(&*self.names.guard(&self.keys, shard));
@@ -637,6 +638,7 @@ impl RedisBus {
             cmd.arg(self.keys.day_volume(shard, *day))
                 .arg(self.keys.day_premium(shard, *day));
         }
+        cmd.arg(self.keys.flow_origin());
         cmd.arg(owner)
             .arg(self.config.flow_max_len)
             .arg(match min_id_cutoff(self.config.flow_max_age) {
