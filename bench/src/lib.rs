@@ -16,11 +16,14 @@
 //!   ([`verify`]) and compares ([`tally`]); CPU and memory come from each
 //!   process's `/proc` ([`procfs`]); [`report`] prints the table and JSON.
 //! - Scenarios: `steady`, `burst`, `capacity`, `idle`, `firehose` ([`Scenario`]).
+//! - [`nginx`] runs nginx with the deploy config in front of gateways
+//!   (`tests/nginx_failover.rs` uses it).
 
 pub mod clients;
 pub mod control;
 pub mod hist;
 pub mod mix;
+pub mod nginx;
 pub mod procfs;
 pub mod redis_server;
 pub mod report;
