@@ -340,8 +340,8 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn seconds(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
+fn millis(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -483,8 +483,9 @@ async fn every_client_resumes_exactly_on_the_other_gateway_when_one_is_killed() 
         reconnected >= on_doomed,
         "{on_doomed} clients were on the killed gateway, {reconnected} reconnected"
     );
-    // nginx failed the connects over: the killed gateway refused one, and no
-    // client saw a failed connect (each lost its connection at most once).
+    // nginx failed the connects over: it tried the killed gateway (refused,
+    // or reset while it died) and went on, and no client saw a failed
+    // connect (each lost its connection at most once).
     let retried: Vec<&str> = records
         .iter()
         .filter(|(_, r)| r.reconnects > 1)
@@ -496,7 +497,7 @@ async fn every_client_resumes_exactly_on_the_other_gateway_when_one_is_killed() 
     );
     let log = nginx.error_log();
     assert!(
-        log.contains("Connection refused) while connecting to upstream"),
+        log.contains(&format!("upstream: \"http://{}/ws\"", doomed.addr)),
         "nginx never tried the killed gateway:\n{log}"
     );
     back_after.sort();
@@ -508,10 +509,10 @@ async fn every_client_resumes_exactly_on_the_other_gateway_when_one_is_killed() 
          killed gateway; every client had an event committed after the SIGKILL within {} \
          (median client {}), all {CLIENTS} on the survivor within {}; {} stream entries, \
          {events} events received, no gap, no duplicate",
-        seconds(worst),
-        seconds(median),
-        seconds(recovered),
+        millis(worst),
+        millis(median),
+        millis(recovered),
         stream.len()
     );
-    assert!(worst < RECOVERY_BOUND, "recovery took {}", seconds(worst));
+    assert!(worst < RECOVERY_BOUND, "recovery took {}", millis(worst));
 }
