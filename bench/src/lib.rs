@@ -18,11 +18,14 @@
 //! - [`redis_cluster`] runs a private Redis Cluster (`--cluster`, and the
 //!   failover tests).
 //! - Scenarios: `steady`, `burst`, `capacity`, `idle`, `firehose` ([`Scenario`]).
+//! - [`nginx`] runs nginx with the deploy config in front of gateways
+//!   (`tests/nginx_failover.rs` uses it).
 
 pub mod clients;
 pub mod control;
 pub mod hist;
 pub mod mix;
+pub mod nginx;
 pub mod procfs;
 pub mod redis_cluster;
 pub mod redis_server;

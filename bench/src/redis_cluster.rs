@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use crate::redis_server::{binary, free_port, tool, RedisServerError};
+use crate::redis_server::{find_program, free_port, RedisServerError};
 
 /// How long forming the cluster, or recovering from a failover, may take.
 const FORM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,8 +47,8 @@ impl RedisCluster {
         masters: usize,
         node_timeout: Duration,
     ) -> Result<RedisCluster, RedisServerError> {
-        let bin = binary().ok_or(RedisServerError::NotFound)?;
-        let cli = tool("redis-cli").ok_or(RedisServerError::NotFound)?;
+        let bin = find_program("REDIS_SERVER", "redis-server").ok_or(RedisServerError::NotFound)?;
+        let cli = find_program("REDIS_CLI", "redis-cli").ok_or(RedisServerError::NotFound)?;
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())

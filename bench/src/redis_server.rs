@@ -37,20 +37,17 @@ pub struct RedisServer {
     dir: PathBuf,
 }
 
-/// `redis-server` from `$REDIS_SERVER` or `PATH`.
-pub(crate) fn binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("REDIS_SERVER") {
+/// The program `name`: the path in the environment variable `env` if it is
+/// set, else the first `name` on `PATH` or in the usual system directories
+/// (`sbin` too, where Debian puts daemons such as nginx).
+pub fn find_program(env: &str, name: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
         return Some(PathBuf::from(p));
     }
-    tool("redis-server")
-}
-
-/// A Redis program (`redis-server`, `redis-cli`) from `PATH` or the usual places.
-pub(crate) fn tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     let found = path
         .split(':')
-        .chain(["/usr/bin", "/usr/local/bin"])
+        .chain(["/usr/bin", "/usr/local/bin", "/usr/sbin", "/usr/local/sbin"])
         .map(|dir| PathBuf::from(dir).join(name))
         .find(|candidate| candidate.is_file());
     found
@@ -64,7 +61,7 @@ pub fn free_port() -> std::io::Result<u16> {
 impl RedisServer {
     /// Starts a private server and waits until it answers.
     pub async fn start() -> Result<RedisServer, RedisServerError> {
-        let bin = binary().ok_or(RedisServerError::NotFound)?;
+        let bin = find_program("REDIS_SERVER", "redis-server").ok_or(RedisServerError::NotFound)?;
         let port = free_port().map_err(RedisServerError::Spawn)?;
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
