@@ -8,30 +8,12 @@ use flowtape::client::{self, Backoff, ClientEvent, ClientOptions};
 use flowtape_core::cursor::Cursor;
 use flowtape_server::bus::{Bus, BusConfig};
 use flowtape_server::feed::SimConfig;
-use flowtape_server::gateway::GatewayConfig;
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};
 use flowtape_server::pipeline::ProcessorConfig;
 use tokio::sync::mpsc;
 
-async fn gateway_node(bus: &Bus) -> (Node, String) {
-    let node = Node::start(
-        bus.clone(),
-        NodeConfig {
-            gateway: Some(GatewayConfig {
-                listen: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-                ..GatewayConfig::default()
-            }),
-            ..NodeConfig::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let url = format!(
-        "ws://{}/ws",
-        node.gateway_addr().unwrap_or_else(|| panic!("no gateway"))
-    );
-    (node, url)
-}
+mod support;
+use support::gateway_node;
 
 /// Collects events until `until` passes, failing on any out-of-order cursor.
 async fn collect(

@@ -22,9 +22,11 @@ use std::time::{Duration, Instant};
 use flowtape_bench::redis_cluster::{key_slot, RedisCluster};
 use flowtape_server::bus::{shard_of, Bus, BusConfig, Keys};
 use flowtape_server::feed::Pace;
-use flowtape_server::gateway::GatewayConfig;
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};
 use flowtape_server::pipeline::ProcessorConfig;
+
+mod support;
+use support::gateway_node;
 
 /// Underlyings of the replay: enough that every raw shard gets prints.
 const TICKERS: [&str; 16] = [
@@ -186,24 +188,7 @@ async fn failover_under_load(victim: Victim) {
     let bus = Bus::redis(&cluster.url(), config)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to the cluster: {e}"));
-    let gateway = Node::start(
-        bus.clone(),
-        NodeConfig {
-            gateway: Some(GatewayConfig {
-                listen: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-                ..GatewayConfig::default()
-            }),
-            ..NodeConfig::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let url = format!(
-        "ws://{}/ws",
-        gateway
-            .gateway_addr()
-            .unwrap_or_else(|| panic!("no gateway"))
-    );
+    let (gateway, url) = gateway_node(&bus).await;
     let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (mut client, arrivals) = tail(&url, home.path());
     let fed_from = Instant::now();

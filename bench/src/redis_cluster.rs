@@ -111,6 +111,7 @@ impl RedisCluster {
             ))));
         }
         cluster.wait_ok().await?;
+        cluster.wait_replicated().await?;
         Ok(cluster)
     }
 
@@ -173,6 +174,29 @@ impl RedisCluster {
                     let _ = child.wait();
                 }
             }
+        }
+    }
+
+    /// Waits until every master has a replica whose link to it is up (a
+    /// replica syncs a moment after the cluster forms; until then a
+    /// `WAIT 1` cannot be satisfied).
+    pub async fn wait_replicated(&self) -> Result<(), RedisServerError> {
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        let live = self.live_ports();
+        loop {
+            let mut ok = true;
+            for &port in &live {
+                ok &= replication_up(port).await.unwrap_or(false);
+            }
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(RedisServerError::NotReady(
+                    live.first().copied().unwrap_or(0),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -248,6 +272,25 @@ async fn cluster_state_ok(port: u16) -> Result<bool, RedisServerError> {
         .query_async(&mut c)
         .await?;
     Ok(info.lines().any(|l| l.trim_end() == "cluster_state:ok"))
+}
+
+/// A master with a connected replica, or a replica whose link to its master is up.
+async fn replication_up(port: u16) -> Result<bool, RedisServerError> {
+    let mut c = connect(port).await?;
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut c)
+        .await?;
+    let has = |line: &str| info.lines().any(|l| l.trim_end() == line);
+    let replicas = info
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("connected_slaves:"))
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    Ok(
+        (has("role:master") && replicas >= 1)
+            || (has("role:slave") && has("master_link_status:up")),
+    )
 }
 
 /// `CLUSTER SLOTS` as seen by the node on `port`.

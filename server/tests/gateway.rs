@@ -1259,9 +1259,11 @@ fn too_old(statuses: &[Value]) -> bool {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redis_restart_without_persistence_is_a_loss_told_to_live_and_resuming_clients() {
-    let mut redis = RedisServer::start();
+/// For the history-loss tests: a private Redis, a gateway on it that checks
+/// for missed events every 200 ms, a client subscribed to everything, and a
+/// committer.
+async fn loss_rig() -> (RedisServer, Bus, RunningGateway, Ws, Committer) {
+    let redis = RedisServer::start();
     let bus = redis_bus(&redis).await;
     let config = GatewayConfig {
         repair_check: Duration::from_millis(200),
@@ -1270,7 +1272,13 @@ async fn a_redis_restart_without_persistence_is_a_loss_told_to_live_and_resuming
     let gw = RunningGateway::start(bus.clone(), config).await;
     let mut live = connect(&gw.url()).await;
     subscribe(&mut live, json!({"op": "subscribe", "filter": ""})).await;
-    let mut committer = Committer::new(bus.clone()).await;
+    let committer = Committer::new(bus.clone()).await;
+    (redis, bus, gw, live, committer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_without_persistence_is_a_loss_told_to_live_and_resuming_clients() {
+    let (mut redis, bus, gw, mut live, mut committer) = loss_rig().await;
     let before = ok(committer.commit(20, now_ms()).await);
     let cursor = before[before.len() - 1];
     let mut got = Vec::new();
@@ -1313,16 +1321,7 @@ async fn a_redis_restart_without_persistence_is_a_loss_told_to_live_and_resuming
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_that_lost_the_tail_is_a_loss_from_the_last_entry_kept() {
-    let mut redis = RedisServer::start();
-    let bus = redis_bus(&redis).await;
-    let config = GatewayConfig {
-        repair_check: Duration::from_millis(200),
-        ..GatewayConfig::default()
-    };
-    let gw = RunningGateway::start(bus.clone(), config).await;
-    let mut live = connect(&gw.url()).await;
-    subscribe(&mut live, json!({"op": "subscribe", "filter": ""})).await;
-    let mut committer = Committer::new(bus.clone()).await;
+    let (mut redis, _, gw, mut live, mut committer) = loss_rig().await;
     let kept = ok(committer.commit(10, now_ms()).await);
     // What the survivor has: a snapshot of the first 10 (as a replica that
     // lagged, or a stale snapshot, would have them).

@@ -18,6 +18,10 @@ use redis::{Pipeline, Value};
 use super::target::Conn;
 use crate::bus::BusError;
 
+/// How many more `WAIT`s a write whose replicas are there but slow gets
+/// before it counts as failed (and is done again).
+const RE_WAITS: usize = 3;
+
 /// How long a master's replica count, found short, is believed: finding it
 /// out again costs one `WAIT` timeout on that connection.
 const SHORT_FOR: Duration = Duration::from_secs(30);
@@ -88,7 +92,15 @@ impl Durability {
         }
         let has = replicas_of(c, key).await?;
         if has >= self.wanted {
-            // The replicas are there but behind: the write is done again.
+            // The replicas are there but behind (a busy machine): wait for
+            // them a little longer before the write counts as failed.
+            let mut acked = acked;
+            for _ in 0..RE_WAITS {
+                acked = wait_again(c, key, asked, self.timeout).await?;
+                if acked >= i64::from(asked) {
+                    return Ok(());
+                }
+            }
             return Err(BusError::NotReplicated {
                 acked,
                 wanted: asked,
@@ -110,6 +122,20 @@ impl Durability {
             Err(BusError::NotReplicated { acked, wanted: has })
         }
     }
+}
+
+/// `WAIT` again on `key`'s master, for the writes already sent on this
+/// connection; how many replicas have them.
+async fn wait_again(c: &mut Conn, key: &str, n: u32, timeout: Duration) -> Result<i64, BusError> {
+    let (_, acked): (Value, i64) = redis::pipe()
+        .cmd("EXISTS")
+        .arg(key)
+        .cmd("WAIT")
+        .arg(n)
+        .arg(timeout.as_millis().max(1) as u64)
+        .query_async(c)
+        .await?;
+    Ok(acked)
 }
 
 /// How many replicas the master of `key` has connected (`ROLE`, sent behind

@@ -1,0 +1,26 @@
+//! What the end-to-end tests share.
+
+use flowtape_server::bus::Bus;
+use flowtape_server::gateway::GatewayConfig;
+use flowtape_server::node::{Node, NodeConfig};
+
+/// A node running only a gateway on `bus`, on a free loopback port; its `ws://` URL.
+pub async fn gateway_node(bus: &Bus) -> (Node, String) {
+    let node = Node::start(
+        bus.clone(),
+        NodeConfig {
+            gateway: Some(GatewayConfig {
+                listen: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+                ..GatewayConfig::default()
+            }),
+            ..NodeConfig::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!(
+        "ws://{}/ws",
+        node.gateway_addr().unwrap_or_else(|| panic!("no gateway"))
+    );
+    (node, url)
+}
