@@ -37,7 +37,8 @@ use flowtape_core::date::Date;
 use flowtape_core::event::Print;
 use flowtape_core::protocol::FeedStatus;
 use reply::{
-    flow_entries, raw_entries_of_read, raw_stream_entries, raw_stream_payloads, string_of,
+    flow_entries, raw_entries_of_read, raw_stream_entries, raw_stream_payloads, server_code,
+    string_of,
 };
 use target::{Conn, Target};
 
@@ -686,7 +687,9 @@ impl RedisBus {
         }
         let mut replies = match reply {
             Ok(replies) => replies.into_iter(),
-            Err(e) if e.code() == Some("LEASE_LOST") => return Err(BusError::LeaseLost(shard)),
+            Err(e) if server_code(&e).as_deref() == Some("LEASE_LOST") => {
+                return Err(BusError::LeaseLost(shard))
+            }
             Err(e) => return Err(e.into()),
         };
         let Some(Value::Array(reply)) = replies.next() else {

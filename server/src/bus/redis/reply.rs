@@ -9,6 +9,16 @@ use crate::bus::{BusError, FlowEntry, RawEntry};
 use flowtape_core::cursor::Cursor;
 use flowtape_core::event::Print;
 
+/// The error code Redis answered with (`LEASE_LOST`, `NOSCRIPT`, …), also
+/// for a command inside a pipeline, where the client library wraps it.
+pub(super) fn server_code(e: &redis::RedisError) -> Option<String> {
+    if let Some(code) = e.code() {
+        return Some(code.to_string());
+    }
+    let errors = e.clone().into_server_errors()?;
+    errors.first().map(|(_, err)| err.code().to_string())
+}
+
 /// One line of a live message, `<id> <json>`, as published by `COMMIT_FLOW`
 /// (a message holds one line per event; JSON never contains a raw newline).
 pub(super) fn parse_live(payload: &str) -> Option<FlowEntry> {
