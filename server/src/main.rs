@@ -120,7 +120,7 @@ struct BusArgs {
     #[arg(long, env = "FLOWTAPE_WAIT_REPLICAS", default_value_t = 0)]
     wait_replicas: u32,
     /// Durable mode: how long a write waits for its replicas before it is retried, in ms.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     wait_timeout_ms: u64,
 }
 

@@ -73,7 +73,7 @@ impl Default for BusConfig {
             flow_max_age: Duration::from_secs(24 * 3600),
             day_ttl: Duration::from_secs(48 * 3600),
             wait_replicas: 0,
-            wait_timeout: Duration::from_millis(100),
+            wait_timeout: Duration::from_millis(250),
         }
     }
 }
@@ -211,6 +211,13 @@ pub enum BusError {
     Protocol(String),
     #[error("a write reached {acked} of the {wanted} replicas required within the wait timeout")]
     NotReplicated { acked: i64, wanted: u32 },
+    /// Durable mode: raw entries were acknowledged, but the acknowledgement
+    /// did not reach the replicas in time (the guard keeps them meanwhile).
+    #[error("{acknowledged} raw entries were acknowledged, but: {source}")]
+    UnconfirmedAck {
+        acknowledged: u64,
+        source: Box<BusError>,
+    },
 }
 
 /// The bus the roles talk through; cheap to clone.

@@ -506,7 +506,22 @@ impl ShardState {
         if self.acks.is_empty() {
             return Ok(());
         }
-        let acked = worker.bus.ack_raw(worker.shard, &self.acks).await?;
+        let acked = match worker.bus.ack_raw(worker.shard, &self.acks).await {
+            Ok(acked) => acked,
+            Err(BusError::UnconfirmedAck {
+                acknowledged,
+                source,
+            }) => {
+                // Done, though not yet on a replica: counted now; the guard
+                // keeps them until the take-over that follows prunes them.
+                worker
+                    .stats
+                    .prints
+                    .fetch_add(acknowledged, Ordering::Relaxed);
+                return Err(*source);
+            }
+            Err(e) => return Err(e),
+        };
         worker.stats.prints.fetch_add(acked, Ordering::Relaxed);
         self.acks.clear();
         self.prune.append(&mut self.guarded);

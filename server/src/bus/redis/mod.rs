@@ -751,10 +751,17 @@ impl RedisBus {
             other => return Err(BusError::Protocol(format!("XACK reply: {other:?}"))),
         };
         // Durable mode: the guard forgets these only once the replicas have the acknowledgement.
-        self.durability
+        match self
+            .durability
             .confirm(&mut c, &key, asked, replies.next().as_ref().map(Ok))
-            .await?;
-        Ok(acked)
+            .await
+        {
+            Ok(()) => Ok(acked),
+            Err(e) => Err(BusError::UnconfirmedAck {
+                acknowledged: acked,
+                source: Box::new(e),
+            }),
+        }
     }
 
     pub(super) async fn day_volume(
