@@ -34,7 +34,8 @@ cleanup() {
   wait 2>/dev/null || true
   rm -rf "$DIR"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 echo "Redis Cluster on 127.0.0.1:${BASE_PORT}-$((BASE_PORT + 5)) (logs in $DIR)"
 NODES=()
