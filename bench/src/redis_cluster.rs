@@ -181,51 +181,50 @@ impl RedisCluster {
     /// replica syncs a moment after the cluster forms; until then a
     /// `WAIT 1` cannot be satisfied).
     pub async fn wait_replicated(&self) -> Result<(), RedisServerError> {
-        let deadline = Instant::now() + FORM_TIMEOUT;
         let live = self.live_ports();
-        loop {
-            let mut ok = true;
+        poll(&live, async || {
             for &port in &live {
-                ok &= replication_up(port).await.unwrap_or(false);
+                if !replication_up(port).await.unwrap_or(false) {
+                    return false;
+                }
             }
-            if ok {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(RedisServerError::NotReady(
-                    live.first().copied().unwrap_or(0),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            true
+        })
+        .await
     }
 
     /// Waits until every running node says `cluster_state:ok` and no slot
     /// is served by a node that is not running.
     pub async fn wait_ok(&self) -> Result<(), RedisServerError> {
-        let deadline = Instant::now() + FORM_TIMEOUT;
         let live = self.live_ports();
-        loop {
-            let mut ok = true;
+        poll(&live, async || {
             for &port in &live {
-                ok &= cluster_state_ok(port).await.unwrap_or(false);
-            }
-            if ok {
-                if let Ok(owners) = self.slot_owners().await {
-                    let covered: u32 = owners.iter().map(|o| u32::from(o.end - o.start) + 1).sum();
-                    if covered == 16384 && owners.iter().all(|o| live.contains(&o.port)) {
-                        return Ok(());
-                    }
+                if !cluster_state_ok(port).await.unwrap_or(false) {
+                    return false;
                 }
             }
-            if Instant::now() > deadline {
-                return Err(RedisServerError::NotReady(
-                    live.first().copied().unwrap_or(0),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            let Ok(owners) = self.slot_owners().await else {
+                return false;
+            };
+            let covered: u32 = owners.iter().map(|o| u32::from(o.end - o.start) + 1).sum();
+            covered == 16384 && owners.iter().all(|o| live.contains(&o.port))
+        })
+        .await
     }
+}
+
+/// Checks `done` every 50 ms until it holds, for at most [`FORM_TIMEOUT`].
+async fn poll(live: &[u16], mut done: impl AsyncFnMut() -> bool) -> Result<(), RedisServerError> {
+    let deadline = Instant::now() + FORM_TIMEOUT;
+    while !done().await {
+        if Instant::now() > deadline {
+            return Err(RedisServerError::NotReady(
+                live.first().copied().unwrap_or(0),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 impl Drop for RedisCluster {
