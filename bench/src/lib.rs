@@ -132,6 +132,9 @@ pub struct BenchArgs {
     /// Durable mode: writes count once this many replicas have them (`--wait-replicas` of the server).
     #[arg(long, default_value_t = 0)]
     pub wait_replicas: u32,
+    /// The clients connect through nginx (`assets/deploy/nginx.conf`) in front of the gateway.
+    #[arg(long)]
+    pub nginx: bool,
     /// Write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -191,6 +194,8 @@ pub enum BenchError {
     Proc(#[from] procfs::ProcError),
     #[error(transparent)]
     Control(#[from] control::ControlError),
+    #[error(transparent)]
+    Nginx(#[from] nginx::NginxError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]

@@ -16,6 +16,7 @@ use super::control::{
 };
 use super::hist::Histogram;
 use super::mix::Mix;
+use super::nginx::Nginx;
 use super::procfs::{self, CpuMeter};
 use super::redis_cluster::RedisCluster;
 use super::redis_server::{Info, InfoSnapshot, RedisServer};
@@ -294,6 +295,8 @@ struct Rig {
     server: ServerLink,
     clients: ClientsLink,
     filters: Vec<String>,
+    /// With `--nginx`: what the clients connect through (stopped on drop).
+    _nginx: Option<Nginx>,
 }
 
 impl Rig {
@@ -301,7 +304,12 @@ impl Rig {
         let (server, gateway) = start_server(env, (mix.clients + 100).max(10_000), true).await?;
         let gateway =
             gateway.ok_or_else(|| BenchError::Config("the server half runs no gateway".into()))?;
-        let (clients, filters, live) = start_clients(mix, gateway).await?;
+        let nginx = match env.args.nginx {
+            true => Some(Nginx::start(&[gateway]).await?),
+            false => None,
+        };
+        let connect = nginx.as_ref().map_or(gateway, Nginx::addr);
+        let (clients, filters, live) = start_clients(mix, connect).await?;
         if live < filters.len() {
             tracing::warn!("only {live} of {} clients are live", filters.len());
         }
@@ -309,6 +317,7 @@ impl Rig {
             server,
             clients,
             filters,
+            _nginx: nginx,
         })
     }
 
