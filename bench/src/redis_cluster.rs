@@ -30,6 +30,8 @@ struct Node {
 pub struct RedisCluster {
     nodes: Vec<Node>,
     dir: PathBuf,
+    bin: PathBuf,
+    node_timeout: Duration,
 }
 
 /// Which master serves which slots.
@@ -58,32 +60,14 @@ impl RedisCluster {
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
             dir,
+            bin,
+            node_timeout,
         };
         for _ in 0..masters * 2 {
             let port = free_port().map_err(RedisServerError::Spawn)?;
-            let node_dir = cluster.dir.join(port.to_string());
-            std::fs::create_dir_all(&node_dir).map_err(RedisServerError::Spawn)?;
-            let child = Command::new(&bin)
-                .arg("--port")
-                .arg(port.to_string())
-                .arg("--bind")
-                .arg("127.0.0.1")
-                .arg("--dir")
-                .arg(&node_dir)
-                .args(["--save", "", "--appendonly", "no"])
-                .args([
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                ])
-                .arg("--cluster-node-timeout")
-                .arg(node_timeout.as_millis().to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
+            std::fs::create_dir_all(cluster.dir.join(port.to_string()))
                 .map_err(RedisServerError::Spawn)?;
+            let child = cluster.spawn(port)?;
             cluster.nodes.push(Node {
                 port,
                 child: Some(child),
@@ -113,6 +97,55 @@ impl RedisCluster {
         cluster.wait_ok().await?;
         cluster.wait_replicated().await?;
         Ok(cluster)
+    }
+
+    /// Starts the node on `port` in its directory (which keeps its
+    /// `nodes.conf`, so a restarted node rejoins its cluster; it keeps no data).
+    fn spawn(&self, port: u16) -> Result<Child, RedisServerError> {
+        Command::new(&self.bin)
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(self.dir.join(port.to_string()))
+            .args(["--save", "", "--appendonly", "no"])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .arg("--cluster-node-timeout")
+            .arg(self.node_timeout.as_millis().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(RedisServerError::Spawn)
+    }
+
+    /// SIGKILLs every node: the whole cluster is gone.
+    pub fn kill_all(&mut self) {
+        let ports: Vec<u16> = self.live_ports();
+        for port in ports {
+            self.kill(port);
+        }
+    }
+
+    /// Starts every stopped node again on its port (empty: no persistence)
+    /// and waits until the cluster serves every slot.
+    pub async fn restart_stopped(&mut self) -> Result<(), RedisServerError> {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].child.is_none() {
+                let child = self.spawn(self.nodes[i].port)?;
+                self.nodes[i].child = Some(child);
+            }
+        }
+        for node in &self.nodes {
+            wait_answers(node.port).await?;
+        }
+        self.wait_ok().await
     }
 
     /// `redis+cluster://` with every node as a seed.
