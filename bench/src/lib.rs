@@ -73,6 +73,15 @@ impl Scenario {
     }
 }
 
+/// Which master `--kill-master` kills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KillMaster {
+    /// The master of the flow slot (flow stream, leases, guards, live channel).
+    Flow,
+    /// A master that serves raw shards and not the flow slot.
+    Raw,
+}
+
 pub const EXAMPLES: &str = "\
 Examples:
   # The issue's scenarios (release build; each starts its own redis-server):
@@ -85,8 +94,8 @@ Examples:
   # A short, small run:
   flowtape-bench --scenario steady --duration 3 --rate 200 --clients 50
 
-  # On a private 3+3 Redis Cluster, in durable mode:
-  flowtape-bench --scenario steady --cluster --wait-replicas 1
+  # On a private 3+3 Redis Cluster, in durable mode, killing the flow master halfway:
+  flowtape-bench --scenario steady --cluster --wait-replicas 1 --kill-master flow
 
   # The halves by hand (each reads JSON commands on stdin, see docs/bench.md):
   flowtape-bench --server-only --redis redis://127.0.0.1:6379 --listen 127.0.0.1:9000
@@ -135,6 +144,9 @@ pub struct BenchArgs {
     /// The clients connect through nginx (`assets/deploy/nginx.conf`) in front of the gateway.
     #[arg(long)]
     pub nginx: bool,
+    /// With --cluster: SIGKILL a master halfway through each measured window.
+    #[arg(long, value_enum, requires = "cluster")]
+    pub kill_master: Option<KillMaster>,
     /// Write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

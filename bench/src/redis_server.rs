@@ -196,17 +196,24 @@ impl Info {
             .ok_or(RedisServerError::MissingField("redis_version"))
     }
 
-    /// Reads memory, stats, CPU and command statistics, summed over the nodes.
+    /// Reads memory, stats, CPU and command statistics, summed over the nodes
+    /// that answer.
     pub async fn snapshot(&mut self) -> Result<InfoSnapshot, RedisServerError> {
         let mut sum = InfoSnapshot::default();
+        let mut answered = 0;
         for conn in &mut self.conns {
-            let text: String = redis::cmd("INFO")
+            // A node killed on purpose (`--kill-master`) is left out of the sum.
+            let Ok(text) = redis::cmd("INFO")
                 .arg("memory")
                 .arg("stats")
                 .arg("cpu")
                 .arg("commandstats")
-                .query_async(conn)
-                .await?;
+                .query_async::<String>(conn)
+                .await
+            else {
+                continue;
+            };
+            answered += 1;
             let one = parse_info(&text)?;
             sum.used_memory += one.used_memory;
             sum.total_commands_processed += one.total_commands_processed;
@@ -214,6 +221,9 @@ impl Info {
             for (name, calls) in one.calls {
                 *sum.calls.entry(name).or_default() += calls;
             }
+        }
+        if answered == 0 {
+            return Err(RedisServerError::MissingField("an answer to INFO"));
         }
         Ok(sum)
     }

@@ -24,9 +24,9 @@ use super::report::{
     bucket_quantiles, Capacity, Firehose, Idle, Machine, Report, Settings, Window, MIB,
 };
 use super::tally::Accounting;
-use super::{server, verify, BenchArgs, BenchError, Scenario};
+use super::{server, verify, BenchArgs, BenchError, KillMaster, Scenario};
 use flowtape_core::cursor::Cursor;
-use flowtape_server::bus::Bus;
+use flowtape_server::bus::{Bus, Keys};
 
 type ServerLink = Link<ServerCommand, ServerReply>;
 type ClientsLink = Link<ClientsCommand, ClientsReply>;
@@ -97,7 +97,7 @@ pub async fn harness(args: BenchArgs) -> Result<(), BenchError> {
 #[derive(Default)]
 struct Private {
     _server: Option<RedisServer>,
-    _cluster: Option<RedisCluster>,
+    cluster: Option<RedisCluster>,
 }
 
 /// What every scenario works with.
@@ -107,18 +107,20 @@ struct Env<'a> {
     namespace: String,
     info: Info,
     bus: Bus,
+    /// The private cluster of `--cluster` (for `--kill-master`).
+    cluster: Option<RedisCluster>,
 }
 
 async fn scenario(args: &BenchArgs, rate: f64, duration: f64) -> Result<Report, BenchError> {
     // Dropped (killed) when this function returns, however it returns.
-    let (private, url) = match &args.redis {
+    let (mut private, url) = match &args.redis {
         Some(url) => (Private::default(), url.clone()),
         None if args.cluster => {
             let cluster = RedisCluster::start(3, std::time::Duration::from_secs(2)).await?;
             let url = cluster.url();
             (
                 Private {
-                    _cluster: Some(cluster),
+                    cluster: Some(cluster),
                     ..Private::default()
                 },
                 url,
@@ -155,6 +157,7 @@ async fn scenario(args: &BenchArgs, rate: f64, duration: f64) -> Result<Report, 
         namespace,
         info,
         bus,
+        cluster: private.cluster.take(),
     };
     let settings = Settings {
         rate,
@@ -390,7 +393,35 @@ fn quantiles(h: &Histogram) -> Option<super::hist::Quantiles> {
 
 /// Redis CPU as percent of one core between two `INFO` readings.
 fn redis_cpu(before: &InfoSnapshot, after: &InfoSnapshot, wall: Duration) -> f64 {
-    100.0 * (after.cpu_seconds - before.cpu_seconds) / wall.as_secs_f64().max(1e-9)
+    // A node killed in between takes its CPU out of `after`: never below 0.
+    100.0 * (after.cpu_seconds - before.cpu_seconds).max(0.0) / wall.as_secs_f64().max(1e-9)
+}
+
+/// SIGKILLs the master `which` names (`--kill-master`).
+async fn kill_master(
+    cluster: &mut RedisCluster,
+    keys: &Keys,
+    shards: u16,
+    which: KillMaster,
+) -> Result<(), BenchError> {
+    let flow = cluster.master_of(&keys.flow_stream()).await?;
+    let port = match which {
+        KillMaster::Flow => flow,
+        KillMaster::Raw => {
+            let mut raw = None;
+            for shard in 0..shards {
+                let port = cluster.master_of(&keys.raw_stream(shard)).await?;
+                if port != flow {
+                    raw = Some(port);
+                    break;
+                }
+            }
+            raw.ok_or_else(|| BenchError::Config("no master serves raw shards only".into()))?
+        }
+    };
+    tracing::warn!(port, ?which, "killing a Redis master (--kill-master)");
+    cluster.kill(port);
+    Ok(())
 }
 
 /// One measured window: feed at `rate` for `seconds` with the clients attached.
@@ -417,7 +448,21 @@ async fn measure(
         prints: None,
         fast: false,
     };
-    let (prints, feed_s) = feed(&mut rig.server, spec).await?;
+    let feeding = feed(&mut rig.server, spec);
+    let (prints, feed_s) = match (env.args.kill_master, env.cluster.as_mut()) {
+        (Some(which), Some(cluster)) => {
+            let keys = Keys::new(&env.namespace);
+            let halfway = Duration::from_secs_f64(seconds / 2.0);
+            let kill = async {
+                tokio::time::sleep(halfway).await;
+                kill_master(cluster, &keys, env.args.shards, which).await
+            };
+            let (fed, killed) = tokio::join!(feeding, kill);
+            killed?;
+            fed?
+        }
+        _ => feeding.await?,
+    };
     let server_cpu_pct = server_cpu.percent()?;
     let client_cpu_pct = client_cpu.percent()?;
     let info1 = env.info.snapshot().await?;
