@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 use flowtape::client::{self, Backoff, ClientEvent, ClientOptions};
 use flowtape_core::cursor::Cursor;
 use flowtape_server::bus::{Bus, BusConfig};
-use flowtape_server::feed::SimConfig;
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};
 use flowtape_server::pipeline::ProcessorConfig;
 use tokio::sync::mpsc;
 
 mod support;
-use support::gateway_node;
+use support::{gateway_node, sim_from_now};
 
 /// Collects events until `until` passes, failing on any out-of-order cursor.
 async fn collect(
@@ -52,18 +51,10 @@ async fn the_client_fails_over_and_resumes_without_gap_or_duplicate() {
         shards: 2,
         ..BusConfig::default()
     });
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
     let producer = Node::start(
         bus.clone(),
         NodeConfig {
-            feed: Some(FeedChoice::Sim(SimConfig {
-                rate: 400.0,
-                start_ns: now_ns,
-                ..SimConfig::default()
-            })),
+            feed: Some(FeedChoice::Sim(sim_from_now(400.0))),
             process: Some(ProcessorConfig::new("resume-test".into())),
             gateway: None,
         },

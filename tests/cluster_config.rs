@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flowtape_bench::redis_server::{find_program, free_port};
+use flowtape_bench::redis_server::{find_program, free_cluster_port};
 use flowtape_server::bus::{Bus, BusConfig};
 
 /// A `redis-server` on a free port, killed on drop; in cluster mode with
@@ -22,7 +22,7 @@ impl Node {
         let bin = find_program("REDIS_SERVER", "redis-server")
             .unwrap_or_else(|| panic!("redis-server not found: apt-get install redis-server"));
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let port = free_port().unwrap_or_else(|e| panic!("{e}"));
+        let port = free_cluster_port().unwrap_or_else(|e| panic!("{e}"));
         let mut cmd = Command::new(bin);
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .arg("--dir")

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use flowtape_bench::redis_cluster::RedisCluster;
 use flowtape_server::bus::{Bus, BusConfig};
-use flowtape_server::feed::SimConfig;
 use flowtape_server::gateway::GatewayConfig;
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};
 use flowtape_server::pipeline::ProcessorConfig;
+
+mod support;
+use support::sim_from_now;
 
 /// The status code of `GET /healthz`, or `None` if the gateway does not answer.
 fn healthz(addr: SocketAddr) -> Option<u16> {
@@ -73,18 +75,10 @@ async fn losing_the_whole_cluster_is_reported_and_recovered_from() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
     let node = Node::start(
         bus.clone(),
         NodeConfig {
-            feed: Some(FeedChoice::Sim(SimConfig {
-                rate: 100.0,
-                start_ns: now_ns,
-                ..SimConfig::default()
-            })),
+            feed: Some(FeedChoice::Sim(sim_from_now(100.0))),
             process: Some(ProcessorConfig::new("outage-test".into())),
             gateway: Some(GatewayConfig {
                 listen: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),

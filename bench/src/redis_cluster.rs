@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use crate::redis_server::{find_program, free_port, RedisServerError};
+use crate::redis_server::{find_program, free_cluster_port, RedisServerError};
 
 /// How long forming the cluster, or recovering from a failover, may take.
 const FORM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,7 +64,7 @@ impl RedisCluster {
             node_timeout,
         };
         for _ in 0..masters * 2 {
-            let port = free_port().map_err(RedisServerError::Spawn)?;
+            let port = free_cluster_port().map_err(RedisServerError::Spawn)?;
             std::fs::create_dir_all(cluster.dir.join(port.to_string()))
                 .map_err(RedisServerError::Spawn)?;
             let child = cluster.spawn(port)?;

@@ -58,6 +58,20 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A free port for a cluster node: the node also listens on the port
+/// 10,000 above it (its cluster bus), so that one must exist and be free too.
+pub fn free_cluster_port() -> std::io::Result<u16> {
+    for _ in 0..1000 {
+        let port = free_port()?;
+        if port <= u16::MAX - 10_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other(
+        "no free port pair for a cluster node",
+    ))
+}
+
 impl RedisServer {
     /// Starts a private server and waits until it answers.
     pub async fn start() -> Result<RedisServer, RedisServerError> {

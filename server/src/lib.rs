@@ -4,6 +4,7 @@
 //! The vocabulary they speak (events, filters, the protocol, detection) is
 //! the `flowtape-core` crate.
 //!
+//! - [`binary`]: logs and the runtime around a headless binary's command.
 //! - [`feed`]: where prints come from (the simulated market, replay files, Massive).
 //! - [`bus`]: Redis Streams, or the embedded memory bus, behind one interface.
 //! - [`pipeline`]: ingest (feed → raw shards) and processing (raw → flow events, exactly once).
@@ -15,6 +16,8 @@
 //! Without the default `roles` feature only [`wsclient`] is built: that is
 //! what the TUI links when it is built without its embedded demo.
 
+#[cfg(feature = "roles")]
+pub mod binary;
 #[cfg(feature = "roles")]
 pub mod bus;
 #[cfg(feature = "roles")]

@@ -1,6 +1,8 @@
-//! What the end-to-end tests share.
+//! What the end-to-end tests share (each test file uses some of it).
+#![allow(dead_code)]
 
 use flowtape_server::bus::Bus;
+use flowtape_server::feed::SimConfig;
 use flowtape_server::gateway::GatewayConfig;
 use flowtape_server::node::{Node, NodeConfig};
 
@@ -23,4 +25,17 @@ pub async fn gateway_node(bus: &Bus) -> (Node, String) {
         node.gateway_addr().unwrap_or_else(|| panic!("no gateway"))
     );
     (node, url)
+}
+
+/// The simulated market at `rate` prints/s, its clock starting now.
+pub fn sim_from_now(rate: f64) -> SimConfig {
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    SimConfig {
+        rate,
+        start_ns: now_ns,
+        ..SimConfig::default()
+    }
 }
