@@ -18,5 +18,10 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    flowtape_server::binary::run("flowtape-bench", &cli.log, flowtape_bench::run(cli.bench))
+    flowtape_server::binary::run(
+        "flowtape-bench",
+        &cli.log,
+        flowtape_server::config::LogFormat::Text,
+        flowtape_bench::run(cli.bench),
+    )
 }

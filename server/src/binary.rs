@@ -1,24 +1,34 @@
 //! What flowtape's headless binaries (`flowtape-server`, `flowtape-bench`)
-//! share around their command: logs to stderr with a tracing filter, and a
-//! tokio runtime; a failure is printed as `NAME: error` with exit status 1.
+//! share around their command: logs to stderr with a tracing filter, as text
+//! or JSON lines, and a tokio runtime; a failure is printed as `NAME: error`
+//! with exit status 1.
 
 use std::fmt::Display;
 use std::future::Future;
 use std::process::ExitCode;
 
-/// Sets up logging (`log` is an `EnvFilter`; a bad one falls back to `info`)
-/// and runs `command` to its end on a new runtime.
+use crate::config::LogFormat;
+
+/// Sets up logging (`filter` is an `EnvFilter`; a bad one falls back to
+/// `info`) and runs `command` to its end on a new runtime.
 pub fn run<E: Display>(
     name: &str,
-    log: &str,
+    filter: &str,
+    format: LogFormat,
     command: impl Future<Output = Result<(), E>>,
 ) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_new(log).unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One object per line: timestamp, level, target and the event's
+        // fields (the message among them), as in the text format.
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

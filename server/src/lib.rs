@@ -5,6 +5,7 @@
 //! the `flowtape-core` crate.
 //!
 //! - [`binary`]: logs and the runtime around a headless binary's command.
+//! - [`config`]: the server's config file, under its flags and environment.
 //! - [`feed`]: where prints come from (the simulated market, replay files, Massive).
 //! - [`bus`]: Redis Streams, or the embedded memory bus, behind one interface.
 //! - [`pipeline`]: ingest (feed → raw shards) and processing (raw → flow events, exactly once).
@@ -20,6 +21,8 @@
 pub mod binary;
 #[cfg(feature = "roles")]
 pub mod bus;
+#[cfg(feature = "roles")]
+pub mod config;
 #[cfg(feature = "roles")]
 pub mod feed;
 #[cfg(feature = "roles")]

@@ -226,7 +226,7 @@ pub fn detail_lines<'a>(app: &'a App, skin: &Skin, seq: u64) -> Vec<Line<'a>> {
     let recomputed = if b.total == e.score {
         String::new()
     } else {
-        format!("  (formula v{} gives {})", b.version, b.total)
+        format!("  (v{} at default weights: {})", b.version, b.total)
     };
     lines.push(Line::default());
     lines.push(Line::from(vec![

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::score::{ScoreConfig, ScoreConfigError};
+
 /// Longest sweep window accepted. Longer windows hold every sweep back that
 /// long before it is published, which defeats the point of a live tape.
 pub const MAX_SWEEP_WINDOW_MS: u64 = 1_000;
@@ -31,10 +33,14 @@ pub struct DetectionConfig {
     pub side_tolerance: f64,
     /// Continuously compounded risk-free rate for implied volatility.
     pub risk_free_rate: f64,
-    /// `unusual` needs at least this day volume (contracts)…
+    /// `unusual` needs the day's volume above this many times the open interest…
+    pub unusual_min_vol_oi: f64,
+    /// …at least this day volume (contracts)…
     pub unusual_min_volume: u64,
     /// …and at least this event premium (USD).
     pub unusual_min_premium: f64,
+    /// `opening` when the event's size is above this many times the open interest.
+    pub opening_min_size_oi: f64,
     /// `golden` needs a sweep of at least this premium (USD)…
     pub golden_min_premium: f64,
     /// …strictly more than this far out of the money (percent).
@@ -44,6 +50,8 @@ pub struct DetectionConfig {
     pub repeat_min_hits: u32,
     /// …within this many milliseconds of feed time.
     pub repeat_window_ms: u64,
+    /// The score's weights and scales.
+    pub score: ScoreConfig,
 }
 
 impl Default for DetectionConfig {
@@ -55,12 +63,15 @@ impl Default for DetectionConfig {
             side_near_fraction: 0.2,
             side_tolerance: 0.005,
             risk_free_rate: 0.04,
+            unusual_min_vol_oi: 1.0,
             unusual_min_volume: 100,
             unusual_min_premium: 25_000.0,
+            opening_min_size_oi: 1.0,
             golden_min_premium: 1_000_000.0,
             golden_min_otm: 0.0,
             repeat_min_hits: 3,
             repeat_window_ms: 300_000,
+            score: ScoreConfig::default(),
         }
     }
 }
@@ -78,6 +89,22 @@ pub enum ConfigError {
     Rate(f64),
     #[error("repeat_min_hits is {0}; it must be at least 2 (one event is not a repeat)")]
     RepeatHits(u32),
+    #[error(transparent)]
+    Score(#[from] ScoreConfigError),
+}
+
+impl ConfigError {
+    /// The key at fault, relative to the detection table (`score.golden`).
+    pub fn key(&self) -> String {
+        match self {
+            ConfigError::SweepWindow(_) => "sweep_window_ms".into(),
+            ConfigError::NearFraction(_) => "side_near_fraction".into(),
+            ConfigError::NotNonNegative { name, .. } => (*name).into(),
+            ConfigError::Rate(_) => "risk_free_rate".into(),
+            ConfigError::RepeatHits(_) => "repeat_min_hits".into(),
+            ConfigError::Score(e) => e.key().map_or("score".into(), |k| format!("score.{k}")),
+        }
+    }
 }
 
 impl DetectionConfig {
@@ -92,7 +119,9 @@ impl DetectionConfig {
         let amounts = [
             ("block_min_premium", self.block_min_premium),
             ("side_tolerance", self.side_tolerance),
+            ("unusual_min_vol_oi", self.unusual_min_vol_oi),
             ("unusual_min_premium", self.unusual_min_premium),
+            ("opening_min_size_oi", self.opening_min_size_oi),
             ("golden_min_premium", self.golden_min_premium),
             ("golden_min_otm", self.golden_min_otm),
         ];
@@ -107,6 +136,7 @@ impl DetectionConfig {
         if self.repeat_min_hits < 2 {
             return Err(ConfigError::RepeatHits(self.repeat_min_hits));
         }
+        self.score.validate()?;
         Ok(())
     }
 
@@ -166,5 +196,7 @@ mod tests {
         assert!(bad(|c| c.golden_min_otm = -1.0).contains("golden_min_otm"));
         assert!(bad(|c| c.risk_free_rate = 2.0).contains("risk_free_rate"));
         assert!(bad(|c| c.repeat_min_hits = 1).contains("repeat_min_hits"));
+        assert!(bad(|c| c.opening_min_size_oi = -1.0).contains("opening_min_size_oi"));
+        assert!(bad(|c| c.score.kind = 20.0).contains("add up to 105"));
     }
 }

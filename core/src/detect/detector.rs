@@ -135,7 +135,7 @@ impl Detector {
         event.vol = self.volume.add(contract, market_date(event.ts), event.size);
         let hits = self.repeats.record(contract, event.sentiment, event.ts);
         event.tags = tags_for(&event, &self.config, hits);
-        event.score = score(&event);
+        event.score = score(&event, &self.config.score);
         event
     }
 }

@@ -32,7 +32,10 @@ pub mod volume;
 
 pub use config::{ConfigError, DetectionConfig};
 pub use detector::{Detected, Detector};
-pub use score::{score, score_breakdown, ScoreBreakdown, ScoreComponent, SCORE_VERSION};
+pub use score::{
+    score, score_breakdown, score_breakdown_with, ScoreBreakdown, ScoreComponent, ScoreConfig,
+    ScoreConfigError, SCORE_VERSION,
+};
 
 #[cfg(test)]
 mod tests;

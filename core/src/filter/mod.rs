@@ -27,7 +27,7 @@
 mod error;
 mod number;
 mod parse;
-mod suggest;
+pub mod suggest;
 mod vocab;
 
 #[cfg(test)]

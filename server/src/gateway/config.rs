@@ -157,6 +157,18 @@ pub enum ConfigError {
     RateLimit,
 }
 
+impl ConfigError {
+    /// The setting at fault, as the server's config file names it.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ConfigError::AnonymousOnPublicAddress(_) => "listen",
+            ConfigError::TooSmall { name, .. } => name.split(' ').next().unwrap_or(name),
+            ConfigError::Backfill(_) => "max_backfill",
+            ConfigError::RateLimit => "rate_per_second",
+        }
+    }
+}
+
 impl GatewayConfig {
     /// Checks the configuration is safe and workable.
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -129,7 +129,7 @@ impl SimConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), SimConfigError> {
+    pub fn validate(&self) -> Result<(), SimConfigError> {
         if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= MAX_RATE) {
             return Err(SimConfigError::Rate(self.rate));
         }
