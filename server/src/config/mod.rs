@@ -26,6 +26,7 @@ pub use sections::{
     BusSection, FeedKind, FeedSection, GatewaySection, LogFormat, LogSection, ProcessSection,
 };
 
+use crate::bus::redis::redact_url;
 use crate::bus::BusConfig;
 use crate::feed::{Pace, SimConfig};
 use crate::gateway::{AuthConfig, GatewayConfig, TlsConfig};
@@ -148,23 +149,6 @@ fn merge(base: &mut toml::Table, top: toml::Table) {
             }
         }
     }
-}
-
-/// `redis://user:secret@host` with the password replaced by [`REDACTED`].
-fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end..];
-    let Some(at) = rest.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &rest[..at];
-    let user = userinfo.split(':').next().unwrap_or("");
-    if !userinfo.contains(':') {
-        return url.to_string();
-    }
-    format!("{}{user}:{REDACTED}{}", &url[..scheme_end], &rest[at..])
 }
 
 /// Which roles a process runs: what its configuration must be valid for.
