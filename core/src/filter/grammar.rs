@@ -75,20 +75,17 @@ impl<'a> Parser<'a> {
         loop {
             let clause = self.clause(depth)?;
             let end = self.end();
-            let Some(clause) = clause else {
-                return Err(match (or_before, end, open) {
-                    (Some((column, or)), _, _) | (None, End::Or(column, or), _) => {
-                        FilterError::new(E::DanglingOr, column, or)
-                    }
-                    (None, End::Close(_), Some(open)) => FilterError::new(E::EmptyGroup, open, "("),
-                    (None, End::Close(column), None) => {
-                        FilterError::new(E::UnmatchedParen, column, ")")
-                    }
-                    (None, End::Text, Some(open)) => FilterError::new(E::UnclosedParen, open, "("),
-                    (None, End::Text, None) => return Ok(Expr::default()),
-                });
-            };
-            clauses.push(clause);
+            match (clause, or_before, &end, open) {
+                (Some(clause), ..) => clauses.push(clause),
+                (None, Some((column, or)), ..) | (None, None, &End::Or(column, or), _) => {
+                    return Err(FilterError::new(E::DanglingOr, column, or))
+                }
+                (None, None, End::Close(_), Some(open)) => {
+                    return Err(FilterError::new(E::EmptyGroup, open, "("))
+                }
+                // Nothing before the end: the empty filter, or an error below.
+                (None, None, ..) => {}
+            }
             match (end, open) {
                 (End::Or(column, or), _) => {
                     self.at += 1;

@@ -124,14 +124,21 @@ impl TermSet {
     /// Whether `self AND other` is what the two sets written side by side
     /// mean: true unless both constrain a category whose terms OR together.
     pub fn joins(&self, other: &TermSet) -> bool {
-        let both = |a: bool, b: bool| a && b;
-        !(both(!self.tickers.is_empty(), !other.tickers.is_empty())
-            || both(!self.contracts.is_empty(), !other.contracts.is_empty())
-            || both(self.rights != 0, other.rights != 0)
-            || both(self.kinds != 0, other.kinds != 0)
-            || both(self.sentiments != 0, other.sentiments != 0)
-            || both(self.sides != 0, other.sides != 0)
-            || both(!self.expiries.is_empty(), !other.expiries.is_empty()))
+        let or_categories = |t: &TermSet| {
+            [
+                !t.tickers.is_empty(),
+                !t.contracts.is_empty(),
+                t.rights != 0,
+                t.kinds != 0,
+                t.sentiments != 0,
+                t.sides != 0,
+                !t.expiries.is_empty(),
+            ]
+        };
+        !or_categories(self)
+            .into_iter()
+            .zip(or_categories(other))
+            .any(|(a, b)| a && b)
     }
 
     /// Adds `other`'s terms; with [`TermSet::joins`] true the result means
