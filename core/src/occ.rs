@@ -257,7 +257,8 @@ pub fn underlying_of_root(root: &str) -> &str {
     }
 }
 
-fn parse_yymmdd(s: &str) -> Option<Date> {
+/// The date an OSI `YYMMDD` expiry means (years 2000–2099).
+pub fn parse_yymmdd(s: &str) -> Option<Date> {
     if s.len() != 6 || !s.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }

@@ -26,7 +26,7 @@ pub enum FilterErrorKind {
     EmptyExclusion,
     /// A word that is not a keyword and not shaped like a ticker: `AAP$L`, `TOOLONGX`.
     BadTicker,
-    /// A `xxx:` prefix other than `side: exp: sym:`: `sid:ask`.
+    /// A `xxx:` prefix other than `side: exp: sym: occ:`: `sid:ask`.
     UnknownPrefix,
     /// A word one typo away from a keyword: `sweeps`, `golen`.
     UnknownWord,
@@ -36,6 +36,18 @@ pub enum FilterErrorKind {
     PrefixWithOperator,
     /// An exclusion of something other than a ticker: `-bull`, `-side:ask`.
     NotExcludable,
+    /// An `occ:` value that is not an OSI option symbol: `occ:NVDA261218C200`.
+    BadContract,
+    /// An `or` without a term on one side: `sweep or`, `or block`, `(or sweep)`.
+    DanglingOr,
+    /// A `(` that is never closed: `(sweep or block`.
+    UnclosedParen,
+    /// A `)` that closes nothing: `sweep)`.
+    UnmatchedParen,
+    /// Parentheses with nothing inside: `()`.
+    EmptyGroup,
+    /// Parentheses nested deeper than the language allows.
+    TooDeep,
 }
 
 /// A filter that does not parse: the offending token, where it starts, and
@@ -86,11 +98,20 @@ impl FilterErrorKind {
             BadDate => "write a calendar date as YYYY-MM-DD",
             EmptyExclusion => "write -TICKER",
             BadTicker => "tickers are 1 to 6 letters, digits or dots, starting with a letter",
-            UnknownPrefix => "prefixes are side: exp: sym:",
+            UnknownPrefix => "prefixes are side: exp: sym: occ:",
             UnknownWord => "write sym:WORD if it is a ticker",
             MissingOperator => "compare it, as in `premium>=250k`",
             PrefixWithOperator => "write it with a colon, as in `side:ask` or `exp:2026-12-18`",
             NotExcludable => "select the values you want instead, as in `side:bid side:mid`",
+            BadContract => {
+                "expected an OSI option symbol like NVDA261218C00200000 \
+                 (root, YYMMDD, C/P, strike×1000 in 8 digits)"
+            }
+            DanglingOr => "write a term on each side, as in `sweep or block`",
+            UnclosedParen => "close the group with `)`",
+            UnmatchedParen => "remove it, or open the group with `(`",
+            EmptyGroup => "write terms inside, as in `(sweep or block)`",
+            TooDeep => "groups nest at most 16 deep",
         }
     }
 }
@@ -115,6 +136,12 @@ impl fmt::Display for FilterError {
             MissingOperator => write!(f, "missing operator after field `{t}`"),
             PrefixWithOperator => write!(f, "prefix `{t}` used with an operator"),
             NotExcludable => write!(f, "cannot exclude `{t}` (only tickers)"),
+            BadContract => write!(f, "bad option symbol `{t}`"),
+            DanglingOr => write!(f, "`{t}` without a term on both sides"),
+            UnclosedParen => write!(f, "unclosed `{t}`"),
+            UnmatchedParen => write!(f, "unmatched `{t}`"),
+            EmptyGroup => write!(f, "empty group `{t}`"),
+            TooDeep => write!(f, "too deeply nested `{t}`"),
         }?;
         write!(f, " at column {}", self.column)?;
         match &self.suggestion {

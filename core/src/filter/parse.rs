@@ -1,5 +1,5 @@
-//! From filter text to terms: splitting on whitespace, reading each token as
-//! one term, and explaining tokens that are not one.
+//! From a token to a term: reading one word of a filter as a term, and
+//! explaining words that are not one.
 //!
 //! A token is read by its shape, in this order: a leading `-` makes an
 //! exclusion; otherwise whichever comes first of `:` (a `xxx:` prefix) and an
@@ -8,9 +8,11 @@
 
 use super::error::{FilterError, FilterErrorKind as E};
 use super::number::{self, NumberError};
+use super::preset;
 use super::suggest;
 use super::vocab::{self, Comparison, Field, Keyword, Op, Ticker, PREFIXES};
 use crate::date::Date;
+use crate::occ::{self, Contract, Right};
 
 /// One term of a filter.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -21,6 +23,8 @@ pub enum Term {
     /// A `side:` term, as the mask of the sides it allows.
     Sides(u8),
     Expiry(Date),
+    /// An `occ:` term: one option contract.
+    Contract(Contract),
     Compare(Comparison),
 }
 
@@ -31,46 +35,13 @@ const OPERATOR_CHARS: [char; 4] = ['<', '>', '=', '!'];
 /// Spellings of `sym:` that are too far from it for edit distance.
 const SYM_ALIASES: [&str; 3] = ["ticker", "symbol", "root"];
 
-/// Reads every term of `src`; stops at the first token that is not one.
-pub fn terms(src: &str) -> Result<Vec<Term>, FilterError> {
-    let tokens = tokens(src);
-    let mut out = Vec::with_capacity(tokens.len());
-    for (i, &(column, token)) in tokens.iter().enumerate() {
-        match term(column, token) {
-            Ok(t) => out.push(t),
-            Err(e) => return Err(suggest_joined(e, &tokens[i..])),
-        }
-    }
-    Ok(out)
-}
-
-/// Whitespace-separated tokens, each with its 1-based character column.
-fn tokens(src: &str) -> Vec<(usize, &str)> {
-    let mut out = Vec::new();
-    let mut start: Option<(usize, usize)> = None;
-    for (column, (byte, c)) in (1..).zip(src.char_indices()) {
-        match (c.is_whitespace(), start) {
-            (true, Some((from, col))) => {
-                out.push((col, &src[from..byte]));
-                start = None;
-            }
-            (false, None) => start = Some((byte, column)),
-            _ => {}
-        }
-    }
-    if let Some((from, col)) = start {
-        out.push((col, &src[from..]));
-    }
-    out
-}
-
 /// `premium >= 250k`, `side: ask`, `- SPY`: a term split by spaces. When the
 /// first failing token joined with the next one or two makes a term, suggest it.
-fn suggest_joined(e: FilterError, rest: &[(usize, &str)]) -> FilterError {
+pub fn suggest_joined(e: FilterError, rest: &[(usize, &str)]) -> FilterError {
     if e.suggestion.is_some()
         || !matches!(
             e.kind,
-            E::MissingOperator | E::MissingValue | E::EmptyExclusion
+            E::MissingOperator | E::MissingValue | E::EmptyExclusion | E::BadContract
         )
     {
         return e;
@@ -90,7 +61,8 @@ fn column_at(column: usize, token: &str, at: usize) -> usize {
     column + token[..at].chars().count()
 }
 
-fn term(column: usize, token: &str) -> Result<Term, FilterError> {
+/// Reads one token, which starts at `column`, as a term.
+pub fn term(column: usize, token: &str) -> Result<Term, FilterError> {
     if let Some(body) = token.strip_prefix('-') {
         return exclusion(column, token, body);
     }
@@ -170,8 +142,51 @@ fn prefixed(column: usize, token: &str, at: usize) -> Result<Term, FilterError> 
             FilterError::new(E::BadTicker, value_column, value)
                 .suggest(ticker_suggestion(value, "sym:"))
         }),
+        "occ" => contract(value).map(Term::Contract).ok_or_else(|| {
+            FilterError::new(E::BadContract, value_column, value)
+                .suggest(contract_suggestion(value))
+        }),
         _ => Err(unknown_prefix(column, name, value)),
     }
+}
+
+/// An OSI symbol in any case, unpadded or with Massive's `O:` prefix.
+fn contract(value: &str) -> Option<Contract> {
+    Contract::parse(&value.to_ascii_uppercase()).ok()
+}
+
+/// The OSI symbol meant by one written with a plain strike, as some
+/// platforms show it (`NVDA261218C200`, `.NVDA261218C187.5`).
+fn contract_suggestion(value: &str) -> Option<String> {
+    let upper = value.to_ascii_uppercase();
+    let body = upper.trim_start_matches(['.', '$']);
+    if !body.is_ascii() {
+        return None;
+    }
+    let strike_at = body.rfind(['C', 'P'])?;
+    let (head, strike) = (&body[..strike_at], &body[strike_at + 1..]);
+    let right = if body[strike_at..].starts_with('C') {
+        Right::Call
+    } else {
+        Right::Put
+    };
+    let (root, yymmdd) = head.split_at(head.len().checked_sub(6)?);
+    let expiry = occ::parse_yymmdd(yymmdd)?;
+    let strike_milli = strike_milli(strike)?;
+    Contract::new(root, expiry, right, strike_milli)
+        .ok()
+        .map(|c| c.osi())
+}
+
+/// `187.5` → 187500: a strike in dollars with at most three decimals.
+fn strike_milli(strike: &str) -> Option<u32> {
+    let (int, frac) = strike.split_once('.').unwrap_or((strike, ""));
+    let digits = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+    if int.is_empty() || int.len() > 5 || frac.len() > 3 || !digits(int) || !digits(frac) {
+        return None;
+    }
+    let frac_milli: u32 = format!("{frac:0<3}").parse().ok()?;
+    Some(int.parse::<u32>().ok()? * 1000 + frac_milli)
 }
 
 fn unknown_prefix(column: usize, name: &str, value: &str) -> FilterError {
@@ -210,12 +225,18 @@ fn bare(column: usize, token: &str) -> Result<Term, FilterError> {
     if Field::from_name(token).is_some() {
         return Err(FilterError::new(E::MissingOperator, column, token));
     }
-    if let Some(k) = suggest::nearest_or_abbreviated(token, Keyword::spellings(), 2) {
+    let words = Keyword::spellings().chain(preset::builtin_names());
+    if let Some(k) = suggest::nearest_or_abbreviated(token, words, 2) {
         return Err(
             FilterError::new(E::UnknownWord, column, token).suggest(Some(canonical_keyword(k)))
         );
     }
     Err(FilterError::new(E::BadTicker, column, token).suggest(ticker_suggestion(token, "")))
+}
+
+/// Whether `word` is the operator `or` (any case).
+pub fn is_or(word: &str) -> bool {
+    word.eq_ignore_ascii_case("or")
 }
 
 /// The canonical spelling of a keyword spelling (`call` → `calls`).
@@ -270,7 +291,8 @@ fn exclusion(column: usize, token: &str, body: &str) -> Result<Term, FilterError
 /// a bare word is read as a ticker, else with `sym:`.
 pub fn ticker_text(t: Ticker, excluded: bool) -> String {
     let s = t.as_str();
-    let plain = Keyword::from_word(s).is_none() && (excluded || near_keyword(s).is_none());
+    let plain =
+        Keyword::from_word(s).is_none() && (excluded || (near_keyword(s).is_none() && !is_or(s)));
     match (excluded, plain) {
         (false, true) => s.to_string(),
         (false, false) => format!("sym:{s}"),

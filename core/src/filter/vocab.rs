@@ -216,7 +216,7 @@ pub fn side_words(mut mask: u8) -> impl Iterator<Item = &'static str> {
 }
 
 /// `xxx:` prefixes.
-pub const PREFIXES: [&str; 3] = ["side", "exp", "sym"];
+pub const PREFIXES: [&str; 4] = ["side", "exp", "sym", "occ"];
 
 /// A numeric field of a flow event that a comparison reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1048,6 +1048,40 @@ mod tests {
         assert_eq!(nv_in.take_cursors(), vec![c(1), c(3)]);
     }
 
+    #[tokio::test]
+    async fn filters_with_or_are_indexed_by_every_alternative_or_by_none() {
+        // Every delivery is the sample: an unusual call sweep.
+        let (tap, metrics) = tap(8);
+        let (two_out, mut two_in) = queue(1 << 20, metrics.clone());
+        let (any_out, mut any_in) = queue(1 << 20, metrics.clone());
+        let (inner_out, mut inner_in) = queue(1 << 20, metrics.clone());
+        let _two = live(&tap, Cursor::ZERO, &filter("AAPL puts or TSLA"), &two_out);
+        // Names QQQ, but matches any ticker through its other alternative.
+        let _any = live(&tap, Cursor::ZERO, &filter("QQQ or unusual"), &any_out);
+        let _inner = live(
+            &tap,
+            Cursor::ZERO,
+            &filter("TSLA (AAPL or sweep)"),
+            &inner_out,
+        );
+        {
+            let inner = tap.lock();
+            let named = |t: &str| {
+                Ticker::parse(t)
+                    .and_then(|t| inner.by_ticker.get(&t))
+                    .map_or(0, Vec::len)
+            };
+            assert_eq!((named("AAPL"), named("TSLA"), named("QQQ")), (1, 2, 0));
+            assert_eq!(inner.any_ticker.len(), 1);
+        }
+        publish(&tap, delivery(1, "AAPL"));
+        publish(&tap, delivery(2, "TSLA"));
+        publish(&tap, delivery(3, "NVDA"));
+        assert_eq!(two_in.take_cursors(), vec![c(2)]);
+        assert_eq!(any_in.take_cursors(), vec![c(1), c(2), c(3)]);
+        assert_eq!(inner_in.take_cursors(), vec![c(2)]);
+    }
+
     /// The statuses in a client's queue, as JSON.
     fn statuses(inbox: &mut super::super::outbox::Inbox) -> Vec<serde_json::Value> {
         inbox

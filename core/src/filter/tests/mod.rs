@@ -1,6 +1,10 @@
 //! Behaviour of the filter language as a user sees it: what matches, what
 //! errors say, and which filters are the same.
 
+mod alternatives;
+mod contract;
+mod presets;
+
 use proptest::prelude::*;
 
 use super::{Filter, FilterErrorKind as E};
