@@ -80,10 +80,7 @@ impl MemoryBudget {
     }
 
     pub(crate) fn deregister(&self, id: &ClientId) {
-        // Taken out of the lock first: dropping a `Weak` runs no client code,
-        // but nothing needs the lock for it either.
-        let gone = self.clients().by_id.remove(&id.0);
-        drop(gone);
+        self.clients().by_id.remove(&id.0);
     }
 
     /// The bytes queued for all clients.

@@ -285,7 +285,8 @@ impl OutboxInner {
 
 impl Evictable for OutboxInner {
     fn evictable_bytes(&self) -> usize {
-        if self.shared.is_closing() {
+        // A client whose writer is gone is ending anyway.
+        if self.shared.is_closing() || self.tx.is_closed() {
             0
         } else {
             self.shared.queued.load(Ordering::Acquire)
@@ -307,6 +308,16 @@ impl Drop for OutboxInner {
 pub(crate) struct Inbox {
     rx: Receiver<Out>,
     shared: Arc<Shared>,
+}
+
+impl Drop for Inbox {
+    /// The writer is done: what it leaves in the queue will never be
+    /// written, and no longer counts.
+    fn drop(&mut self) {
+        while let Some(out) = self.rx.try_recv() {
+            self.shared.release(out.bytes());
+        }
+    }
 }
 
 /// A client's send queue: `budget` bytes at most (and its share of the
@@ -932,6 +943,64 @@ pub(crate) mod tests {
         due.truncate(1);
         assert_eq!(out.queue_live(&mut due).last, Some(Cursor::new(3, 0)));
         assert!(due.is_empty());
+    }
+
+    /// Over the memory budget, the client with the most queued is closed
+    /// ahead of its queue, which is dropped and freed at once: it takes
+    /// nothing more, and its client gets the close and none of the events.
+    #[tokio::test]
+    async fn over_the_memory_budget_the_fullest_queue_is_dropped_and_its_client_closed() {
+        let (side, mut ws) = connected().await;
+        let metrics = Arc::new(GatewayMetrics::default());
+        // Cursors of one width: frames of one size.
+        let size = delivery(100, 0).frame.len();
+        let memory = Arc::new(MemoryBudget::new(16 * size, metrics.clone()));
+        let (full, inbox) = channel(
+            1 << 20,
+            &memory,
+            &test_config(),
+            side.wire(),
+            metrics.clone(),
+        );
+        let (other, mut other_inbox) =
+            channel(1 << 20, &memory, &test_config(), None, metrics.clone());
+        let mut due: Vec<_> = (101..=110).map(|ms| delivery(ms, 0)).collect();
+        assert_eq!(full.queue_live(&mut due).last, Some(Cursor::new(110, 0)));
+        let mut due: Vec<_> = (111..=116).map(|ms| delivery(ms, 0)).collect();
+        assert_eq!(other.queue_live(&mut due).last, Some(Cursor::new(116, 0)));
+        assert_eq!(memory.queued(), 16 * size);
+        // One more event for the other client: the full one goes.
+        let mut due = vec![delivery(117, 0)];
+        assert_eq!(other.queue_live(&mut due).last, Some(Cursor::new(117, 0)));
+        assert!(full.is_closing() && !other.is_closing());
+        assert_eq!(metrics.budget_disconnects.load(Ordering::Relaxed), 1);
+        assert_eq!(memory.queued(), 7 * size);
+        let mut due = vec![delivery(118, 0)];
+        assert_eq!(
+            full.queue_live(&mut due).last,
+            None,
+            "a closing client takes nothing"
+        );
+        assert!(full.message(&ServerMessage::Pong).is_err());
+        assert_eq!(other_inbox.take_cursors().len(), 7);
+        assert_eq!(memory.queued(), 0);
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let writer = tokio::spawn(run_writer(
+            side,
+            inbox,
+            test_config(),
+            Arc::new(LastHeard::new()),
+            shutdown,
+            metrics.clone(),
+        ));
+        let close = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
+        let Ok(Some(Ok(Message::Close(Some(frame))))) = close else {
+            panic!("expected the close first, got {close:?}");
+        };
+        assert_eq!(u16::from(frame.code), CLOSE_SLOW_CONSUMER);
+        assert_eq!(frame.reason.as_str(), CLOSE_MEMORY_BUDGET_REASON);
+        assert!(writer.await.is_ok());
+        assert_eq!(metrics.slow_consumer_disconnects.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
