@@ -5,11 +5,12 @@
 //! the rest) push frames into an [`Outbox`]; the bytes queued and not yet
 //! written are counted, and a push that would exceed the budget fails, so the
 //! gateway's memory per client is bounded and a client that stops reading is
-//! found out. The same bytes count against the gateway's memory budget for
-//! all clients ([`super::budget`]), which may close this client (and drop
-//! its queue) to make room for another's. The hub then detaches the client, which catches up at its own
+//! found out. The hub then detaches the client, which catches up at its own
 //! pace: replays wait for room, and a queue that stays full for the catch-up
-//! patience closes the client as a slow consumer (4008).
+//! patience closes the client as a slow consumer (4008). The same bytes
+//! count against the gateway's memory budget for all clients
+//! ([`super::budget`]), which may close the client (4008, dropping its
+//! queue) to make room for another's.
 //!
 //! Events go out coalesced: the events at the front of the queue are written
 //! as one frame, an `event` frame for one and an `events` frame for several
