@@ -20,6 +20,11 @@ pub const MAX_BACKFILL: u32 = 5_000;
 /// Close code and reason for a client that fell too far behind.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 pub const CLOSE_SLOW_CONSUMER_REASON: &str = "slow consumer, resume with your cursor";
+/// The reason sent with [`CLOSE_SLOW_CONSUMER`] when the gateway closes the
+/// clients furthest behind because the bytes queued for all its clients
+/// exceeded its memory budget.
+pub const CLOSE_MEMORY_BUDGET_REASON: &str =
+    "slow consumer: gateway memory budget exceeded, resume with your cursor";
 
 /// Close code and reason for a client that did not answer the server's pings in time.
 pub const CLOSE_HEARTBEAT_TIMEOUT: u16 = 4009;

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use flowtape_core::cursor::Cursor;
 use flowtape_core::event::FlowEvent;
 use flowtape_core::filter::Filter;
-use flowtape_core::protocol::{CLOSE_SLOW_CONSUMER, CLOSE_SLOW_CONSUMER_REASON};
+use flowtape_core::protocol::{
+    CLOSE_MEMORY_BUDGET_REASON, CLOSE_SLOW_CONSUMER, CLOSE_SLOW_CONSUMER_REASON,
+};
 use flowtape_server::bus::{Bus, BusConfig, BusError, Keys, NewEvent};
 use flowtape_server::feed::SimConfig;
 use flowtape_server::gateway::{hash_token, AuthConfig, Gateway, GatewayConfig, GatewayMetrics};
@@ -659,6 +661,188 @@ async fn a_client_whose_queue_fills_but_keeps_reading_catches_up_without_gap_or_
         );
         gw.stop().await;
     }
+}
+
+/// Reads everything until it has seen the cursor `until` names (once it
+/// names one), panicking if the connection closes.
+async fn read_until_told(
+    mut ws: Ws,
+    mut until: tokio::sync::watch::Receiver<Option<Cursor>>,
+) -> Vec<(Cursor, FlowEvent)> {
+    let mut got: Vec<(Cursor, FlowEvent)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let end = *until.borrow_and_update();
+        if end.is_some_and(|end| got.last().is_some_and(|(c, _)| *c >= end)) {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "a reader timed out");
+        match next_seen(&mut ws, Duration::from_millis(100)).await {
+            Some(Seen::Events(e)) => got.extend(e),
+            Some(Seen::Other(_)) | None => {}
+            Some(Seen::Closed(c)) => panic!("a client that reads was closed: {c:?}"),
+        }
+    }
+}
+
+/// A metric's value in `/metrics` text.
+fn metric_value(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_memory_budget_the_clients_furthest_behind_are_closed_and_readers_lose_nothing() {
+    const BUDGET: usize = 1 << 20;
+    const QUEUE: usize = 256 * 1024;
+    const NON_READERS: usize = 12;
+    const READERS: usize = 3;
+    let redis = RedisServer::start();
+    let bus = redis_bus(&redis).await;
+    let config = GatewayConfig {
+        send_queue_bytes: QUEUE,
+        max_queued_bytes: BUDGET,
+        // Only the budget closes anyone here: a full queue alone would
+        // close its client after this long, a stopped socket after that.
+        catch_up_patience: Duration::from_secs(120),
+        write_timeout: Duration::from_secs(120),
+        ..GatewayConfig::default()
+    };
+    let gw = RunningGateway::start(bus.clone(), config).await;
+    let start = stream_end(&bus).await;
+    let from_start = json!({"op": "subscribe", "filter": "", "since": start.to_string()});
+    // Clients that stop reading, with small socket buffers so that their
+    // queues fill: together they could queue three times the budget.
+    let mut stopped = Vec::new();
+    for _ in 0..NON_READERS {
+        let mut ws = connect_small_buffer(&gw).await;
+        subscribe(&mut ws, from_start.clone()).await;
+        stopped.push(ws);
+    }
+    let (end_tx, end_rx) = tokio::sync::watch::channel(None);
+    let mut readers = Vec::new();
+    for _ in 0..READERS {
+        let mut ws = connect(&gw.url()).await;
+        subscribe(&mut ws, from_start.clone()).await;
+        readers.push(tokio::spawn(read_until_told(ws, end_rx.clone())));
+    }
+    // The bytes queued for all clients, as often as can be looked.
+    let watching = Arc::new(AtomicBool::new(true));
+    let most = Arc::new(AtomicU64::new(0));
+    let watcher = {
+        let (metrics, watching, most) = (gw.metrics.clone(), watching.clone(), most.clone());
+        tokio::spawn(async move {
+            while watching.load(Ordering::Relaxed) {
+                most.fetch_max(
+                    metrics.queued_bytes.load(Ordering::Relaxed),
+                    Ordering::Relaxed,
+                );
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        })
+    };
+
+    let load = Load::start(
+        Committer::new(bus.clone()).await,
+        20,
+        Duration::from_millis(2),
+    );
+    // Eviction goes on while more stopped queues than fit in the budget
+    // fill: at least all but that many are closed.
+    let must_close = (NON_READERS - BUDGET / QUEUE) as u64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gw.metrics.budget_disconnects.load(Ordering::Relaxed) < must_close {
+        assert!(
+            Instant::now() < deadline,
+            "only {} clients were closed for the budget",
+            gw.metrics.budget_disconnects.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, text) = http_get(gw.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        metric_value(&text, "flowtape_gateway_max_queued_bytes"),
+        BUDGET as u64
+    );
+    assert!(metric_value(&text, "flowtape_gateway_queued_bytes") <= BUDGET as u64);
+    assert!(metric_value(&text, "flowtape_gateway_budget_disconnects_total") >= must_close);
+    drop(load.stop().await);
+    let end = stream_end(&bus).await;
+    let want = ids(&stream_after(&bus, start).await);
+
+    // The readers got every event, in order, and were never closed.
+    end_tx.send_replace(Some(end));
+    for reader in readers {
+        assert_same_ids(&ids(&ok(reader.await)), &want, "a reader");
+    }
+    watching.store(false, Ordering::Relaxed);
+    ok(watcher.await);
+    let most = most.load(Ordering::Relaxed);
+    assert!(
+        most <= BUDGET as u64,
+        "{most} bytes were queued, over the budget of {BUDGET}"
+    );
+    assert!(
+        most > (BUDGET / 2) as u64,
+        "the queues never filled: {most}"
+    );
+
+    // Each stopped client, reading again, finds its stream closed with
+    // 4008 and the budget's reason, or (those the budget left open) whole;
+    // a closed one resumes by its cursor and misses nothing.
+    let mut seen_closed = 0;
+    for mut ws in stopped {
+        let mut got = Vec::new();
+        let close = loop {
+            if got.last().is_some_and(|(c, _)| *c >= end) {
+                break None;
+            }
+            match next_seen(&mut ws, Duration::from_secs(15)).await {
+                Some(Seen::Events(e)) => got.extend(e),
+                Some(Seen::Other(_)) => {}
+                Some(Seen::Closed(c)) => break Some(c),
+                None => panic!("a stopped client was neither closed nor given everything"),
+            }
+        };
+        if let Some(close) = close {
+            seen_closed += 1;
+            assert_eq!(
+                close,
+                Some((CLOSE_SLOW_CONSUMER, CLOSE_MEMORY_BUDGET_REASON.to_string()))
+            );
+            let since = got.last().map_or(start, |(c, _)| *c);
+            let mut resumed = connect(&gw.url()).await;
+            let request = json!({"op": "subscribe", "filter": "", "since": since.to_string()});
+            got.extend(subscribe(&mut resumed, request).await);
+            collect_until(&mut resumed, &mut got, end).await;
+        }
+        assert_same_ids(&ids(&got), &want, "a stopped client, with its resume");
+    }
+    eprintln!(
+        "{} events; most queued {most} of {BUDGET} bytes; {seen_closed} of {NON_READERS} stopped clients closed for the budget",
+        want.len()
+    );
+    // Those closed are the stopped clients (a resume's replay may have
+    // pushed the total over again, closing one left open until then), and
+    // none for anything but the budget.
+    assert_eq!(
+        seen_closed,
+        gw.metrics.budget_disconnects.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        gw.metrics.slow_consumer_disconnects.load(Ordering::Relaxed),
+        0
+    );
+    // Every connection gone, nothing is counted as queued any more.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.metrics.connections.load(Ordering::Relaxed) > 0 {
+        assert!(Instant::now() < deadline, "connections did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gw.metrics.queued_bytes.load(Ordering::Relaxed), 0);
+    gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

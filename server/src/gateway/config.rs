@@ -49,6 +49,14 @@ pub struct GatewayConfig {
     pub max_message_size: usize,
     /// Bytes queued for one client's socket before it is closed as a slow consumer.
     pub send_queue_bytes: usize,
+    /// Bytes queued for all clients together (`--max-queued-bytes`, the
+    /// gateway's memory budget for send queues; at least
+    /// `send_queue_bytes`). A queue that would take the total over it first
+    /// closes the clients with the most bytes queued (4008), until the
+    /// total is an eighth below it. The default, 512 MiB, is 128 full queues
+    /// at once: a client that keeps up has next to nothing queued, and one
+    /// whose queue stays full is closed after `catch_up_patience` anyway.
+    pub max_queued_bytes: usize,
     /// Largest `events` batch frame the writer coalesces queued events into.
     pub max_batch_bytes: usize,
     /// The most bytes a client socket holds that it has not yet sent
@@ -115,6 +123,7 @@ impl Default for GatewayConfig {
             max_connections: 10_000,
             max_message_size: 64 * 1024,
             send_queue_bytes: 4 * 1024 * 1024,
+            max_queued_bytes: 512 * 1024 * 1024,
             max_batch_bytes: 64 * 1024,
             socket_unsent_limit: 128 * 1024,
             coalesce: Duration::from_millis(2),
@@ -193,6 +202,12 @@ impl GatewayConfig {
             self.send_queue_bytes as u64,
             self.max_batch_bytes as u64,
         )?;
+        // One client must be able to fill its own queue.
+        at_least(
+            "max_queued_bytes",
+            self.max_queued_bytes as u64,
+            self.send_queue_bytes as u64,
+        )?;
         at_least("page_size", self.page_size as u64, 1)?;
         at_least("ping_interval (ms)", ms(self.ping_interval), 10)?;
         at_least("pong_timeout (ms)", ms(self.pong_timeout), 10)?;
@@ -208,6 +223,35 @@ impl GatewayConfig {
         }
         Ok(())
     }
+}
+
+/// A byte count that [`parse_byte_size`] could not read.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error(
+    "invalid size {0:?}: give a whole number of bytes, optionally with a unit \
+     (K/KiB, M/MiB, G/GiB: powers of 1024), e.g. 536870912 or 512MiB"
+)]
+pub struct ByteSizeError(String);
+
+/// Reads a size in bytes for a flag such as `--max-queued-bytes`: a whole
+/// number, optionally followed by a unit, `B`, `K`/`KiB`, `M`/`MiB` or
+/// `G`/`GiB` (any case; all powers of 1024), with or without a space.
+pub fn parse_byte_size(text: &str) -> Result<usize, ByteSizeError> {
+    let invalid = || ByteSizeError(text.to_string());
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        _ => return Err(invalid()),
+    };
+    let n: usize = digits.parse().map_err(|_| invalid())?;
+    n.checked_mul(1 << shift).ok_or_else(invalid)
 }
 
 #[cfg(test)]
@@ -260,6 +304,17 @@ mod tests {
                 ..
             })
         ));
+        let small_budget = GatewayConfig {
+            max_queued_bytes: GatewayConfig::default().send_queue_bytes - 1,
+            ..GatewayConfig::default()
+        };
+        assert!(matches!(
+            small_budget.validate(),
+            Err(ConfigError::TooSmall {
+                name: "max_queued_bytes",
+                ..
+            })
+        ));
         let big_backfill = GatewayConfig {
             max_backfill: MAX_BACKFILL + 1,
             ..GatewayConfig::default()
@@ -268,5 +323,35 @@ mod tests {
             big_backfill.validate(),
             Err(ConfigError::Backfill(_))
         ));
+    }
+
+    #[test]
+    fn sizes_read_as_bytes_with_binary_units() {
+        assert_eq!(parse_byte_size("536870912"), Ok(512 << 20));
+        assert_eq!(parse_byte_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_byte_size("512 mib"), Ok(512 << 20));
+        assert_eq!(parse_byte_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_byte_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_byte_size("100B"), Ok(100));
+        assert_eq!(parse_byte_size(" 1g "), Ok(1 << 30));
+        for bad in [
+            "",
+            "MiB",
+            "1.5GiB",
+            "-1",
+            "12 TB",
+            "5MB",
+            "1e6",
+            "99999999999999999999",
+        ] {
+            assert_eq!(
+                parse_byte_size(bad),
+                Err(ByteSizeError(bad.to_string())),
+                "{bad:?}"
+            );
+        }
+        assert!(parse_byte_size(&format!("{}G", usize::MAX)).is_err());
+        let message = parse_byte_size("lots").map_err(|e| e.to_string());
+        assert!(message.is_err_and(|m| m.contains("512MiB")));
     }
 }

@@ -902,7 +902,8 @@ mod tests {
     /// A client's send queue with no socket (the hub only queues to it).
     fn queue(budget: usize, metrics: Arc<GatewayMetrics>) -> (Outbox, super::super::outbox::Inbox) {
         let config = super::super::outbox::tests::test_config();
-        super::super::outbox::channel(budget, &config, None, metrics)
+        let memory = super::super::outbox::tests::unlimited(&metrics);
+        super::super::outbox::channel(budget, &memory, &config, None, metrics)
     }
 
     fn publish(tap: &Tap, d: Arc<Delivery>) {

@@ -143,8 +143,17 @@ pub struct GatewayMetrics {
     pub events_filtered: AtomicU64,
     /// Frames of the `events` batch form written.
     pub batches_out: AtomicU64,
-    /// Clients closed with 4008 because their send queue overflowed.
+    /// Clients closed with 4008 because their send queue overflowed, or
+    /// dropped because their socket stopped taking data.
     pub slow_consumer_disconnects: AtomicU64,
+    /// Bytes queued for all clients together (gauge; the count the memory
+    /// budget keeps).
+    pub queued_bytes: AtomicU64,
+    /// The memory budget: the most bytes queued for all clients (gauge).
+    pub max_queued_bytes: AtomicU64,
+    /// Clients closed with 4008 to bring the bytes queued back under the
+    /// memory budget (not counted in `slow_consumer_disconnects`).
+    pub budget_disconnects: AtomicU64,
     /// Clients closed because they did not answer pings.
     pub heartbeat_timeouts: AtomicU64,
     /// Clients that lagged behind the live channel and resumed from the stream.
@@ -347,8 +356,23 @@ impl GatewayMetrics {
         counter(
             &mut out,
             "slow_consumer_disconnects_total",
-            "Clients closed with 4008 for falling behind.",
+            "Clients closed with 4008, or dropped, for falling behind their own send queue.",
             &self.slow_consumer_disconnects,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP flowtape_gateway_queued_bytes Bytes queued for all clients, not yet written.\n\
+             # TYPE flowtape_gateway_queued_bytes gauge\nflowtape_gateway_queued_bytes {}\n\
+             # HELP flowtape_gateway_max_queued_bytes The memory budget: the most bytes queued for all clients.\n\
+             # TYPE flowtape_gateway_max_queued_bytes gauge\nflowtape_gateway_max_queued_bytes {}",
+            self.queued_bytes.load(Ordering::Relaxed),
+            self.max_queued_bytes.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "budget_disconnects_total",
+            "Clients closed with 4008 to bring the bytes queued back under the memory budget.",
+            &self.budget_disconnects,
         );
         counter(
             &mut out,
@@ -466,6 +490,9 @@ mod tests {
             "flowtape_gateway_events_out_total ",
             "flowtape_gateway_events_filtered_total ",
             "flowtape_gateway_slow_consumer_disconnects_total ",
+            "flowtape_gateway_queued_bytes 0",
+            "flowtape_gateway_max_queued_bytes 0",
+            "flowtape_gateway_budget_disconnects_total 0",
             "flowtape_gateway_redis_errors_total ",
             "flowtape_gateway_history_lost_total{at=\"live\"} 0",
             "flowtape_gateway_history_lost_total{at=\"resume\"} 0",

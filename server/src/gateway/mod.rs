@@ -22,6 +22,8 @@
 //!   events parsed and framed once, repairing gaps from the stream;
 //! - `session`, `replay`, `outbox`: one client — its filter and cursor, the
 //!   backfill/`since` seam, the byte-bounded send queue and writer;
+//! - `budget`: the bytes queued for all clients together, and closing the
+//!   clients furthest behind when they would exceed the memory budget;
 //! - `ratelimit`: the per-connection token bucket;
 //! - [`metrics`]: counters and latency histograms.
 //!
@@ -31,6 +33,7 @@
 //! connections to drain.
 
 pub mod auth;
+mod budget;
 pub mod config;
 mod delivery;
 mod http;
@@ -57,13 +60,14 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 pub use auth::{hash_token, AuthConfig, AuthError, Entitlement, TokenSpec};
-pub use config::{ConfigError, GatewayConfig, RateLimit};
+pub use config::{parse_byte_size, ByteSizeError, ConfigError, GatewayConfig, RateLimit};
 pub use metrics::GatewayMetrics;
 pub use tls::{TlsConfig, TlsError};
 
 use crate::bus::{Bus, BusError, LiveFeed};
 use crate::shutdown::{self, Shutdown};
 use auth::{Authenticator, Refusal};
+use budget::MemoryBudget;
 use delivery::bus_call;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::protocol::FeedStatus;
@@ -107,6 +111,8 @@ struct Shared {
     config: Arc<GatewayConfig>,
     ws_config: WebSocketConfig,
     metrics: Arc<GatewayMetrics>,
+    /// The bytes queued for all clients together.
+    memory: Arc<MemoryBudget>,
     auth: Authenticator,
     tls: Option<TlsAcceptor>,
     realtime: Arc<Tap>,
@@ -138,6 +144,7 @@ impl Gateway {
             source,
         })?;
         let metrics = Arc::new(GatewayMetrics::default());
+        let memory = Arc::new(MemoryBudget::new(config.max_queued_bytes, metrics.clone()));
         let delayed = config.auth.as_ref().filter(|a| a.has_delayed()).map(|_| {
             Arc::new(Tap::new(
                 DelayedHub::start_cursor(config.delay),
@@ -164,6 +171,7 @@ impl Gateway {
             bus,
             ws_config,
             metrics,
+            memory,
             tls,
             health: Arc::new(HubHealth::new()),
             config: Arc::new(config),
@@ -526,6 +534,7 @@ async fn upgrade<S>(
         bus: shared.bus.clone(),
         config: shared.config.clone(),
         metrics: shared.metrics.clone(),
+        memory: shared.memory.clone(),
         tap,
         entitlement: grant.entitlement,
         feed: shared.feed.clone(),

@@ -7,7 +7,10 @@
 //! gateway's memory per client is bounded and a client that stops reading is
 //! found out. The hub then detaches the client, which catches up at its own
 //! pace: replays wait for room, and a queue that stays full for the catch-up
-//! patience closes the client as a slow consumer (4008).
+//! patience closes the client as a slow consumer (4008). The same bytes
+//! count against the gateway's memory budget for all clients
+//! ([`super::budget`]), which may close the client (4008, dropping its
+//! queue) to make room for another's.
 //!
 //! Events go out coalesced: the events at the front of the queue are written
 //! as one frame, an `event` frame for one and an `events` frame for several
@@ -34,6 +37,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
+use super::budget::{ClientId, Evictable, MemoryBudget};
 use super::delivery::Delivery;
 use super::mailbox::{self, Queue, Receiver, Sender, TrySendError};
 use super::metrics::GatewayMetrics;
@@ -42,7 +46,8 @@ use crate::shutdown::Shutdown;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::protocol::{
     write_events_frame, ErrorCode, ServerMessage, CLOSE_GOING_AWAY_REASON, CLOSE_HEARTBEAT_TIMEOUT,
-    CLOSE_HEARTBEAT_TIMEOUT_REASON, CLOSE_SLOW_CONSUMER, CLOSE_SLOW_CONSUMER_REASON,
+    CLOSE_HEARTBEAT_TIMEOUT_REASON, CLOSE_MEMORY_BUDGET_REASON, CLOSE_SLOW_CONSUMER,
+    CLOSE_SLOW_CONSUMER_REASON,
 };
 
 /// Close code for a message larger than `max_message_size`.
@@ -97,10 +102,15 @@ pub(crate) struct SlowConsumer;
 struct Shared {
     queued: AtomicUsize,
     budget: usize,
+    /// The gateway's budget for all clients, which counts these bytes too.
+    memory: Arc<MemoryBudget>,
     room: Notify,
-    /// A close that jumps the queue (slow consumer).
+    /// A close that jumps the queue (slow consumer, memory budget).
     urgent: Mutex<Option<(u16, &'static str)>>,
     urgent_set: Notify,
+    /// `urgent` is set: nothing more is queued, and nothing taken off the
+    /// queue from now on is written.
+    closing: AtomicBool,
     coalesce: Duration,
     /// After a write that carried several events (the client is busy), the
     /// next write waits until then, whoever makes it.
@@ -131,9 +141,31 @@ impl Shared {
     }
 
     /// Counts the longest prefix of items of these sizes that fits the
-    /// budget (at least one into an empty queue) as queued; how many and
-    /// their bytes.
+    /// budget (at least one into an empty queue) as queued, here and in the
+    /// gateway's memory budget; how many and their bytes. Nothing once the
+    /// client is closing.
     fn reserve_front(&self, sizes: impl Iterator<Item = usize> + Clone) -> (usize, usize) {
+        if self.is_closing() {
+            return (0, 0);
+        }
+        let (n, bytes) = self.reserve_own(sizes);
+        if bytes == 0 {
+            return (n, bytes);
+        }
+        if !self.memory.reserve(bytes) {
+            self.queued.fetch_sub(bytes, Ordering::AcqRel);
+            return (0, 0);
+        }
+        // Making room in the memory budget may have closed this very client.
+        if self.is_closing() {
+            self.release(bytes);
+            return (0, 0);
+        }
+        (n, bytes)
+    }
+
+    /// [`Shared::reserve_front`] within this client's own budget.
+    fn reserve_own(&self, sizes: impl Iterator<Item = usize> + Clone) -> (usize, usize) {
         let mut before = self.queued.load(Ordering::Acquire);
         loop {
             let (mut n, mut bytes) = (0, 0);
@@ -159,7 +191,20 @@ impl Shared {
     /// `n` queued bytes have left the queue.
     fn release(&self, n: usize) {
         self.queued.fetch_sub(n, Ordering::AcqRel);
+        self.memory.release(n);
         self.room.notify_waiters();
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// The close that jumps the queue, once one is set.
+    fn urgent_close(&self) -> Option<(u16, &'static str)> {
+        if !self.is_closing() {
+            return None;
+        }
+        *self.urgent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A batch of events (`bytes` of the queue) was written, by the hub or
@@ -181,6 +226,13 @@ impl Shared {
     }
 }
 
+impl Drop for Shared {
+    /// What is left in the queue is dropped with it.
+    fn drop(&mut self) {
+        self.memory.release(*self.queued.get_mut());
+    }
+}
+
 /// The producer side of a client's send queue; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Outbox {
@@ -196,6 +248,61 @@ struct OutboxInner {
     max_batch_bytes: usize,
     /// The hub has queued events since it last flushed this client.
     dirty: AtomicBool,
+    /// Its place among the clients the memory budget may close.
+    budget_id: ClientId,
+}
+
+impl OutboxInner {
+    /// Closes the client ahead of anything queued, and drops what is
+    /// queued: none of it is written (the client resumes by its cursor,
+    /// from the last event it got). False if it was already closing.
+    fn close_urgently(&self, code: u16, reason: &'static str) -> bool {
+        let shared = &*self.shared;
+        {
+            let mut urgent = shared.urgent.lock().unwrap_or_else(|p| p.into_inner());
+            if urgent.is_some() {
+                return false;
+            }
+            *urgent = Some((code, reason));
+            shared.closing.store(true, Ordering::Release);
+        }
+        shared.urgent_set.notify_one();
+        // Whoever takes anything off the queue after this sees `closing`
+        // and writes none of it, so the client gets a prefix of its stream.
+        let mut dropped = Vec::new();
+        let mut bytes = 0;
+        self.tx.pop_front_while(
+            |_| true,
+            |out| {
+                bytes += out.bytes();
+                dropped.push(out);
+            },
+        );
+        drop(dropped);
+        shared.release(bytes);
+        true
+    }
+}
+
+impl Evictable for OutboxInner {
+    fn evictable_bytes(&self) -> usize {
+        // A client whose writer is gone is ending anyway.
+        if self.shared.is_closing() || self.tx.is_closed() {
+            0
+        } else {
+            self.shared.queued.load(Ordering::Acquire)
+        }
+    }
+
+    fn evict(&self) -> bool {
+        self.close_urgently(CLOSE_SLOW_CONSUMER, CLOSE_MEMORY_BUDGET_REASON)
+    }
+}
+
+impl Drop for OutboxInner {
+    fn drop(&mut self) {
+        self.shared.memory.deregister(&self.budget_id);
+    }
 }
 
 /// The writer's end of the queue.
@@ -204,10 +311,22 @@ pub(crate) struct Inbox {
     shared: Arc<Shared>,
 }
 
-/// A client's send queue: `budget` bytes at most, events written as
-/// `config` says, and the wire the hub may write to itself.
+impl Drop for Inbox {
+    /// The writer is done: what it leaves in the queue will never be
+    /// written, and no longer counts.
+    fn drop(&mut self) {
+        while let Some(out) = self.rx.try_recv() {
+            self.shared.release(out.bytes());
+        }
+    }
+}
+
+/// A client's send queue: `budget` bytes at most (and its share of the
+/// gateway's `memory`), events written as `config` says, and the wire the
+/// hub may write to itself.
 pub(crate) fn channel(
     budget: usize,
+    memory: &Arc<MemoryBudget>,
     config: &WriterConfig,
     wire: Option<Arc<Wire>>,
     metrics: Arc<GatewayMetrics>,
@@ -216,25 +335,24 @@ pub(crate) fn channel(
     let shared = Arc::new(Shared {
         queued: AtomicUsize::new(0),
         budget,
+        memory: memory.clone(),
         room: Notify::new(),
         urgent: Mutex::new(None),
         urgent_set: Notify::new(),
+        closing: AtomicBool::new(false),
         coalesce: config.coalesce,
         busy_until: Mutex::new(None),
     });
-    (
-        Outbox {
-            inner: Arc::new(OutboxInner {
-                tx,
-                shared: shared.clone(),
-                metrics,
-                wire,
-                max_batch_bytes: config.max_batch_bytes,
-                dirty: AtomicBool::new(false),
-            }),
-        },
-        Inbox { rx, shared },
-    )
+    let inner = Arc::new_cyclic(|me: &std::sync::Weak<OutboxInner>| OutboxInner {
+        tx,
+        shared: shared.clone(),
+        metrics,
+        wire,
+        max_batch_bytes: config.max_batch_bytes,
+        dirty: AtomicBool::new(false),
+        budget_id: memory.register(me.clone()),
+    });
+    (Outbox { inner }, Inbox { rx, shared })
 }
 
 /// The hub's scratch space for writing clients' events itself.
@@ -286,7 +404,7 @@ impl Outbox {
         self.inner.shared.reserve(n)?;
         if let Err(TrySendError::Closed(_) | TrySendError::Full(_)) = self.inner.tx.try_send(out) {
             // The writer is gone; the connection is ending anyway.
-            self.inner.shared.queued.fetch_sub(n, Ordering::AcqRel);
+            self.inner.shared.release(n);
         }
         Ok(())
     }
@@ -308,7 +426,7 @@ impl Outbox {
         let last = Some(due[n - 1].cursor);
         if !inner.tx.push_quiet(due.drain(..n).map(Out::Event)) {
             // The writer is gone; the connection is ending anyway.
-            inner.shared.queued.fetch_sub(bytes, Ordering::AcqRel);
+            inner.shared.release(bytes);
             due.clear();
             return Queued { last, flush: false };
         }
@@ -333,7 +451,12 @@ impl Outbox {
         };
         if let Some((wire, mut state)) = idle {
             let bytes = take_events(&inner.tx, inner.max_batch_bytes, &mut f.batch, 0);
-            if !f.batch.is_empty() {
+            if inner.shared.is_closing() {
+                // Closed meanwhile: the writer sends the close instead.
+                drop(state);
+                f.batch.clear();
+                inner.shared.release(bytes);
+            } else if !f.batch.is_empty() {
                 let done = wire.write_now(&mut state, encode_events(&mut f.frame, &f.batch));
                 drop(state);
                 inner.shared.sent(&inner.metrics, &f.batch, bytes);
@@ -360,7 +483,10 @@ impl Outbox {
             if self.try_push(Out::Event(d.clone())).is_ok() {
                 return Ok(());
             }
-            if self.inner.tx.is_closed() || tokio::time::timeout_at(deadline, room).await.is_err() {
+            if self.inner.tx.is_closed()
+                || self.inner.shared.is_closing()
+                || tokio::time::timeout_at(deadline, room).await.is_err()
+            {
                 return Err(SlowConsumer);
             }
         }
@@ -395,18 +521,25 @@ impl Outbox {
         let _ = self.inner.tx.try_send(Out::Close(Box::new((code, reason))));
     }
 
-    /// Closes the client as a slow consumer, ahead of anything queued.
+    /// Closes the client as a slow consumer, ahead of anything queued
+    /// (which is dropped); counted once, and not at all if it was already
+    /// closing (for the memory budget).
     pub(crate) fn close_slow_consumer(&self) {
-        self.inner
-            .metrics
-            .slow_consumer_disconnects
-            .fetch_add(1, Ordering::Relaxed);
-        let shared = &self.inner.shared;
-        let mut urgent = shared.urgent.lock().unwrap_or_else(|p| p.into_inner());
-        if urgent.is_none() {
-            *urgent = Some((CLOSE_SLOW_CONSUMER, CLOSE_SLOW_CONSUMER_REASON));
-            shared.urgent_set.notify_one();
+        if self
+            .inner
+            .close_urgently(CLOSE_SLOW_CONSUMER, CLOSE_SLOW_CONSUMER_REASON)
+        {
+            self.inner
+                .metrics
+                .slow_consumer_disconnects
+                .fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whether the client is being closed ahead of its queue (slow
+    /// consumer, memory budget): nothing more can be queued for it.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.inner.shared.is_closing()
     }
 }
 
@@ -478,7 +611,7 @@ impl Inbox {
     fn take_all(&mut self) -> Vec<Out> {
         let mut taken = Vec::new();
         while let Some(out) = self.rx.try_recv() {
-            self.shared.queued.fetch_sub(out.bytes(), Ordering::AcqRel);
+            self.shared.release(out.bytes());
             taken.push(out);
         }
         taken
@@ -552,6 +685,11 @@ impl Writer {
         let mut batch = Vec::new();
         while let Some(next) = self.inbox.rx.try_recv() {
             let n = next.bytes();
+            // Closed ahead of the queue: what is taken off it now is dropped.
+            if let Some((code, reason)) = self.inbox.shared.urgent_close() {
+                self.inbox.shared.release(n);
+                return Err(Stop::Close(code, reason));
+            }
             match next {
                 Out::Close(close) => return Err(Stop::Close(close.0, close.1)),
                 Out::Text(text) => {
@@ -569,6 +707,10 @@ impl Writer {
                     batch.push(first);
                     let bytes =
                         take_events(&self.inbox.rx, self.config.max_batch_bytes, &mut batch, n);
+                    if let Some((code, reason)) = self.inbox.shared.urgent_close() {
+                        self.inbox.shared.release(bytes);
+                        return Err(Stop::Close(code, reason));
+                    }
                     self.side
                         .write(encode_events(&mut frame, &batch), timeout)
                         .await?;
@@ -651,9 +793,12 @@ pub(crate) async fn run_writer(
         // A close frame with no status: the conversation simply ended.
         Stop::Drained => Some(frame.build(Opcode::Close, |_| {})),
         Stop::Stalled => {
-            w.metrics
-                .slow_consumer_disconnects
-                .fetch_add(1, Ordering::Relaxed);
+            // A client already closed ahead of its queue was counted then.
+            if !w.inbox.shared.is_closing() {
+                w.metrics
+                    .slow_consumer_disconnects
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             None
         }
         Stop::Broken => None,
@@ -694,6 +839,11 @@ pub(crate) mod tests {
             max_batch_bytes: 1 << 16,
             coalesce: Duration::ZERO,
         }
+    }
+
+    /// A memory budget that never closes anyone.
+    pub(crate) fn unlimited(metrics: &Arc<GatewayMetrics>) -> Arc<MemoryBudget> {
+        Arc::new(MemoryBudget::new(usize::MAX, metrics.clone()))
     }
 
     fn delivery(ms: u64, pad: usize) -> Arc<Delivery> {
@@ -743,7 +893,13 @@ pub(crate) mod tests {
         let (side, mut ws) = connected().await;
         let metrics = Arc::new(GatewayMetrics::default());
         // No writer task runs: only the hub's own write can deliver.
-        let (out, _inbox) = channel(1 << 20, &test_config(), side.wire(), metrics.clone());
+        let (out, _inbox) = channel(
+            1 << 20,
+            &unlimited(&metrics),
+            &test_config(),
+            side.wire(),
+            metrics.clone(),
+        );
         let mut f = Flusher::default();
         assert!(
             out.queue_live(&mut vec![delivery(1, 0), delivery(2, 0)])
@@ -766,7 +922,13 @@ pub(crate) mod tests {
     async fn live_events_queue_up_to_the_budget_and_the_rest_is_left() {
         let metrics = Arc::new(GatewayMetrics::default());
         let size = delivery(1, 0).frame.len();
-        let (out, mut inbox) = channel(2 * size + size / 2, &test_config(), None, metrics);
+        let (out, mut inbox) = channel(
+            2 * size + size / 2,
+            &unlimited(&metrics),
+            &test_config(),
+            None,
+            metrics.clone(),
+        );
         let mut due: Vec<_> = (1..=5).map(|ms| delivery(ms, 0)).collect();
         let queued = out.queue_live(&mut due);
         assert_eq!(queued.last, Some(Cursor::new(2, 0)));
@@ -784,11 +946,75 @@ pub(crate) mod tests {
         assert!(due.is_empty());
     }
 
+    /// Over the memory budget, the client with the most queued is closed
+    /// ahead of its queue, which is dropped and freed at once: it takes
+    /// nothing more, and its client gets the close and none of the events.
+    #[tokio::test]
+    async fn over_the_memory_budget_the_fullest_queue_is_dropped_and_its_client_closed() {
+        let (side, mut ws) = connected().await;
+        let metrics = Arc::new(GatewayMetrics::default());
+        // Cursors of one width: frames of one size.
+        let size = delivery(100, 0).frame.len();
+        let memory = Arc::new(MemoryBudget::new(16 * size, metrics.clone()));
+        let (full, inbox) = channel(
+            1 << 20,
+            &memory,
+            &test_config(),
+            side.wire(),
+            metrics.clone(),
+        );
+        let (other, mut other_inbox) =
+            channel(1 << 20, &memory, &test_config(), None, metrics.clone());
+        let mut due: Vec<_> = (101..=110).map(|ms| delivery(ms, 0)).collect();
+        assert_eq!(full.queue_live(&mut due).last, Some(Cursor::new(110, 0)));
+        let mut due: Vec<_> = (111..=116).map(|ms| delivery(ms, 0)).collect();
+        assert_eq!(other.queue_live(&mut due).last, Some(Cursor::new(116, 0)));
+        assert_eq!(memory.queued(), 16 * size);
+        // One more event for the other client: the full one goes.
+        let mut due = vec![delivery(117, 0)];
+        assert_eq!(other.queue_live(&mut due).last, Some(Cursor::new(117, 0)));
+        assert!(full.is_closing() && !other.is_closing());
+        assert_eq!(metrics.budget_disconnects.load(Ordering::Relaxed), 1);
+        assert_eq!(memory.queued(), 7 * size);
+        let mut due = vec![delivery(118, 0)];
+        assert_eq!(
+            full.queue_live(&mut due).last,
+            None,
+            "a closing client takes nothing"
+        );
+        assert!(full.message(&ServerMessage::Pong).is_err());
+        assert_eq!(other_inbox.take_cursors().len(), 7);
+        assert_eq!(memory.queued(), 0);
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let writer = tokio::spawn(run_writer(
+            side,
+            inbox,
+            test_config(),
+            Arc::new(LastHeard::new()),
+            shutdown,
+            metrics.clone(),
+        ));
+        let close = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
+        let Ok(Some(Ok(Message::Close(Some(frame))))) = close else {
+            panic!("expected the close first, got {close:?}");
+        };
+        assert_eq!(u16::from(frame.code), CLOSE_SLOW_CONSUMER);
+        assert_eq!(frame.reason.as_str(), CLOSE_MEMORY_BUDGET_REASON);
+        assert!(writer.await.is_ok());
+        assert_eq!(metrics.slow_consumer_disconnects.load(Ordering::Relaxed), 0);
+    }
+
     #[tokio::test]
     async fn what_the_socket_does_not_take_the_writer_sends_in_order() {
         let (side, mut ws) = connected().await;
         let metrics = Arc::new(GatewayMetrics::default());
-        let (out, inbox) = channel(64 << 20, &test_config(), side.wire(), metrics.clone());
+        let (out, inbox) = channel(
+            64 << 20,
+            &unlimited(&metrics),
+            &test_config(),
+            side.wire(),
+            metrics.clone(),
+        );
         let mut f = Flusher::default();
         // The client reads nothing yet: the hub fills the socket, and then
         // leaves the rest (and a control message behind it) to the writer.

@@ -31,6 +31,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::auth::Entitlement;
+use super::budget::MemoryBudget;
 use super::config::GatewayConfig;
 use super::delivery::bus_call;
 use super::hub::{loss_status, CatchUp, LiveEnd, LiveRx, Tap};
@@ -56,6 +57,8 @@ pub(crate) struct Context {
     pub bus: Bus,
     pub config: Arc<GatewayConfig>,
     pub metrics: Arc<GatewayMetrics>,
+    /// The bytes queued for all the gateway's clients.
+    pub memory: Arc<MemoryBudget>,
     pub tap: Arc<Tap>,
     pub entitlement: Entitlement,
     /// The feed status; a change is pushed to the client once subscribed.
@@ -84,6 +87,7 @@ pub(crate) async fn serve<R>(
     };
     let (out, inbox) = outbox::channel(
         ctx.config.send_queue_bytes,
+        &ctx.memory,
         &writer_config,
         side.wire(),
         metrics.clone(),
@@ -402,6 +406,11 @@ impl Session {
 
     async fn live_ended(&mut self, end: LiveEnd) -> Result<(), End> {
         self.live = None;
+        if self.out.is_closing() {
+            // Closed ahead of its queue (which the hub then found refusing
+            // everything): the writer is sending the close.
+            return Err(End);
+        }
         match end {
             LiveEnd::Lagged(cursor, told) => {
                 tracing::debug!(%cursor, "client's send queue filled; catching up");
