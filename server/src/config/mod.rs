@@ -11,6 +11,7 @@
 
 mod duration;
 mod sections;
+mod size;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub use duration::HumanDuration;
 pub use sections::{
     BusSection, FeedKind, FeedSection, GatewaySection, LogFormat, LogSection, ProcessSection,
 };
+pub use size::ByteSize;
 
 use crate::bus::redis::redact_url;
 use crate::bus::BusConfig;

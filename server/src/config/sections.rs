@@ -12,6 +12,7 @@ use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 use super::duration::HumanDuration;
+use super::size::ByteSize;
 use crate::bus::BusConfig;
 use crate::feed::massive::{self, MassiveConfig};
 use crate::gateway::GatewayConfig;
@@ -276,14 +277,20 @@ pub struct GatewaySection {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coalesce_ms: Option<u64>,
-    /// Bytes queued for one client before it is closed as a slow consumer.
+    /// Bytes queued for one client before it is closed as a slow consumer
+    /// (e.g. 4MiB).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub send_queue_bytes: Option<usize>,
-    /// Largest client message, in bytes.
+    pub send_queue_bytes: Option<ByteSize>,
+    /// Bytes queued for all clients together (e.g. 512MiB); over it, the
+    /// clients furthest behind are closed first (4008, resumable).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_message_size: Option<usize>,
+    pub max_queued_bytes: Option<ByteSize>,
+    /// Largest client message (e.g. 64KiB).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<ByteSize>,
     /// The most events one backfill may ask for.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -329,8 +336,9 @@ impl GatewaySection {
             tls_key: None,
             max_connections: Some(d.max_connections),
             coalesce_ms: Some(d.coalesce.as_millis() as u64),
-            send_queue_bytes: Some(d.send_queue_bytes),
-            max_message_size: Some(d.max_message_size),
+            send_queue_bytes: Some(ByteSize(d.send_queue_bytes)),
+            max_queued_bytes: Some(ByteSize(d.max_queued_bytes)),
+            max_message_size: Some(ByteSize(d.max_message_size)),
             max_backfill: Some(d.max_backfill),
             rate_per_second: Some(d.rate_limit.per_second),
             rate_burst: Some(d.rate_limit.burst),
@@ -355,8 +363,9 @@ impl GatewaySection {
             allow_anonymous: self.allow_anonymous.unwrap_or(d.allow_anonymous),
             max_connections: self.max_connections.unwrap_or(d.max_connections),
             coalesce: self.coalesce_ms.map_or(d.coalesce, Duration::from_millis),
-            send_queue_bytes: self.send_queue_bytes.unwrap_or(d.send_queue_bytes),
-            max_message_size: self.max_message_size.unwrap_or(d.max_message_size),
+            send_queue_bytes: self.send_queue_bytes.map_or(d.send_queue_bytes, |b| b.0),
+            max_queued_bytes: self.max_queued_bytes.map_or(d.max_queued_bytes, |b| b.0),
+            max_message_size: self.max_message_size.map_or(d.max_message_size, |b| b.0),
             max_backfill: self.max_backfill.unwrap_or(d.max_backfill),
             rate_limit,
             ping_interval: duration(self.ping_interval, d.ping_interval),
