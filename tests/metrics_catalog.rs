@@ -412,6 +412,58 @@ async fn a_processor_behind_its_shard_is_unhealthy_until_it_catches_up() {
     process.wait().await;
 }
 
+/// On a Redis Cluster the raw shards live on different masters and the
+/// leases in the flow slot: the backlog is sampled there as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_is_sampled_on_a_redis_cluster() {
+    let cluster = ok(flowtape_bench::redis_cluster::RedisCluster::start(
+        3,
+        Duration::from_millis(1000),
+    )
+    .await);
+    let bus = ok(Bus::redis(
+        &cluster.url(),
+        BusConfig {
+            shards: 4,
+            ..BusConfig::default()
+        },
+    )
+    .await);
+    let mut node = ok(Node::start(
+        bus,
+        NodeConfig {
+            feed: Some(FeedChoice::Sim(sim_from_now(200.0))),
+            process: Some(ProcessorConfig {
+                sample_every: Duration::from_millis(200),
+                ..ProcessorConfig::new("cluster-backlog".into())
+            }),
+            ..NodeConfig::default()
+        },
+    )
+    .await);
+    let addr = ok(node.serve_metrics(loopback()).await);
+    let text = scrape_until(addr, "every shard owned and sampled", |text| {
+        value_of(text, "flowtape_process_shards_owned") == Some(4.0)
+            && value_of(text, "flowtape_process_shards_unowned") == Some(0.0)
+            && (0..4).all(|k| {
+                value_of(
+                    text,
+                    &format!("flowtape_process_shard_lag{{shard=\"{k}\"}}"),
+                )
+                .is_some()
+            })
+    })
+    .await;
+    assert!(
+        value_of(&text, "flowtape_process_backlog_age_seconds")
+            .is_some_and(|a| (0.0..2.0).contains(&a)),
+        "{text}"
+    );
+    health_becomes(addr, 200, Duration::from_secs(10)).await;
+    node.shutdown();
+    node.wait().await;
+}
+
 /// In one process (`flowtape-server run`), the gateway's port shows every
 /// role: all their families, and a `/healthz` that covers each of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
