@@ -10,6 +10,8 @@
 //! - [`bus`]: Redis Streams, or the embedded memory bus, behind one interface.
 //! - [`pipeline`]: ingest (feed → raw shards) and processing (raw → flow events, exactly once).
 //! - [`gateway`]: WebSocket fan-out to clients, with per-client filters.
+//! - [`metrics`]: what every role shows operators on `/metrics` and `/healthz`.
+//! - `http`: the little HTTP/1.1 the gateway and the metrics server speak.
 //! - [`node`]: the roles of one process, started and stopped together.
 //! - [`shutdown`]: the signal every long-running task drains on.
 //! - [`wsclient`]: outgoing `ws://`/`wss://` connections (vendor feeds, the TUI).
@@ -27,6 +29,10 @@ pub mod config;
 pub mod feed;
 #[cfg(feature = "roles")]
 pub mod gateway;
+#[cfg(feature = "roles")]
+mod http;
+#[cfg(feature = "roles")]
+pub mod metrics;
 #[cfg(feature = "roles")]
 pub mod node;
 #[cfg(feature = "roles")]

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, Notify};
 
 use super::{
-    min_id_cutoff, now_ms, shard_of, BusConfig, BusError, FlowBounds, FlowEntry, NewEvent, RawEntry,
+    min_id_cutoff, now_ms, shard_of, BusConfig, BusError, FlowBounds, FlowEntry, NewEvent,
+    RawEntry, ShardBacklog,
 };
 use flowtape_core::cursor::Cursor;
 use flowtape_core::date::Date;
@@ -224,6 +225,26 @@ impl MemoryBus {
             }
         }
         (claimed, trimmed)
+    }
+
+    pub(super) fn shard_backlog(&self) -> Vec<ShardBacklog> {
+        let now = Instant::now();
+        (0..self.shards.len() as u16)
+            .map(|shard| {
+                let s = self.shard(shard);
+                let delivered = s.entries.partition_point(|(id, _)| *id <= s.delivered);
+                ShardBacklog {
+                    shard,
+                    owner: s
+                        .lease
+                        .as_ref()
+                        .filter(|(_, until)| *until > now)
+                        .map(|(owner, _)| owner.clone()),
+                    lag: Some((s.entries.len() - delivered) as u64),
+                    pending: s.pending.len() as u64,
+                }
+            })
+            .collect()
     }
 
     pub(super) fn guard_members(&self, shard: u16) -> HashSet<Cursor> {

@@ -195,6 +195,20 @@ pub struct FlowBounds {
     pub last: Option<Cursor>,
 }
 
+/// Where processing of one raw shard stands, as the bus sees it now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardBacklog {
+    pub shard: u16,
+    /// Who holds the shard's lease (`None`: nobody, or it expired).
+    pub owner: Option<String>,
+    /// Entries not yet delivered to the consumer group; `None` when Redis
+    /// cannot tell (`XINFO GROUPS` answers no `lag` after some deletions).
+    pub lag: Option<u64>,
+    /// Entries delivered and not yet acknowledged (open sweep windows, work
+    /// in flight, or a dead processor's until it is taken over).
+    pub pending: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("cannot reach Redis at {url}: {reason} (start redis-server, or run with --memory)")]
@@ -391,6 +405,15 @@ impl Bus {
         match self {
             Bus::Memory(m) => Ok(m.day_volume(shard, day)),
             Bus::Redis(r) => r.day_volume(shard, day).await,
+        }
+    }
+
+    /// Every raw shard's lease holder, lag and pending count: for
+    /// `/metrics` and `/healthz`, sampled now and then, not per batch.
+    pub async fn shard_backlog(&self) -> Result<Vec<ShardBacklog>, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(m.shard_backlog()),
+            Bus::Redis(r) => r.shard_backlog().await,
         }
     }
 

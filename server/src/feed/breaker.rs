@@ -27,10 +27,13 @@
 //!
 //! The breaker owns the feed's `watch::Sender<FeedStatus>` and sends a new
 //! status only when the state or the reason changes, stamped with the time of
-//! the change. Time is passed in by the caller (`tokio::time::Instant`), so the
+//! the change; it counts its changes of state in [`Transitions`] (for
+//! `/metrics`). Time is passed in by the caller (`tokio::time::Instant`), so the
 //! breaker is tested with injected time; randomness comes from a seeded
 //! generator.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -85,12 +88,48 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+impl BreakerState {
+    pub const ALL: [BreakerState; 4] = [
+        BreakerState::Closed,
+        BreakerState::Retrying,
+        BreakerState::Open,
+        BreakerState::HalfOpen,
+    ];
+
+    /// The state's name in `/metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Retrying => "retrying",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// How many times a breaker entered each state (relaxed atomics, readable
+/// while it runs). The state it starts in does not count.
+#[derive(Debug, Default)]
+pub struct Transitions([AtomicU64; 4]);
+
+impl Transitions {
+    /// Entries into `state` so far.
+    pub fn into_state(&self, state: BreakerState) -> u64 {
+        self.0[state as usize].load(Ordering::Relaxed)
+    }
+
+    fn count(&self, state: BreakerState) {
+        self.0[state as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Decides when a feed may (re)connect and publishes its status. See the module docs.
 #[derive(Debug)]
 pub struct Breaker {
     name: &'static str,
     config: BreakerConfig,
     status: watch::Sender<FeedStatus>,
+    transitions: Arc<Transitions>,
     rng: Rng,
     state: BreakerState,
     /// Consecutive failures, as the backoff counts them.
@@ -104,11 +143,13 @@ pub struct Breaker {
 impl Breaker {
     /// A breaker for the feed called `name` (used in logs) that may connect at
     /// once. It publishes `degraded: connecting` until the first session is
-    /// established. `seed` drives the jitter.
+    /// established, and counts its changes of state in `transitions`. `seed`
+    /// drives the jitter.
     pub fn new(
         name: &'static str,
         config: BreakerConfig,
         status: watch::Sender<FeedStatus>,
+        transitions: Arc<Transitions>,
         seed: u64,
         now: Instant,
     ) -> Breaker {
@@ -116,6 +157,7 @@ impl Breaker {
             name,
             config,
             status,
+            transitions,
             rng: Rng::new(seed),
             state: BreakerState::Retrying,
             failures: 0,
@@ -152,7 +194,7 @@ impl Breaker {
             return Err(self.ready_at);
         }
         if self.state == BreakerState::Open {
-            self.state = BreakerState::HalfOpen;
+            self.enter(BreakerState::HalfOpen);
             tracing::info!(feed = self.name, "circuit half-open: probing the upstream");
         }
         Ok(())
@@ -168,7 +210,7 @@ impl Breaker {
                 "circuit closed: upstream serving"
             );
         }
-        self.state = BreakerState::Closed;
+        self.enter(BreakerState::Closed);
         self.session = Some((now, self.failures));
         self.publish(FeedHealth::Ok, String::new());
     }
@@ -184,7 +226,7 @@ impl Breaker {
             self.open(now, reason, None)
         } else {
             let delay = self.backoff();
-            self.state = BreakerState::Retrying;
+            self.enter(BreakerState::Retrying);
             self.ready_at = now + delay;
             tracing::warn!(
                 feed = self.name,
@@ -219,6 +261,13 @@ impl Breaker {
         self.open(now, reason, Some(hold))
     }
 
+    fn enter(&mut self, state: BreakerState) {
+        if self.state != state {
+            self.transitions.count(state);
+        }
+        self.state = state;
+    }
+
     fn count_failure(&mut self, now: Instant) {
         if let Some((since, failures_then)) = self.session.take() {
             let stable = now.saturating_duration_since(since) >= self.config.stable_after;
@@ -233,7 +282,7 @@ impl Breaker {
             Some(hold) => hold.mul_f64(2.0 - self.jitter_factor()),
             None => self.backoff(),
         };
-        self.state = BreakerState::Open;
+        self.enter(BreakerState::Open);
         self.ready_at = now + delay;
         tracing::warn!(
             feed = self.name,
@@ -320,7 +369,12 @@ mod tests {
             since: 0,
         });
         let clock = Clock(Instant::now());
-        (Breaker::new("test", config, tx, 7, clock.now()), rx, clock)
+        let transitions = Arc::default();
+        (
+            Breaker::new("test", config, tx, transitions, 7, clock.now()),
+            rx,
+            clock,
+        )
     }
 
     fn health(rx: &watch::Receiver<FeedStatus>) -> (FeedHealth, String) {
@@ -407,6 +461,9 @@ mod tests {
         b.on_success(clock.now());
         assert_eq!(b.state(), BreakerState::Closed);
         assert_eq!(rx.borrow().state, FeedHealth::Ok);
+        // Retrying (the start) → open, then 6 probes: 6 half-open, 5 open again, 1 closed.
+        let counted = BreakerState::ALL.map(|s| b.transitions.into_state(s));
+        assert_eq!(counted, [1, 0, 6, 6], "closed, retrying, open, half_open");
     }
 
     #[test]

@@ -4,101 +4,10 @@
 //! Everything is a relaxed atomic: the hot paths (the hub, each client's
 //! writer) only add, and a scrape reads a consistent-enough snapshot.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
+use crate::metrics::{Exposition, Histogram, Kind};
 use flowtape_core::protocol::{ErrorCode, FeedHealth, FeedStatus};
-
-/// Upper bounds of the latency buckets, in seconds.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-/// [`LATENCY_BUCKETS`] in whole microseconds, for finding an observation's
-/// bucket without floating point.
-const LATENCY_BUCKETS_US: [u64; 14] = {
-    let mut us = [0u64; 14];
-    let mut i = 0;
-    while i < us.len() {
-        us[i] = (LATENCY_BUCKETS[i] * 1e6 + 0.5) as u64;
-        i += 1;
-    }
-    us
-};
-
-/// A fixed-bucket latency histogram.
-#[derive(Debug)]
-pub struct Histogram {
-    /// Cumulative counts are computed at render time; these are per bucket,
-    /// the last one being `+Inf`.
-    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    sum_us: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_us: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        self.observe_all(std::iter::once(d));
-    }
-
-    /// Observes several durations with one atomic add per bucket they fall
-    /// in, not three per duration: the hub and the writers observe every
-    /// event of a batch from several threads at once.
-    pub fn observe_all(&self, ds: impl IntoIterator<Item = Duration>) {
-        let mut counts = [0u64; LATENCY_BUCKETS.len() + 1];
-        let (mut sum_us, mut count) = (0u64, 0u64);
-        for d in ds {
-            let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-            // The first bucket whose bound is at least `us`, or `+Inf`.
-            counts[LATENCY_BUCKETS_US.partition_point(|&b| b < us)] += 1;
-            sum_us = sum_us.saturating_add(us);
-            count += 1;
-        }
-        for (bucket, n) in self.buckets.iter().zip(counts) {
-            if n > 0 {
-                bucket.fetch_add(n, Ordering::Relaxed);
-            }
-        }
-        if count > 0 {
-            self.sum_us.fetch_add(sum_us, Ordering::Relaxed);
-            self.count.fetch_add(count, Ordering::Relaxed);
-        }
-    }
-
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, bucket) in self.buckets.iter().enumerate() {
-            cumulative += bucket.load(Ordering::Relaxed);
-            match LATENCY_BUCKETS.get(i) {
-                Some(le) => {
-                    let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
-                }
-                None => {
-                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-                }
-            }
-        }
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {}", self.count());
-    }
-}
 
 /// Why a handshake was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,7 +136,6 @@ impl GatewayMetrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of every metric.
     /// Records the feed status for the `flowtape_feed_state` gauge.
     pub fn set_feed(&self, feed: Option<&FeedStatus>) {
         let code = match feed.map(|f| f.state) {
@@ -241,242 +149,188 @@ impl GatewayMetrics {
         self.feed_since_ms.store(since, Ordering::Relaxed);
     }
 
+    /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(8192);
-        let state = self.feed_state.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP flowtape_feed_state The market feed's state as this gateway last read it (1 = current).\n\
-             # TYPE flowtape_feed_state gauge"
+        let mut out = Exposition::default();
+        self.render_into(&mut out);
+        out.into_text()
+    }
+
+    /// Every family, into `out`.
+    pub fn render_into(&self, out: &mut Exposition) {
+        let get = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        let state = get(&self.feed_state);
+        out.labelled(
+            "flowtape_feed_state",
+            Kind::Gauge,
+            "The market feed's state as this gateway last read it (1 = current).",
+            "state",
+            [(0, "unknown"), (1, "ok"), (2, "degraded"), (3, "down")]
+                .map(|(code, name)| (name, u64::from(state == code))),
         );
-        for (code, name) in [(0, "unknown"), (1, "ok"), (2, "degraded"), (3, "down")] {
-            let _ = writeln!(
-                out,
-                "flowtape_feed_state{{state=\"{name}\"}} {}",
-                u64::from(state == code)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP flowtape_feed_state_since_seconds When the feed entered its current state (Unix time).\n\
-             # TYPE flowtape_feed_state_since_seconds gauge\nflowtape_feed_state_since_seconds {}",
-            self.feed_since_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        out.gauge(
+            "flowtape_feed_state_since_seconds",
+            "When the feed entered its current state (Unix time).",
+            get(&self.feed_since_ms) as f64 / 1000.0,
         );
-        let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
-            let _ = writeln!(
-                out,
-                "# HELP flowtape_gateway_{name} {help}\n# TYPE flowtape_gateway_{name} counter\n\
-                 flowtape_gateway_{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        };
-        let _ = writeln!(
-            out,
-            "# HELP flowtape_gateway_connections Open WebSocket connections.\n\
-             # TYPE flowtape_gateway_connections gauge\nflowtape_gateway_connections {}",
-            self.connections.load(Ordering::Relaxed)
+        out.gauge(
+            "flowtape_gateway_connections",
+            "Open WebSocket connections.",
+            get(&self.connections),
         );
-        let _ = writeln!(
-            out,
-            "# HELP flowtape_gateway_clients_catching_up Clients catching up after lagging, not yet live again.\n\
-             # TYPE flowtape_gateway_clients_catching_up gauge\nflowtape_gateway_clients_catching_up {}",
-            self.catching_up.load(Ordering::Relaxed)
+        out.gauge(
+            "flowtape_gateway_clients_catching_up",
+            "Clients catching up after lagging, not yet live again.",
+            get(&self.catching_up),
         );
-        counter(
-            &mut out,
-            "connections_total",
-            "WebSocket connections accepted.",
-            &self.connections_total,
-        );
-        counter(
-            &mut out,
-            "http_requests_total",
-            "Plain HTTP requests served.",
-            &self.http_requests,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP flowtape_gateway_rejected_total Handshakes refused, by reason.\n\
-             # TYPE flowtape_gateway_rejected_total counter"
-        );
-        for (reason, v) in [
-            ("unauthorized", &self.rejected_unauthorized),
-            ("token_cap", &self.rejected_token_cap),
-            ("bad_request", &self.rejected_bad_request),
-            ("tls", &self.rejected_tls),
+        for (name, help, v) in [
+            (
+                "flowtape_gateway_connections_total",
+                "WebSocket connections accepted.",
+                &self.connections_total,
+            ),
+            (
+                "flowtape_gateway_http_requests_total",
+                "Plain HTTP requests served.",
+                &self.http_requests,
+            ),
         ] {
-            let _ = writeln!(
-                out,
-                "flowtape_gateway_rejected_total{{reason=\"{reason}\"}} {}",
-                v.load(Ordering::Relaxed)
-            );
+            out.counter(name, help, get(v));
         }
-        counter(
-            &mut out,
-            "events_in_total",
-            "Events taken from the bus.",
-            &self.events_in,
+        out.labelled(
+            "flowtape_gateway_rejected_total",
+            Kind::Counter,
+            "Handshakes refused, by reason.",
+            "reason",
+            [
+                ("unauthorized", &self.rejected_unauthorized),
+                ("token_cap", &self.rejected_token_cap),
+                ("bad_request", &self.rejected_bad_request),
+                ("tls", &self.rejected_tls),
+            ]
+            .map(|(reason, v)| (reason, get(v))),
         );
-        counter(
-            &mut out,
-            "events_repaired_total",
-            "Events delivered by gap repair from the stream.",
-            &self.events_repaired,
-        );
-        counter(
-            &mut out,
-            "gap_repairs_total",
-            "Gap repairs started.",
-            &self.gap_repairs,
-        );
-        counter(
-            &mut out,
-            "events_malformed_total",
-            "Stream entries that are not flow events.",
-            &self.events_malformed,
-        );
-        counter(
-            &mut out,
-            "events_out_total",
-            "Events written to client sockets.",
-            &self.events_out,
-        );
-        counter(
-            &mut out,
-            "events_filtered_total",
-            "Events left out by client filters.",
-            &self.events_filtered,
-        );
-        counter(
-            &mut out,
-            "batches_out_total",
-            "Batched `events` frames written.",
-            &self.batches_out,
-        );
-        counter(
-            &mut out,
-            "slow_consumer_disconnects_total",
-            "Clients closed with 4008, or dropped, for falling behind their own send queue.",
-            &self.slow_consumer_disconnects,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP flowtape_gateway_queued_bytes Bytes queued for all clients, not yet written.\n\
-             # TYPE flowtape_gateway_queued_bytes gauge\nflowtape_gateway_queued_bytes {}\n\
-             # HELP flowtape_gateway_max_queued_bytes The memory budget: the most bytes queued for all clients.\n\
-             # TYPE flowtape_gateway_max_queued_bytes gauge\nflowtape_gateway_max_queued_bytes {}",
-            self.queued_bytes.load(Ordering::Relaxed),
-            self.max_queued_bytes.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "budget_disconnects_total",
-            "Clients closed with 4008 to bring the bytes queued back under the memory budget.",
-            &self.budget_disconnects,
-        );
-        counter(
-            &mut out,
-            "heartbeat_timeouts_total",
-            "Clients closed for not answering pings.",
-            &self.heartbeat_timeouts,
-        );
-        counter(
-            &mut out,
-            "lag_resumes_total",
-            "Clients resumed from the stream after lagging.",
-            &self.lag_resumes,
-        );
-        counter(
-            &mut out,
-            "redis_errors_total",
-            "Failed Redis operations.",
-            &self.redis_errors,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP flowtape_gateway_history_lost_total Losses of history (not retention), \
-             found by the live hub or told to a resuming client.\n\
-             # TYPE flowtape_gateway_history_lost_total counter"
-        );
-        for (at, v) in [
-            ("live", &self.history_lost_live),
-            ("resume", &self.history_lost_resume),
+        for (name, help, v) in [
+            (
+                "flowtape_gateway_events_in_total",
+                "Events taken from the bus.",
+                &self.events_in,
+            ),
+            (
+                "flowtape_gateway_events_repaired_total",
+                "Events delivered by gap repair from the stream.",
+                &self.events_repaired,
+            ),
+            (
+                "flowtape_gateway_gap_repairs_total",
+                "Gap repairs started.",
+                &self.gap_repairs,
+            ),
+            (
+                "flowtape_gateway_events_malformed_total",
+                "Stream entries that are not flow events.",
+                &self.events_malformed,
+            ),
+            (
+                "flowtape_gateway_events_out_total",
+                "Events written to client sockets.",
+                &self.events_out,
+            ),
+            (
+                "flowtape_gateway_events_filtered_total",
+                "Events left out by client filters.",
+                &self.events_filtered,
+            ),
+            (
+                "flowtape_gateway_batches_out_total",
+                "Batched `events` frames written.",
+                &self.batches_out,
+            ),
+            (
+                "flowtape_gateway_slow_consumer_disconnects_total",
+                "Clients closed with 4008, or dropped, for falling behind their own send queue.",
+                &self.slow_consumer_disconnects,
+            ),
+            (
+                "flowtape_gateway_budget_disconnects_total",
+                "Clients closed with 4008 to bring the bytes queued back under the memory budget.",
+                &self.budget_disconnects,
+            ),
+            (
+                "flowtape_gateway_heartbeat_timeouts_total",
+                "Clients closed for not answering pings.",
+                &self.heartbeat_timeouts,
+            ),
+            (
+                "flowtape_gateway_lag_resumes_total",
+                "Clients resumed from the stream after lagging.",
+                &self.lag_resumes,
+            ),
+            (
+                "flowtape_gateway_redis_errors_total",
+                "Failed Redis operations.",
+                &self.redis_errors,
+            ),
         ] {
-            let _ = writeln!(
-                out,
-                "flowtape_gateway_history_lost_total{{at=\"{at}\"}} {}",
-                v.load(Ordering::Relaxed)
-            );
+            out.counter(name, help, get(v));
         }
-        let _ = writeln!(
-            out,
-            "# HELP flowtape_gateway_history_lost_seconds_total Stream time spanned by the losses the live hub found.\n\
-             # TYPE flowtape_gateway_history_lost_seconds_total counter\n\
-             flowtape_gateway_history_lost_seconds_total {}",
-            self.history_lost_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        out.gauge(
+            "flowtape_gateway_queued_bytes",
+            "Bytes queued for all clients, not yet written.",
+            get(&self.queued_bytes),
         );
-        let _ = writeln!(
-            out,
-            "# HELP flowtape_gateway_client_errors_total Error frames sent, by code.\n\
-             # TYPE flowtape_gateway_client_errors_total counter"
+        out.gauge(
+            "flowtape_gateway_max_queued_bytes",
+            "The memory budget: the most bytes queued for all clients.",
+            get(&self.max_queued_bytes),
         );
-        for (code, v) in ERROR_CODES.iter().zip(&self.client_errors) {
-            let _ = writeln!(
-                out,
-                "flowtape_gateway_client_errors_total{{code=\"{}\"}} {}",
-                code_name(*code),
-                v.load(Ordering::Relaxed)
-            );
-        }
-        self.feed_to_stream.render(
-            &mut out,
+        out.labelled(
+            "flowtape_gateway_history_lost_total",
+            Kind::Counter,
+            "Losses of history (not retention), found by the live hub or told to a resuming client.",
+            "at",
+            [
+                ("live", &self.history_lost_live),
+                ("resume", &self.history_lost_resume),
+            ]
+            .map(|(at, v)| (at, get(v))),
+        );
+        out.counter(
+            "flowtape_gateway_history_lost_seconds_total",
+            "Stream time spanned by the losses the live hub found.",
+            get(&self.history_lost_ms) as f64 / 1000.0,
+        );
+        out.labelled(
+            "flowtape_gateway_client_errors_total",
+            Kind::Counter,
+            "Error frames sent, by code.",
+            "code",
+            ERROR_CODES
+                .iter()
+                .zip(&self.client_errors)
+                .map(|(code, v)| (code_name(*code), get(v))),
+        );
+        out.histogram(
             "flowtape_gateway_feed_to_stream_seconds",
             "Trade time to flow stream commit (includes sweep windows).",
+            &self.feed_to_stream,
         );
-        self.stream_to_gateway.render(
-            &mut out,
+        out.histogram(
             "flowtape_gateway_stream_to_gateway_seconds",
             "Flow stream commit to the gateway hub.",
+            &self.stream_to_gateway,
         );
-        self.gateway_to_socket.render(
-            &mut out,
+        out.histogram(
             "flowtape_gateway_gateway_to_socket_seconds",
             "Gateway hub to the client socket write.",
+            &self.gateway_to_socket,
         );
-        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn histogram_buckets_are_cumulative() {
-        let h = Histogram::default();
-        h.observe(Duration::from_micros(300));
-        h.observe(Duration::from_millis(3));
-        h.observe(Duration::from_secs(60));
-        let mut out = String::new();
-        h.render(&mut out, "x", "help");
-        assert!(out.contains("x_bucket{le=\"0.0005\"} 1\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"0.005\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"10\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"+Inf\"} 3\n"), "{out}");
-        assert!(out.contains("x_count 3\n"), "{out}");
-        // A bound is inclusive.
-        let edge = Histogram::default();
-        edge.observe(Duration::from_micros(2_500));
-        let mut at_edge = String::new();
-        edge.render(&mut at_edge, "x", "help");
-        assert!(at_edge.contains("x_bucket{le=\"0.0025\"} 1\n"), "{at_edge}");
-        // A batch counts as the same observations one by one.
-        let batch = Histogram::default();
-        batch.observe_all([300, 3_000, 60_000_000].map(Duration::from_micros));
-        let mut batched = String::new();
-        batch.render(&mut batched, "x", "help");
-        assert_eq!(batched, out);
-    }
 
     #[test]
     fn render_names_every_family() {

@@ -9,15 +9,16 @@
 //! One port serves:
 //! - `GET /ws` (WebSocket upgrade): the client protocol;
 //! - `GET /healthz`: 200 with JSON when Redis is reachable and the gateway is
-//!   caught up with the flow stream, 503 otherwise;
-//! - `GET /metrics`: Prometheus text ([`GatewayMetrics`]);
+//!   caught up with the flow stream (and every other role of its node is
+//!   healthy, [`Gateway::with_roles`]), 503 otherwise;
+//! - `GET /metrics`: Prometheus text ([`GatewayMetrics`], and the other roles');
 //! - anything else: 404.
 //!
 //! Layout:
 //! - [`config`]: [`GatewayConfig`] and its safety check;
 //! - [`auth`]: the token file, entitlements and per-token connection caps;
 //! - [`tls`]: `wss://` with rustls;
-//! - `http`: the request head, health and metrics answers, the upgrade;
+//! - `handshake`: the WebSocket upgrade and the client's token;
 //! - `hub`: one reader of the bus per tier (realtime, delayed) fanning out
 //!   events parsed and framed once, repairing gaps from the stream;
 //! - `session`, `replay`, `outbox`: one client — its filter and cursor, the
@@ -36,7 +37,7 @@ pub mod auth;
 mod budget;
 pub mod config;
 mod delivery;
-mod http;
+mod handshake;
 mod hub;
 mod mailbox;
 pub mod metrics;
@@ -65,13 +66,14 @@ pub use metrics::GatewayMetrics;
 pub use tls::{TlsConfig, TlsError};
 
 use crate::bus::{Bus, BusError, LiveFeed};
+use crate::http::{self, HeadError, Request};
+use crate::metrics::{health_json, render_healthy, Exposition, Roles};
 use crate::shutdown::{self, Shutdown};
 use auth::{Authenticator, Refusal};
 use budget::MemoryBudget;
 use delivery::bus_call;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::protocol::FeedStatus;
-use http::{HeadError, Request};
 use hub::{DelayedHub, HubHealth, LiveHub, Tap};
 use metrics::Rejection;
 use wire::{IntoWire, ReadOnly};
@@ -102,7 +104,7 @@ pub struct Gateway {
     local_addr: SocketAddr,
     live: LiveFeed,
     feed: watch::Sender<Option<FeedStatus>>,
-    shared: Arc<Shared>,
+    shared: Shared,
 }
 
 /// What every connection task shares.
@@ -121,6 +123,8 @@ struct Shared {
     health: Arc<HubHealth>,
     /// The feed status last read from the bus (`None`: no ingest reports one).
     feed: watch::Receiver<Option<FeedStatus>>,
+    /// The other roles of this gateway's node, shown on its port.
+    roles: Roles,
 }
 
 impl Gateway {
@@ -175,14 +179,23 @@ impl Gateway {
             tls,
             health: Arc::new(HubHealth::new()),
             config: Arc::new(config),
+            roles: Roles::default(),
         };
         Ok(Gateway {
             listener,
             local_addr,
             live,
             feed,
-            shared: Arc::new(shared),
+            shared,
         })
+    }
+
+    /// Shows the other roles of this node on the gateway's port: their
+    /// families in `/metrics`, their verdicts in `/healthz` (which is then
+    /// healthy only when every one of them is too).
+    pub fn with_roles(mut self, roles: Roles) -> Gateway {
+        self.shared.roles = roles;
+        self
     }
 
     /// The address actually bound (useful with port 0).
@@ -204,6 +217,7 @@ impl Gateway {
             feed,
             shared,
         } = self;
+        let shared = Arc::new(shared);
         let (hub_stop, hub_signal) = shutdown::channel();
         let mut hubs = tokio::task::JoinSet::new();
         let config = &shared.config;
@@ -432,7 +446,7 @@ async fn serve_http<S>(
             let (healthy, body) = health(&shared).await;
             (if healthy { 200 } else { 503 }, "application/json", body)
         }
-        ("GET", "/metrics") => (200, "text/plain; version=0.0.4", shared.metrics.render()),
+        ("GET", "/metrics") => (200, "text/plain; version=0.0.4", metrics(&shared).await),
         (_, "/healthz" | "/metrics") => (405, "text/plain", "method not allowed\n".to_string()),
         _ => (
             404,
@@ -460,7 +474,7 @@ async fn upgrade<S>(
     S: AsyncRead + AsyncWrite + IntoWire + Unpin + Send + 'static,
 {
     let refuse = |why: Rejection| shared.metrics.count_rejection(why);
-    let key = match request.websocket_key() {
+    let key = match handshake::websocket_key(&request) {
         Ok(key) => key.to_string(),
         Err(why) => {
             refuse(Rejection::BadRequest);
@@ -475,7 +489,7 @@ async fn upgrade<S>(
             return;
         }
     };
-    let grant = match shared.auth.admit(request.token().as_deref()) {
+    let grant = match shared.auth.admit(handshake::token(&request).as_deref()) {
         Ok(grant) => grant,
         Err(Refusal::Unauthorized) => {
             refuse(Rejection::Unauthorized);
@@ -510,7 +524,7 @@ async fn upgrade<S>(
         },
     };
     if !matches!(
-        tokio::time::timeout_at(deadline, http::switch_protocols(&mut stream, &key)).await,
+        tokio::time::timeout_at(deadline, handshake::switch_protocols(&mut stream, &key)).await,
         Ok(Ok(()))
     ) {
         refuse(Rejection::BadRequest);
@@ -543,8 +557,29 @@ async fn upgrade<S>(
     drop(grant);
 }
 
-/// `/healthz`: whether this gateway should receive traffic, and the JSON body.
-async fn health(shared: &Shared) -> (bool, String) {
+/// `/metrics`: the gateway's families, the other roles', and every role's verdict.
+async fn metrics(shared: &Shared) -> String {
+    let mut out = Exposition::default();
+    shared.metrics.render_into(&mut out);
+    shared.roles.render(&mut out);
+    let gateway = own_health(shared).await.problems.is_empty();
+    let roles = shared.roles.health();
+    render_healthy(
+        &mut out,
+        std::iter::once(("gateway", gateway)).chain(roles.iter().map(|(r, h)| (*r, h.is_ok()))),
+    );
+    out.into_text()
+}
+
+/// What `/healthz` reports of the gateway itself.
+struct OwnHealth {
+    redis: bool,
+    lag_ms: Option<u64>,
+    /// Why it should not receive traffic; empty when it should.
+    problems: Vec<String>,
+}
+
+async fn own_health(shared: &Shared) -> OwnHealth {
     let bounds = tokio::time::timeout(HEALTH_TIMEOUT, shared.bus.flow_bounds()).await;
     let (redis, lag_ms) = match bounds {
         Ok(Ok(b)) => (
@@ -559,19 +594,48 @@ async fn health(shared: &Shared) -> (bool, String) {
             (false, None)
         }
     };
+    let max_lag = shared.config.max_healthy_lag.as_millis() as u64;
+    let mut problems = Vec::new();
+    if !redis {
+        problems.push(format!(
+            "redis: no answer within {}s",
+            HEALTH_TIMEOUT.as_secs()
+        ));
+    }
+    if !shared.health.is_ok() {
+        problems.push("the reader of the flow stream is failing".to_string());
+    }
+    if let Some(lag) = lag_ms.filter(|l| *l > max_lag) {
+        problems.push(format!("lag {lag} ms > {max_lag} ms"));
+    }
+    OwnHealth {
+        redis,
+        lag_ms,
+        problems,
+    }
+}
+
+/// `/healthz`: whether this gateway should receive traffic, and the JSON body.
+/// With other roles in the node, it is healthy only when they all are.
+async fn health(shared: &Shared) -> (bool, String) {
+    let own = own_health(shared).await;
+    let roles = shared.roles.health();
     // The feed's own health is reported, not judged here: a gateway keeps
     // serving history and resumes while the feed is down.
     let feed = shared.feed.borrow().clone();
-    let max_lag = shared.config.max_healthy_lag.as_millis() as u64;
-    let healthy = redis && shared.health.is_ok() && lag_ms.is_some_and(|l| l <= max_lag);
-    let body = serde_json::json!({
+    let healthy = own.problems.is_empty() && roles.iter().all(|(_, h)| h.is_ok());
+    let mut body = serde_json::json!({
         "status": if healthy { "ok" } else { "unavailable" },
-        "redis": redis,
-        "lag_ms": lag_ms,
+        "redis": own.redis,
+        "lag_ms": own.lag_ms,
         "feed": feed,
         "connections": shared.metrics.connections.load(Ordering::Relaxed),
         "protocol": flowtape_core::protocol::PROTOCOL_VERSION,
+        "problems": own.problems,
     });
+    if !roles.is_empty() {
+        body["roles"] = health_json(&roles);
+    }
     (healthy, format!("{body}\n"))
 }
 

@@ -4,6 +4,7 @@
 //! round trip) of up to [`MAX_APPEND`] prints. A failed append is retried with
 //! backoff and never dropped: while Redis is away the channel fills and the
 //! feed is held back, which is the backpressure the feed side expects.
+//! [`IngestStats`] counts what happens, for `/metrics` and `/healthz`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::bus::Bus;
+use crate::bus::{now_ms, Bus};
+use crate::metrics::Histogram;
 use crate::shutdown::Shutdown;
 use flowtape_core::event::Print;
 
@@ -21,9 +23,43 @@ pub const MAX_APPEND: usize = 4096;
 /// Counters of one ingest task.
 #[derive(Debug, Default)]
 pub struct IngestStats {
+    /// Prints appended to the raw streams.
     pub prints: AtomicU64,
+    /// Successful appends (each one round trip per shard it touches).
     pub appends: AtomicU64,
+    /// Failed appends (each retried).
     pub errors: AtomicU64,
+    /// How long successful appends took.
+    pub append_latency: Histogram,
+    /// Prints of the append being retried: not written yet, the feed waits
+    /// behind them (gauge).
+    pub held: AtomicU64,
+    /// Since when (ms since the epoch) appends have been failing; 0 while they succeed.
+    pub failing_since_ms: AtomicU64,
+}
+
+impl IngestStats {
+    /// How long appends have been failing with prints held, if they are.
+    pub fn held_for(&self) -> Option<Duration> {
+        let since = self.failing_since_ms.load(Ordering::Relaxed);
+        (since > 0).then(|| Duration::from_millis(now_ms().saturating_sub(since)))
+    }
+
+    fn failed(&self, held: usize) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.held.store(held as u64, Ordering::Relaxed);
+        let _ = self.failing_since_ms.compare_exchange(
+            0,
+            now_ms().max(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn caught_up(&self) {
+        self.held.store(0, Ordering::Relaxed);
+        self.failing_since_ms.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Appends every batch from `rx` to the bus until the feed closes the
@@ -74,28 +110,30 @@ async fn ingest_loop(
 
 async fn append_with_retry(bus: &Bus, batch: &[Print], shutdown: &Shutdown, stats: &IngestStats) {
     let mut backoff = Duration::from_millis(20);
+    let mut left = batch.len();
     for chunk in batch.chunks(MAX_APPEND) {
         // The ids are chosen once: a retry writes nothing twice.
         let mut raw = bus.raw_batch(chunk);
         loop {
+            let started = std::time::Instant::now();
             match bus.append_raw(&mut raw).await {
                 Ok(()) => {
+                    stats.append_latency.observe(started.elapsed());
                     stats
                         .prints
                         .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     stats.appends.fetch_add(1, Ordering::Relaxed);
+                    left -= chunk.len();
                     backoff = Duration::from_millis(20);
                     break;
                 }
                 Err(e) => {
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    stats.failed(left);
                     tracing::warn!("ingest append failed, retrying in {backoff:?}: {e}");
                     // Even during shutdown keep trying for a while: these prints are not written anywhere else.
                     if shutdown.is_triggered() && backoff >= Duration::from_secs(2) {
-                        tracing::error!(
-                            "ingest giving up on {} prints at shutdown: {e}",
-                            chunk.len()
-                        );
+                        tracing::error!("ingest giving up on {left} prints at shutdown: {e}");
+                        stats.caught_up();
                         return;
                     }
                     tokio::time::sleep(backoff).await;
@@ -104,4 +142,5 @@ async fn append_with_retry(bus: &Bus, batch: &[Print], shutdown: &Shutdown, stat
             }
         }
     }
+    stats.caught_up();
 }

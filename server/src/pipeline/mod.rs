@@ -4,11 +4,14 @@
 //!   sharded raw streams.
 //! - [`process`]: one worker per raw shard, holding the shard's lease, turns
 //!   raw prints into flow events exactly once.
+//! - [`backlog`]: every shard's lease holder, lag and pending count, as a
+//!   processor samples them for `/metrics` and `/healthz`.
 //!
 //! Each role runs until its [`Shutdown`](crate::shutdown::Shutdown) fires and
 //! then drains: ingest writes what the feed already handed it, processors
 //! commit what is complete, leave the rest pending, and release their leases.
 
+pub mod backlog;
 pub mod ingest;
 pub mod process;
 

@@ -17,20 +17,25 @@
 //! the guard says so. On shutdown a worker commits what is complete, leaves
 //! open windows pending and releases its lease so another processor can take
 //! over at once.
+//!
+//! Beside the workers, the processor samples every shard's backlog
+//! ([`super::backlog`]) for `/metrics` and `/healthz`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::backlog::{self, Backlog};
 use crate::bus::{Bus, BusError, DayDelta, DayFields, NewEvent, RawEntry, ShardReader};
+use crate::metrics::Histogram;
 use crate::shutdown::Shutdown;
 use flowtape_core::conditions::ConditionTable;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::date::market_date;
 use flowtape_core::detect::side::{sentiment_of, side_of};
 use flowtape_core::detect::{Detected, DetectionConfig, Detector};
-use flowtape_core::event::Print;
+use flowtape_core::event::{Kind, Print};
 use flowtape_core::occ::Contract;
 
 /// How a processor runs.
@@ -45,6 +50,11 @@ pub struct ProcessorConfig {
     pub read_count: usize,
     pub detection: DetectionConfig,
     pub conditions: ConditionTable,
+    /// `/healthz` is 503 while a shard this processor owns has more raw
+    /// entries than this not yet read (prints; `XINFO GROUPS` lag).
+    pub max_lag: u64,
+    /// How often every shard's lease holder, lag and pending count are sampled.
+    pub sample_every: Duration,
 }
 
 impl ProcessorConfig {
@@ -55,6 +65,8 @@ impl ProcessorConfig {
             read_count: 2000,
             detection: DetectionConfig::default(),
             conditions: ConditionTable::default(),
+            max_lag: 10_000,
+            sample_every: Duration::from_secs(5),
         }
     }
 }
@@ -66,19 +78,71 @@ pub struct ProcessStats {
     pub prints: AtomicU64,
     /// Flow events committed.
     pub events: AtomicU64,
+    /// Of those, by kind (in [`Kind::ALL`]'s order).
+    pub events_by_kind: [AtomicU64; 4],
+    /// How long commits of flow events took.
+    pub commit_latency: Histogram,
     /// Events skipped because the guard showed them committed already.
     pub duplicates_skipped: AtomicU64,
     /// Raw entries that could not be decoded.
     pub malformed: AtomicU64,
     /// Pending raw entries trimmed from a stream before they were processed.
     pub trimmed: AtomicU64,
-    /// Shard takeovers.
+    /// Shard leases taken (at start, and from a processor that stopped).
     pub takeovers: AtomicU64,
+    /// Failed bus operations (each retried).
     pub errors: AtomicU64,
+    /// The shards this processor holds the lease of now.
+    pub owned: Mutex<BTreeSet<u16>>,
+    /// Every shard's backlog, as last sampled.
+    pub backlog: Backlog,
 }
 
-/// Runs one worker per shard until shutdown; returns when all have drained.
-/// The workers run on a thread of their own ([`super::run_isolated`]).
+impl ProcessStats {
+    /// The shards this processor owns now.
+    pub fn owned(&self) -> BTreeSet<u16> {
+        self.owned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Events of `kind` committed so far.
+    pub fn events_of(&self, kind: Kind) -> u64 {
+        self.events_by_kind[kind as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// Marks a shard owned for as long as it lives.
+struct Owning<'a> {
+    stats: &'a ProcessStats,
+    shard: u16,
+}
+
+impl<'a> Owning<'a> {
+    fn new(stats: &'a ProcessStats, shard: u16) -> Owning<'a> {
+        stats
+            .owned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(shard);
+        Owning { stats, shard }
+    }
+}
+
+impl Drop for Owning<'_> {
+    fn drop(&mut self) {
+        self.stats
+            .owned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.shard);
+    }
+}
+
+/// Runs one worker per shard, and the backlog sampler, until shutdown;
+/// returns when all have drained. They run on a thread of their own
+/// ([`super::run_isolated`]).
 pub async fn run_processor(
     bus: Bus,
     config: ProcessorConfig,
@@ -98,6 +162,11 @@ async fn run_workers(
     stats: Arc<ProcessStats>,
 ) {
     let mut workers = tokio::task::JoinSet::new();
+    {
+        let (bus, config, stats, shutdown) =
+            (bus.clone(), config.clone(), stats.clone(), shutdown.clone());
+        workers.spawn(async move { backlog::sample(bus, &stats.backlog, &config, shutdown).await });
+    }
     for shard in 0..bus.config().shards {
         let worker = ShardWorker {
             bus: bus.clone(),
@@ -169,6 +238,7 @@ impl ShardWorker {
     async fn own(&self) -> Result<Release, BusError> {
         tracing::info!(shard = self.shard, owner = %self.config.owner, "took the shard");
         self.stats.takeovers.fetch_add(1, Ordering::Relaxed);
+        let _owning = Owning::new(&self.stats, self.shard);
         let mut state = ShardState::new(self);
         let mut reader = self.bus.shard_reader(self.shard).await?;
         self.recover(&mut state, &mut reader).await?;
@@ -465,24 +535,36 @@ impl ShardState {
             let json = d.event.as_ref().map(|e| e.to_stored_json());
             built.push((json, start..deltas.len()));
         }
-        let new_events: Vec<NewEvent<'_>> = self
+        let (kinds, new_events): (Vec<Kind>, Vec<NewEvent<'_>>) = self
             .completed
             .iter()
             .zip(&built)
             .filter_map(|(d, (json, range))| {
-                Some(NewEvent {
+                let event = NewEvent {
                     legs: &d.entries,
                     json: json.as_deref()?,
                     deltas: &deltas[range.clone()],
-                })
+                };
+                Some((d.event.as_ref()?.kind, event))
             })
-            .collect();
+            .unzip();
         if !new_events.is_empty() || !self.prune.is_empty() {
+            let started = Instant::now();
             let ids = worker
                 .bus
                 .commit_flow(worker.shard, &worker.config.owner, &new_events, &self.prune)
                 .await?;
-            let committed = ids.iter().filter(|id| id.is_some()).count() as u64;
+            worker.stats.commit_latency.observe(started.elapsed());
+            let mut by_kind = [0u64; 4];
+            for (kind, _) in kinds.iter().zip(&ids).filter(|(_, id)| id.is_some()) {
+                by_kind[*kind as usize] += 1;
+            }
+            for (counter, n) in worker.stats.events_by_kind.iter().zip(by_kind) {
+                if n > 0 {
+                    counter.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+            let committed = by_kind.iter().sum::<u64>();
             worker.stats.events.fetch_add(committed, Ordering::Relaxed);
             worker
                 .stats

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use super::keys::PROCESS_GROUP;
 use super::{
     min_id_cutoff, shard_of, BusConfig, BusError, DayDelta, FlowBounds, FlowEntry, Keys, Live,
-    NewEvent, RawEntry,
+    NewEvent, RawEntry, ShardBacklog,
 };
 use durable::Durability;
 use flowtape_core::cursor::Cursor;
@@ -37,8 +37,8 @@ use flowtape_core::date::Date;
 use flowtape_core::event::Print;
 use flowtape_core::protocol::FeedStatus;
 use reply::{
-    flow_entries, raw_entries_of_read, raw_stream_entries, raw_stream_payloads, server_code,
-    string_of,
+    flow_entries, group_backlog, raw_entries_of_read, raw_stream_entries, raw_stream_payloads,
+    server_code, string_of,
 };
 use target::{Conn, Target};
 
@@ -775,6 +775,49 @@ impl RedisBus {
             .query_async(&mut c)
             .await?;
         Ok(map.into_iter().collect())
+    }
+
+    /// The leases in one `MGET` (they share the flow slot), then each
+    /// shard's `XINFO GROUPS` (each in its own slot), all at once.
+    pub(super) async fn shard_backlog(&self) -> Result<Vec<ShardBacklog>, BusError> {
+        let mut c = self.conn.clone();
+        let owners: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&self.names.leases)
+            .query_async(&mut c)
+            .await?;
+        let groups = (0..self.config.shards).map(|shard| {
+            let mut c = self.conn.clone();
+            let key = self.names.raw_stream(&self.keys, shard).into_owned();
+            async move {
+                let reply = redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(&key)
+                    .query_async::<Value>(&mut c)
+                    .await;
+                match reply {
+                    Ok(v) => group_backlog(v, PROCESS_GROUP),
+                    // A Redis that restarted empty: the stream comes back with the next read.
+                    Err(e) if e.to_string().contains("no such key") => Ok((Some(0), 0)),
+                    Err(e) => Err(BusError::from(e)),
+                }
+            }
+        });
+        let groups = futures_util::future::join_all(groups).await;
+        owners
+            .into_iter()
+            .chain(std::iter::repeat(None))
+            .zip(groups)
+            .enumerate()
+            .map(|(shard, (owner, group))| {
+                let (lag, pending) = group?;
+                Ok(ShardBacklog {
+                    shard: shard as u16,
+                    owner,
+                    lag,
+                    pending,
+                })
+            })
+            .collect()
     }
 
     pub(super) async fn flow_after(

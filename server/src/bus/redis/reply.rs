@@ -1,7 +1,8 @@
 //! Decoding Redis replies into the bus's entries: stream entries (`XRANGE`,
 //! `XREVRANGE`, `XREADGROUP`, `XAUTOCLAIM`), raw prints straight from the
-//! reply's bytes, and the live messages `COMMIT_FLOW` publishes. Anything
-//! that is not the shape Redis documents is a [`BusError::Protocol`].
+//! reply's bytes, the live messages `COMMIT_FLOW` publishes, and a consumer
+//! group's backlog (`XINFO GROUPS`). Anything that is not the shape Redis
+//! documents is a [`BusError::Protocol`].
 
 use redis::Value;
 
@@ -205,6 +206,40 @@ pub(super) fn flow_entries(v: Value) -> Result<Vec<FlowEntry>, BusError> {
         .collect())
 }
 
+/// The `lag` (`None` when Redis cannot tell) and `pending` of `group` in an
+/// `XINFO GROUPS` reply: one map per group, a flat array of field and value
+/// in RESP2. A stream without the group has no backlog of it.
+pub(super) fn group_backlog(v: Value, group: &str) -> Result<(Option<u64>, u64), BusError> {
+    let Value::Array(groups) = v else {
+        return Err(BusError::Protocol(format!("XINFO GROUPS: {v:?}")));
+    };
+    for info in groups {
+        let pairs: Vec<(Value, Value)> = match info {
+            Value::Map(pairs) => pairs,
+            Value::Array(flat) => {
+                let mut flat = flat.into_iter();
+                std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
+            }
+            other => return Err(BusError::Protocol(format!("XINFO GROUPS entry: {other:?}"))),
+        };
+        let find = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| string_of(k).as_deref() == Some(name))
+                .map(|(_, v)| v)
+        };
+        if find("name").and_then(string_of).as_deref() != Some(group) {
+            continue;
+        }
+        let count = |v: Option<&Value>| match v {
+            Some(Value::Int(n)) => u64::try_from(*n).ok(),
+            _ => None,
+        };
+        return Ok((count(find("lag")), count(find("pending")).unwrap_or(0)));
+    }
+    Ok((Some(0), 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +252,37 @@ mod tests {
             Some((Cursor::new(17, 3), r#"{"ts":1}"#.to_string()))
         );
         assert_eq!(parse_live("garbage"), None);
+    }
+
+    #[test]
+    fn group_backlog_reads_resp2_and_resp3() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let other = Value::Array(vec![
+            bulk("name"),
+            bulk("other"),
+            bulk("lag"),
+            Value::Int(9),
+        ]);
+        let ours = Value::Array(vec![
+            bulk("name"),
+            bulk("process"),
+            bulk("pending"),
+            Value::Int(3),
+            bulk("lag"),
+            Value::Int(12),
+        ]);
+        let reply = Value::Array(vec![other, ours]);
+        assert_eq!(group_backlog(reply, "process").ok(), Some((Some(12), 3)));
+        let resp3 = Value::Array(vec![Value::Map(vec![
+            (bulk("name"), bulk("process")),
+            (bulk("pending"), Value::Int(0)),
+            (bulk("lag"), Value::Nil),
+        ])]);
+        assert_eq!(group_backlog(resp3, "process").ok(), Some((None, 0)));
+        assert_eq!(
+            group_backlog(Value::Array(vec![]), "process").ok(),
+            Some((Some(0), 0))
+        );
+        assert!(group_backlog(Value::Int(1), "process").is_err());
     }
 }

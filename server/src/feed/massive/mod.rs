@@ -236,6 +236,7 @@ impl MassiveFeed {
             "massive",
             config.breaker.clone(),
             status,
+            stats.options.breaker.clone(),
             seed,
             Instant::now(),
         );
@@ -296,6 +297,7 @@ async fn run_stocks(
         "massive-stocks",
         config.breaker.clone(),
         status,
+        stats.stocks.breaker.clone(),
         seed,
         Instant::now(),
     );

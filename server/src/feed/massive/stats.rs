@@ -1,8 +1,11 @@
 //! Counters of the Massive feed, readable while it runs (for `/metrics`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::Serialize;
+
+use crate::feed::breaker::Transitions;
 
 /// Counters of one upstream socket. Relaxed atomics: each is exact on its
 /// own; a snapshot is not one instant across all of them.
@@ -30,6 +33,8 @@ pub struct SocketStats {
     /// Messages whose `q` did not increase for their symbol on the same day:
     /// duplicates or out-of-order delivery (options socket only).
     pub out_of_sequence: AtomicU64,
+    /// The socket's circuit breaker's changes of state.
+    pub breaker: Arc<Transitions>,
 }
 
 /// A plain copy of [`SocketStats`].

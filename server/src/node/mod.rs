@@ -4,11 +4,18 @@
 //! `flowtape --demo` embeds a whole node on the memory bus. [`Node::start`]
 //! spawns the roles; [`Node::shutdown`] signals them; [`Node::wait`] returns
 //! once every role has drained.
+//!
+//! Every role is observable ([`roles`]): a gateway shows the node's other
+//! roles on its own port; a node without one shows them on the port
+//! [`Node::serve_metrics`] binds.
 
+mod roles;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -17,9 +24,20 @@ use crate::bus::Bus;
 use crate::feed::massive::{MassiveConfig, MassiveError, MassiveFeed};
 use crate::feed::{self, FeedStats, Pace, ReplayReader, SimConfig, SimMarket};
 use crate::gateway::{Gateway, GatewayConfig, GatewayError, GatewayMetrics};
+use crate::metrics::{MetricsServer, Role, Roles};
 use crate::pipeline::{run_ingest, run_processor, IngestStats, ProcessStats, ProcessorConfig};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use flowtape_core::protocol::{FeedHealth, FeedStatus};
+use roles::{CountMalformed, FeedCounters, IngestRole, ProcessRole};
+
+pub use roles::MAX_HELD;
+
+/// Where `flowtape-server ingest` serves `/metrics` and `/healthz` by default.
+pub const INGEST_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8766);
+/// Where `flowtape-server process` serves `/metrics` and `/healthz` by default.
+pub const PROCESS_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8767);
 
 /// Where prints come from.
 #[derive(Clone, Debug)]
@@ -54,6 +72,11 @@ pub enum NodeError {
     Gateway(#[from] GatewayError),
     #[error(transparent)]
     Massive(#[from] MassiveError),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Counters of a running node.
@@ -73,7 +96,12 @@ pub struct Node {
     trigger: Arc<ShutdownTrigger>,
     tasks: JoinSet<()>,
     pub stats: Arc<NodeStats>,
-    gateway: Option<(std::net::SocketAddr, Arc<GatewayMetrics>)>,
+    gateway: Option<(SocketAddr, Arc<GatewayMetrics>)>,
+    /// The roles besides the gateway, as operators see them.
+    roles: Roles,
+    /// The metrics server, if [`Node::serve_metrics`] started one: stopped
+    /// once the roles have.
+    metrics: Option<(ShutdownTrigger, tokio::task::JoinHandle<()>)>,
 }
 
 impl Node {
@@ -81,6 +109,7 @@ impl Node {
         let (trigger, shutdown) = shutdown::channel();
         let stats = Arc::new(NodeStats::default());
         let mut tasks = JoinSet::new();
+        let mut roles: Vec<Arc<dyn Role>> = Vec::new();
         if let Some(choice) = config.feed {
             let (tx, rx) = mpsc::channel(FEED_CHANNEL_BATCHES);
             let (status_tx, status_rx) = watch::channel(feed_status(FeedHealth::Ok, ""));
@@ -90,7 +119,7 @@ impl Node {
             if let Err(e) = bus.publish_feed_status(&first, FEED_STATUS_TTL).await {
                 tracing::warn!("cannot publish the feed status: {e}");
             }
-            spawn_feed(
+            let counters = spawn_feed(
                 &mut tasks,
                 choice,
                 tx,
@@ -98,6 +127,12 @@ impl Node {
                 shutdown.clone(),
                 stats.clone(),
             )?;
+            roles.push(Arc::new(IngestRole {
+                stats: stats.clone(),
+                status: status_rx.clone(),
+                counters,
+                shutdown: shutdown.clone(),
+            }));
             tasks.spawn(run_ingest(
                 bus.clone(),
                 rx,
@@ -110,10 +145,20 @@ impl Node {
                 shutdown.clone(),
             ));
         }
+        if let Some(process) = &config.process {
+            roles.push(Arc::new(ProcessRole {
+                stats: stats.process.clone(),
+                config: process.clone(),
+                started: Instant::now(),
+            }));
+        }
+        let roles = Roles::new(roles);
         // Bind the gateway first, so a taken port fails the start, not a task later.
         let gateway = match config.gateway {
             Some(gw) => {
-                let gateway = Gateway::bind(bus.clone(), gw).await?;
+                let gateway = Gateway::bind(bus.clone(), gw)
+                    .await?
+                    .with_roles(roles.clone());
                 let info = (gateway.local_addr(), gateway.metrics());
                 tasks.spawn(gateway.run(shutdown.clone()));
                 Some(info)
@@ -133,7 +178,27 @@ impl Node {
             tasks,
             stats,
             gateway,
+            roles,
+            metrics: None,
         })
+    }
+
+    /// Serves `/metrics` and `/healthz` of this node's roles other than a
+    /// gateway (which shows them on its own port) on `addr`, until the roles
+    /// have stopped. Returns the address bound (useful with port 0).
+    pub async fn serve_metrics(&mut self, addr: SocketAddr) -> Result<SocketAddr, NodeError> {
+        let server = MetricsServer::bind(addr, self.roles.clone())
+            .await
+            .map_err(|source| NodeError::Metrics { addr, source })?;
+        let bound = server.local_addr();
+        let (stop, stopped) = shutdown::channel();
+        if let Some((previous, _)) = self
+            .metrics
+            .replace((stop, tokio::spawn(server.run(stopped))))
+        {
+            previous.trigger();
+        }
+        Ok(bound)
     }
 
     /// A whole server in this process for `flowtape --demo`: the memory bus,
@@ -162,7 +227,7 @@ impl Node {
     }
 
     /// The address the gateway listens on, if this node runs one.
-    pub fn gateway_addr(&self) -> Option<std::net::SocketAddr> {
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
         self.gateway.as_ref().map(|(addr, _)| *addr)
     }
 
@@ -193,6 +258,10 @@ impl Node {
             if let Err(e) = done {
                 tracing::error!("a role ended abnormally: {e}");
             }
+        }
+        if let Some((stop, server)) = self.metrics.take() {
+            stop.trigger();
+            let _ = server.await;
         }
     }
 }
@@ -248,6 +317,7 @@ async fn publish_feed_status(
         .await;
 }
 
+/// Starts the feed; returns the counters `/metrics` reads while it runs.
 fn spawn_feed(
     tasks: &mut JoinSet<()>,
     choice: FeedChoice,
@@ -255,13 +325,18 @@ fn spawn_feed(
     status: watch::Sender<FeedStatus>,
     shutdown: Shutdown,
     stats: Arc<NodeStats>,
-) -> Result<(), NodeError> {
+) -> Result<FeedCounters, NodeError> {
     let stopped = async move { shutdown.wait().await };
     let done = move |s: FeedStats| {
         tracing::info!(prints = s.prints, malformed = s.malformed, end = ?s.end, "feed stopped");
         if let Ok(mut slot) = stats.feed.lock() {
             *slot = Some(s);
         }
+    };
+    let malformed = Arc::new(AtomicU64::new(0));
+    let counted = |source| CountMalformed {
+        source,
+        malformed: malformed.clone(),
     };
     match choice {
         FeedChoice::Sim(config) => {
@@ -274,7 +349,7 @@ fn spawn_feed(
             });
         }
         FeedChoice::Replay { path, pace } => {
-            let source = ReplayReader::open(&path)?;
+            let source = counted(ReplayReader::open(&path)?);
             tasks.spawn(async move {
                 let s = feed::run_paced(source, pace, tx, stopped).await;
                 if s.end == feed::FeedEnd::Exhausted {
@@ -285,8 +360,10 @@ fn spawn_feed(
         }
         FeedChoice::Massive(config) => {
             let massive = MassiveFeed::new(*config)?;
+            let stats = massive.stats();
             tasks.spawn(async move { done(massive.run(tx, status, stopped).await) });
+            return Ok(FeedCounters::Massive(stats));
         }
     }
-    Ok(())
+    Ok(FeedCounters::Paced { malformed })
 }

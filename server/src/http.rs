@@ -1,9 +1,9 @@
-//! The little HTTP/1.1 the gateway speaks before a WebSocket upgrade: read one
-//! bounded request head, then either answer it (`/healthz`, `/metrics`, errors)
-//! and close, or switch protocols on `/ws`.
+//! The little HTTP/1.1 flowtape's servers speak: read one bounded request
+//! head, answer it and close. The gateway reads its WebSocket upgrades with
+//! it too (`gateway::handshake`); the metrics server ([`crate::metrics`])
+//! answers `/metrics` and `/healthz` with it.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// The largest request head accepted.
 pub(crate) const MAX_HEAD: usize = 16 * 1024;
@@ -39,71 +39,12 @@ impl Request {
     }
 
     /// Whether a comma-separated header lists `token` (case-insensitive).
-    fn header_has(&self, name: &str, token: &str) -> bool {
+    pub fn header_has(&self, name: &str, token: &str) -> bool {
         self.headers
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case(name))
             .any(|(_, v)| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     }
-
-    /// The `Sec-WebSocket-Key` of a valid WebSocket upgrade request, or why it is not one.
-    pub fn websocket_key(&self) -> Result<&str, &'static str> {
-        if self.method != "GET" {
-            return Err("a WebSocket upgrade must be a GET");
-        }
-        if !self.header_has("upgrade", "websocket") || !self.header_has("connection", "upgrade") {
-            return Err("this endpoint speaks WebSocket only (Upgrade: websocket)");
-        }
-        if self.header("sec-websocket-version").map(str::trim) != Some("13") {
-            return Err("unsupported WebSocket version (need 13)");
-        }
-        self.header("sec-websocket-key")
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or("missing Sec-WebSocket-Key")
-    }
-
-    /// The client's token: `Authorization: Bearer …` first, then `?token=`.
-    pub fn token(&self) -> Option<String> {
-        if let Some(auth) = self.header("authorization") {
-            let auth = auth.trim();
-            if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") {
-                return Some(auth[7..].trim().to_string());
-            }
-        }
-        let query = self.query.as_deref()?;
-        query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            (k == "token").then(|| percent_decode(v)).flatten()
-        })
-    }
-}
-
-/// Decodes `%XX` escapes and `+` (as a space) in a query value; `None` if an
-/// escape is malformed or the result is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Reads one request head; returns it with any bytes read past its end
@@ -137,7 +78,7 @@ fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
         .map(|p| from + p + 4)
 }
 
-fn parse_head(head: &[u8]) -> Result<Request, HeadError> {
+pub(crate) fn parse_head(head: &[u8]) -> Result<Request, HeadError> {
     if head.len() > MAX_HEAD {
         return Err(HeadError::TooLarge);
     }
@@ -199,20 +140,6 @@ pub(crate) async fn respond<S: AsyncWrite + Unpin>(
     stream.shutdown().await
 }
 
-/// Writes the `101 Switching Protocols` answer to a WebSocket upgrade.
-pub(crate) async fn switch_protocols<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    key: &str,
-) -> std::io::Result<()> {
-    let accept = derive_accept_key(key.as_bytes());
-    let head = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.flush().await
-}
-
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
@@ -236,22 +163,14 @@ mod tests {
     }
 
     #[test]
-    fn heads_parse_and_upgrades_are_recognised() {
-        let r = req("GET /ws?x=1&token=a%2Bb%20c HTTP/1.1\r\nHost: h\r\nUpgrade: WebSocket\r\n\
-                     Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: abc==\r\n\r\n");
-        assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/ws"));
-        assert_eq!(r.websocket_key(), Ok("abc=="));
-        assert_eq!(r.token().as_deref(), Some("a+b c"));
-        let bearer = req("GET /ws?token=q HTTP/1.1\r\nAuthorization: bearer  tok\r\n\r\n");
-        assert_eq!(
-            bearer.token().as_deref(),
-            Some("tok"),
-            "the header wins over the query"
-        );
-        assert!(req("GET /healthz HTTP/1.1\r\n\r\n")
-            .websocket_key()
-            .is_err());
-        assert_eq!(req("GET /ws?token=%zz HTTP/1.1\r\n\r\n").token(), None);
+    fn heads_parse() {
+        let r =
+            req("GET /metrics?x=1 HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\n\r\n");
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/metrics"));
+        assert_eq!(r.query.as_deref(), Some("x=1"));
+        assert_eq!(r.header("HOST"), Some("h"));
+        assert!(r.header_has("connection", "upgrade"));
+        assert!(!r.header_has("connection", "close"));
     }
 
     #[test]
