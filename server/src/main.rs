@@ -72,6 +72,8 @@ enum Command {
         bus: BusSection,
         #[command(flatten)]
         feed: FeedSection,
+        #[command(flatten)]
+        metrics: MetricsArgs,
     },
     /// Turn raw prints into flow events.
     Process {
@@ -79,6 +81,8 @@ enum Command {
         bus: BusSection,
         #[command(flatten)]
         process: ProcessSection,
+        #[command(flatten)]
+        metrics: MetricsArgs,
     },
     /// Serve flow events to WebSocket clients.
     Gateway {
@@ -104,6 +108,15 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+/// Where a role run apart serves `/metrics` and `/healthz`.
+#[derive(clap::Args)]
+struct MetricsArgs {
+    /// Address for this role's /metrics and /healthz ([metrics] ingest_listen
+    /// or process_listen; 127.0.0.1:8766 for ingest, :8767 for process).
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -153,16 +166,22 @@ impl Command {
                     (bus, feed, process, gateway);
                 Task::Serve("run", Roles::ALL)
             }
-            Command::Ingest { bus, feed } => {
+            Command::Ingest { bus, feed, metrics } => {
                 (flags.bus, flags.feed) = (bus, feed);
+                flags.metrics.ingest_listen = metrics.metrics_listen;
                 let roles = Roles {
                     ingest: true,
                     ..Roles::default()
                 };
                 Task::Serve("ingest", roles)
             }
-            Command::Process { bus, process } => {
+            Command::Process {
+                bus,
+                process,
+                metrics,
+            } => {
                 (flags.bus, flags.process) = (bus, process);
+                flags.metrics.process_listen = metrics.metrics_listen;
                 let roles = Roles {
                     process: true,
                     ..Roles::default()
@@ -225,8 +244,24 @@ async fn connect(config: &Resolved, role: &str) -> Result<Bus, String> {
     Bus::redis(url, bus_config).await.map_err(|e| e.to_string())
 }
 
-async fn serve(bus: Bus, config: NodeConfig) -> Result<(), String> {
-    let node = Node::start(bus, config).await.map_err(|e| e.to_string())?;
+/// Runs `config`'s roles until they end or a signal drains them; `metrics`
+/// is where a role run apart serves `/metrics` and `/healthz`.
+async fn serve(
+    bus: Bus,
+    config: NodeConfig,
+    metrics: Option<std::net::SocketAddr>,
+) -> Result<(), String> {
+    let mut node = Node::start(bus, config).await.map_err(|e| e.to_string())?;
+    if let Some(addr) = metrics {
+        match node.serve_metrics(addr).await {
+            Ok(bound) => tracing::info!(%bound, "serving /metrics and /healthz"),
+            Err(e) => {
+                node.shutdown();
+                node.wait().await;
+                return Err(e.to_string());
+            }
+        }
+    }
     let stats = node.stats.clone();
     let trigger = node.trigger();
     let wait = node.wait();
@@ -261,7 +296,13 @@ async fn run(config: Resolved, task: Task) -> Result<(), String> {
             if roles.ingest && node.feed.is_none() && role == "ingest" {
                 return Err("`ingest` needs a feed: --feed sim, replay or massive".into());
             }
-            serve(connect(&config, role).await?, node).await
+            let metrics = &config.config.metrics;
+            let metrics = match role {
+                "ingest" => metrics.ingest_listen,
+                "process" => metrics.process_listen,
+                _ => None,
+            };
+            serve(connect(&config, role).await?, node, metrics).await
         }
         Task::Record(count) => {
             let sim = config.sim_config(false).map_err(|e| e.to_string())?;

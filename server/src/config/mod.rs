@@ -24,7 +24,8 @@ use toml::de::{DeTable, DeValue};
 
 pub use duration::HumanDuration;
 pub use sections::{
-    BusSection, FeedKind, FeedSection, GatewaySection, LogFormat, LogSection, ProcessSection,
+    BusSection, FeedKind, FeedSection, GatewaySection, LogFormat, LogSection, MetricsSection,
+    ProcessSection,
 };
 pub use size::ByteSize;
 
@@ -51,6 +52,7 @@ pub struct ServerConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detection: Option<DetectionConfig>,
     pub gateway: GatewaySection,
+    pub metrics: MetricsSection,
 }
 
 impl ServerConfig {
@@ -66,6 +68,7 @@ impl ServerConfig {
             process: ProcessSection::defaults(),
             detection: Some(DetectionConfig::default()),
             gateway: GatewaySection::defaults(),
+            metrics: MetricsSection::defaults(),
         }
     }
 
@@ -350,6 +353,12 @@ impl Resolved {
                 return Err(self.invalid("process", "lease_ttl", format!("{ttl} is under 1s")));
             }
             config.lease_ttl = ttl.0;
+        }
+        if let Some(max_lag) = section.max_lag {
+            if max_lag == 0 {
+                return Err(self.invalid("process", "max_lag", "must be at least 1"));
+            }
+            config.max_lag = max_lag;
         }
         if let Some(path) = &section.conditions {
             let text = std::fs::read_to_string(path).map_err(|e| {

@@ -16,6 +16,7 @@ use super::size::ByteSize;
 use crate::bus::BusConfig;
 use crate::feed::massive::{self, MassiveConfig};
 use crate::gateway::GatewayConfig;
+use crate::node;
 use crate::pipeline::ProcessorConfig;
 
 /// How log lines are written.
@@ -232,6 +233,11 @@ pub struct ProcessSection {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conditions: Option<PathBuf>,
+    /// `/healthz` answers 503 while a shard this processor owns has more raw
+    /// prints than this waiting (at least 1).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_lag: Option<u64>,
 }
 
 impl ProcessSection {
@@ -240,6 +246,28 @@ impl ProcessSection {
         ProcessSection {
             lease_ttl: Some(HumanDuration(d.lease_ttl)),
             conditions: None,
+            max_lag: Some(d.max_lag),
+        }
+    }
+}
+
+/// `[metrics]`: where ingest and process serve `/metrics` and `/healthz`
+/// when run apart (`--metrics-listen` on each); inside `run` the gateway's
+/// port serves every role.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingest_listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_listen: Option<SocketAddr>,
+}
+
+impl MetricsSection {
+    pub(super) fn defaults() -> MetricsSection {
+        MetricsSection {
+            ingest_listen: Some(node::INGEST_METRICS_LISTEN),
+            process_listen: Some(node::PROCESS_METRICS_LISTEN),
         }
     }
 }
