@@ -169,11 +169,7 @@ impl Command {
             Command::Ingest { bus, feed, metrics } => {
                 (flags.bus, flags.feed) = (bus, feed);
                 flags.metrics.ingest_listen = metrics.metrics_listen;
-                let roles = Roles {
-                    ingest: true,
-                    ..Roles::default()
-                };
-                Task::Serve("ingest", roles)
+                Task::Serve("ingest", Roles::INGEST)
             }
             Command::Process {
                 bus,
@@ -182,19 +178,11 @@ impl Command {
             } => {
                 (flags.bus, flags.process) = (bus, process);
                 flags.metrics.process_listen = metrics.metrics_listen;
-                let roles = Roles {
-                    process: true,
-                    ..Roles::default()
-                };
-                Task::Serve("process", roles)
+                Task::Serve("process", Roles::PROCESS)
             }
             Command::Gateway { bus, gateway } => {
                 (flags.bus, flags.gateway) = (bus, gateway);
-                let roles = Roles {
-                    gateway: true,
-                    ..Roles::default()
-                };
-                Task::Serve("gateway", roles)
+                Task::Serve("gateway", Roles::GATEWAY)
             }
             Command::Record {
                 count,

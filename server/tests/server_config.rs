@@ -116,40 +116,34 @@ fn config_check_accepts_the_example_and_names_the_line_of_a_mistake() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).ends_with(": ok\n"));
 
+    // Each mistake: exit status 1, and one line naming the file, line and key.
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let bad = write(
-        dir.path(),
-        "bad.toml",
-        "[bus]\nshards = 4\n[gateway]\nmax_conections = 5\n",
-    );
-    let out = server_bin()
-        .args(["config", "check"])
-        .arg(&bad)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("bad.toml:4:1: `gateway.max_conections`: unknown key")
-            && stderr.contains("did you mean `max_connections`?"),
-        "{stderr}"
-    );
-    let range = write(
-        dir.path(),
-        "range.toml",
-        "[detection]\nrepeat_min_hits = 1\n",
-    );
-    let out = server_bin()
-        .args(["config", "check"])
-        .arg(&range)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("range.toml:2: detection.repeat_min_hits"),
-        "{stderr}"
-    );
+    let cases = [
+        (
+            "[bus]\nshards = 4\n[gateway]\nmax_conections = 5\n",
+            "bad.toml:4:1: `gateway.max_conections`: unknown key; did you mean `max_connections`?",
+        ),
+        (
+            "[detection]\nrepeat_min_hits = 1\n",
+            "bad.toml:2: detection.repeat_min_hits: repeat_min_hits is 1",
+        ),
+        (
+            "[gateway]\nmax_queued_bytes = \"lots\"\n",
+            "bad.toml:2:20: `gateway.max_queued_bytes`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let bad = write(dir.path(), "bad.toml", text);
+        let out = server_bin()
+            .args(["config", "check"])
+            .arg(&bad)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
 }
 
 #[test]

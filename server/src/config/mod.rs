@@ -170,6 +170,21 @@ impl Roles {
         process: true,
         gateway: true,
     };
+    pub const INGEST: Roles = Roles {
+        ingest: true,
+        process: false,
+        gateway: false,
+    };
+    pub const PROCESS: Roles = Roles {
+        ingest: false,
+        process: true,
+        gateway: false,
+    };
+    pub const GATEWAY: Roles = Roles {
+        ingest: false,
+        process: false,
+        gateway: true,
+    };
 }
 
 /// The effective configuration, and the layers it came from (for errors
