@@ -26,6 +26,10 @@ use crate::export;
 use crate::term::Term;
 use crate::ui::{self, Skin};
 
+/// Simulated prints per second in `flowtape --demo` (the sim's mean rate;
+/// it is about 2.2 times that at the open).
+pub const DEMO_RATE: f64 = 300.0;
+
 /// Frames per second at most.
 const MAX_FPS: f64 = 30.0;
 /// How often the clock is checked (for ages, "reconnecting for Ns" and expiring messages).
@@ -77,6 +81,8 @@ pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError>
         token,
         trust,
         filter: filter_text,
+        view,
+        filter_presets,
         backfill,
         buffer_size,
         theme,
@@ -93,8 +99,10 @@ pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError>
     let app = App::new(
         AppConfig {
             buffer_size,
-            filter_text: filter_text.clone(),
+            view,
+            filter_text,
             filter,
+            filter_presets,
             keymap,
             watchlists,
             presets,
@@ -107,7 +115,7 @@ pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError>
     let options = ClientOptions {
         servers,
         token,
-        filter: filter_text,
+        filter: app.subscribed_filter().to_string(),
         backfill: Some(backfill),
         since: None,
         backoff: Backoff::default(),
@@ -291,9 +299,9 @@ fn apply(
     match effect {
         Effect::Quit => return true,
         Effect::Bell => *bell = true,
-        Effect::SendFilter(f) => {
-            if cmd_tx.try_send(ClientCommand::SetFilter(f)).is_err() {
-                app.error("could not send the filter to the client; it applies locally");
+        Effect::Subscribe(f) => {
+            if cmd_tx.try_send(ClientCommand::Resubscribe(f)).is_err() {
+                app.error("could not ask the gateway for the new scope; it applies locally");
             }
         }
         Effect::Export => {
@@ -303,10 +311,12 @@ fn apply(
                 Err(e) => app.error(e.to_string()),
             }
         }
-        Effect::SaveWatchlists(lists) => match config::save_watchlists(config_path, &lists) {
-            Ok(()) => app.info(format!("watchlists saved to {}", config_path.display())),
-            Err(e) => app.error(e.to_string()),
-        },
+        Effect::SaveWatchlists { lists, done } => {
+            match config::save_watchlists(config_path, &lists) {
+                Ok(()) => app.info(format!("{done} ({})", config_path.display())),
+                Err(e) => app.error(e.to_string()),
+            }
+        }
     }
     false
 }

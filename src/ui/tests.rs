@@ -101,8 +101,10 @@ fn status_line_paused_filtered_and_reconnecting() {
     a.on_key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
     let mut sweep = crate::app::testing::event("AAPL", 8);
     sweep.kind = flowtape_core::event::Kind::Sweep;
-    a.push(sweep);
-    a.push(crate::app::testing::event("ZZZ", 8));
+    crate::app::testing::push(&mut a, sweep);
+    let mut other = crate::app::testing::event("ZZZ", 8);
+    other.id = format!("{}-1", t0() + 8_000);
+    crate::app::testing::push(&mut a, other);
     a.conn = crate::app::Conn::Reconnecting {
         server: "ws://10.0.0.2:8765/ws".into(),
         since_ms: a.now_ms() - 12_000,
@@ -142,10 +144,16 @@ fn status_line_shows_lost_history_until_dismissed() {
 fn help_popup_is_generated_from_the_keymap() {
     let mut a = live_app();
     a.on_key(key('?'));
-    let buf = render(&mut a, &skin("default", false), 100, 50);
+    let buf = render(&mut a, &skin("default", false), 100, 72);
     let t = text(&buf);
     for action in crate::keymap::Action::ALL {
         assert!(t.contains(action.help()), "{action:?} missing from help");
+    }
+    for word in ["sweep or block", "occ:NVDA261218C00200000", "notable"] {
+        assert!(
+            t.contains(word),
+            "{word:?} missing from the filter language"
+        );
     }
     insta::assert_snapshot!(t);
 }
