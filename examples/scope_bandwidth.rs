@@ -5,8 +5,9 @@
 //! view. Each is one WebSocket client subscribed live with the filter the TUI
 //! composes (`Scope::wire_filter`); bytes are text-frame payloads.
 //!
-//! Run: `cargo run --release --example scope_bandwidth [SECONDS]` (default 30).
-//! The figures are in docs/tui.md.
+//! Run: `cargo run --release --example scope_bandwidth [SECONDS [FILTER...]]`
+//! (default 30 s); each FILTER given is measured too, as a filter alone
+//! (with the built-in presets, e.g. `notable`). The figures are in docs/tui.md.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -63,8 +64,9 @@ async fn receive(url: String, filter: String, start: Instant, end: Instant) -> C
 
 #[tokio::main]
 async fn main() {
-    let seconds: u64 = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let seconds: u64 = args
+        .next()
         .map(|s| s.parse().unwrap_or_else(|e| panic!("seconds {s:?}: {e}")))
         .unwrap_or(30);
     let node = Node::start_demo(flowtape::run::DEMO_RATE)
@@ -81,7 +83,7 @@ async fn main() {
         watch,
         ..Scope::everything()
     };
-    let scopes = [
+    let mut scopes: Vec<(String, String)> = [
         ("all prints", scope(View::All, None)),
         ("notable", scope(View::Notable, None)),
         ("5-ticker watchlist", scope(View::All, Some(watch.clone()))),
@@ -89,15 +91,22 @@ async fn main() {
             "5-ticker watchlist, notable",
             scope(View::Notable, Some(watch)),
         ),
-    ];
+    ]
+    .into_iter()
+    .map(|(name, s)| {
+        let filter = s.wire_filter().unwrap_or_else(|e| panic!("{e}"));
+        (name.to_string(), filter)
+    })
+    .collect();
+    for text in args {
+        let filter = Filter::parse(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        scopes.push((text, filter.canonical()));
+    }
     let start = Instant::now() + WARM_UP;
     let end = start + Duration::from_secs(seconds);
     let clients: Vec<_> = scopes
         .iter()
-        .map(|(_, s)| {
-            let filter = s.wire_filter().unwrap_or_else(|e| panic!("{e}"));
-            tokio::spawn(receive(url.clone(), filter, start, end))
-        })
+        .map(|(_, filter)| tokio::spawn(receive(url.clone(), filter.clone(), start, end)))
         .collect();
     println!(
         "demo sim at {} prints/s (mean), {seconds} s after {} s warm-up",
@@ -105,14 +114,14 @@ async fn main() {
         WARM_UP.as_secs()
     );
     println!(
-        "{:<28} {:>12} {:>10} {:>10}",
+        "{:<32} {:>12} {:>10} {:>10}",
         "scope", "bytes/s", "events/s", "B/event"
     );
     for ((name, _), client) in scopes.iter().zip(clients) {
         let c = client.await.unwrap_or_else(|e| panic!("{e}"));
         let per_s = |n: u64| n as f64 / seconds as f64;
         println!(
-            "{:<28} {:>12.0} {:>10.1} {:>10.0}",
+            "{:<32} {:>12.0} {:>10.1} {:>10.0}",
             name,
             per_s(c.bytes),
             per_s(c.events),

@@ -175,6 +175,29 @@ fn drain(
     true
 }
 
+/// The scope changes for the client. Only the newest matters: one the
+/// client's queue has no room for (it is busy connecting) waits here,
+/// replaced by any newer one, and is sent on the next pass of the loop.
+struct Resubscriber {
+    tx: mpsc::Sender<ClientCommand>,
+    unsent: Option<String>,
+}
+
+impl Resubscriber {
+    fn send(&mut self, filter: String) {
+        self.unsent = match self.tx.try_send(ClientCommand::Resubscribe(filter)) {
+            Err(mpsc::error::TrySendError::Full(ClientCommand::Resubscribe(f))) => Some(f),
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+        };
+    }
+
+    fn retry(&mut self) {
+        if let Some(f) = self.unsent.take() {
+            self.send(f);
+        }
+    }
+}
+
 async fn event_loop(
     mut app: App,
     skin: &Skin,
@@ -195,7 +218,12 @@ async fn event_loop(
     let mut bell = false;
     let mut client_open = true;
     let mut effects = Vec::new();
+    let mut subscriber = Resubscriber {
+        tx: cmd_tx,
+        unsent: None,
+    };
     loop {
+        subscriber.retry();
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= frame) {
             // Everything that arrived while the frame waited.
             if client_open {
@@ -204,7 +232,7 @@ async fn event_loop(
             if apply_all(
                 &mut effects,
                 &mut app,
-                &cmd_tx,
+                &mut subscriber,
                 &mut bell,
                 export_dir,
                 config_path,
@@ -261,7 +289,7 @@ async fn event_loop(
             if apply_all(
                 &mut effects,
                 &mut app,
-                &cmd_tx,
+                &mut subscriber,
                 &mut bell,
                 export_dir,
                 config_path,
@@ -277,21 +305,21 @@ async fn event_loop(
 fn apply_all(
     effects: &mut Vec<Effect>,
     app: &mut App,
-    cmd_tx: &mpsc::Sender<ClientCommand>,
+    subscriber: &mut Resubscriber,
     bell: &mut bool,
     export_dir: &std::path::Path,
     config_path: &std::path::Path,
 ) -> bool {
     effects
         .drain(..)
-        .any(|effect| apply(effect, app, cmd_tx, bell, export_dir, config_path))
+        .any(|effect| apply(effect, app, subscriber, bell, export_dir, config_path))
 }
 
 /// Carries out one effect. Returns true to quit.
 fn apply(
     effect: Effect,
     app: &mut App,
-    cmd_tx: &mpsc::Sender<ClientCommand>,
+    subscriber: &mut Resubscriber,
     bell: &mut bool,
     export_dir: &std::path::Path,
     config_path: &std::path::Path,
@@ -299,11 +327,7 @@ fn apply(
     match effect {
         Effect::Quit => return true,
         Effect::Bell => *bell = true,
-        Effect::Subscribe(f) => {
-            if cmd_tx.try_send(ClientCommand::Resubscribe(f)).is_err() {
-                app.error("could not ask the gateway for the new scope; it applies locally");
-            }
-        }
+        Effect::Subscribe(f) => subscriber.send(f),
         Effect::Export => {
             let n = app.tape().view_len();
             match export::export(export_dir, app.filtered_events(), now_ms()) {

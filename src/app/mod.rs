@@ -519,10 +519,13 @@ impl App {
     /// of a backfill for the current scope sets the tape's floor). Returns
     /// whether one of them should ring the bell.
     fn receive(&mut self, items: Vec<Received>) -> bool {
-        let floor = items
-            .first()
-            .map(|i| i.cursor)
-            .filter(|_| std::mem::take(&mut self.floor_pending));
+        let floor = match items.first() {
+            Some(first) if self.floor_pending => {
+                self.floor_pending = false;
+                Some(first.cursor)
+            }
+            _ => None,
+        };
         let mut bell = false;
         let mut entries = Vec::with_capacity(items.len());
         for Received { cursor, event, .. } in items {

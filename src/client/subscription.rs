@@ -84,7 +84,7 @@ mod tests {
     fn status(retention: bool, live: bool) -> ServerMessage {
         ServerMessage::Status {
             feed: None,
-            retention: retention.then(|| Retention {
+            retention: retention.then_some(Retention {
                 max_events: 1,
                 max_age_s: 0,
                 oldest: None,

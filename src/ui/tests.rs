@@ -377,7 +377,10 @@ fn the_default_view_is_notable_flow_and_v_shows_all_prints() {
     let notable = text(&render(&mut a, &skin("default", false), 120, 16));
     let status = notable.lines().next().unwrap_or_default();
     assert!(status.contains("view: notable"), "{status}");
-    assert!(!notable.contains("SOFI") && !notable.contains("AMD"), "{notable}");
+    assert!(
+        !notable.contains("SOFI") && !notable.contains("AMD"),
+        "{notable}"
+    );
     insta::assert_snapshot!("notable_view", notable);
     a.on_key(key('v'));
     let all = text(&render(&mut a, &skin("default", false), 120, 16));
