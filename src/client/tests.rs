@@ -470,3 +470,72 @@ async fn streams_from_a_wss_gateway_trusted_through_the_ca_file_and_refuses_it_o
     node.shutdown();
     node.wait().await;
 }
+
+#[tokio::test]
+async fn a_watchlist_switch_in_the_app_resubscribes_and_its_backfill_fills_the_tape() {
+    use crate::app::{App, Effect};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    let gw = FakeGateway::start(Script {
+        events: sample_events(),
+        ..Script::default()
+    })
+    .await;
+    let mut app = App::new(crate::app::testing::config(), 0);
+    let mut opts = options(vec![gw.url.clone()]);
+    opts.filter = app.subscribed_filter().to_string();
+    opts.backfill = Some(5);
+    let (cmd_tx, cmd_rx) = mpsc::channel(4);
+    let (tx, mut rx) = mpsc::channel(64);
+    tokio::spawn(run(opts, cmd_rx, tx));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    // Takes client events into the app until it has seen `lives` live statuses.
+    let mut lives = 0;
+    let mut pump = |app: &mut App, ev: ClientEvent| {
+        if matches!(&ev, ClientEvent::Server(m) if matches!(**m, ServerMessage::Status { live: true, .. }))
+        {
+            lives += 1;
+        }
+        app.on_client(ev, 0);
+        lives
+    };
+    while let Some(ev) = tokio::time::timeout_at(deadline, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("timed out"))
+    {
+        if pump(&mut app, ev) == 1 {
+            break;
+        }
+    }
+    let syms = |app: &App| -> Vec<String> {
+        (0..app.displayed_len())
+            .filter_map(|i| app.row(i).map(|(_, e)| e.event.sym.clone()))
+            .collect()
+    };
+    assert_eq!(syms(&app), ["META", "AAPL", "AMD", "QQQ", "TSLA"]);
+    // Tab: the "mega" list (AAPL, NVDA). At once, what the buffer holds.
+    let effects = app.on_key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
+    assert_eq!(syms(&app), ["AAPL"]);
+    for effect in effects {
+        if let Effect::Subscribe(filter) = effect {
+            cmd_tx
+                .send(ClientCommand::Resubscribe(filter))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    while let Some(ev) = tokio::time::timeout_at(deadline, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("timed out"))
+    {
+        if pump(&mut app, ev) == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        subscribes(&gw).last(),
+        Some(&subscribe("AAPL NVDA", Some(5), None)),
+        "the whole scope, with a backfill"
+    );
+    assert_eq!(syms(&app), ["AAPL", "NVDA", "AAPL"], "filled from the backfill");
+}
