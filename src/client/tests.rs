@@ -537,5 +537,9 @@ async fn a_watchlist_switch_in_the_app_resubscribes_and_its_backfill_fills_the_t
         Some(&subscribe("AAPL NVDA", Some(5), None)),
         "the whole scope, with a backfill"
     );
-    assert_eq!(syms(&app), ["AAPL", "NVDA", "AAPL"], "filled from the backfill");
+    assert_eq!(
+        syms(&app),
+        ["AAPL", "NVDA", "AAPL"],
+        "filled from the backfill"
+    );
 }
