@@ -8,6 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use flowtape::app::scope::View;
 use flowtape::app::{App, AppConfig};
 use flowtape::keymap::Keymap;
 use flowtape::theme::Theme;
@@ -16,12 +17,12 @@ use flowtape_core::conditions::ConditionTable;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::detect::{DetectionConfig, Detector};
 use flowtape_core::event::FlowEvent;
-use flowtape_core::filter::Filter;
+use flowtape_core::filter::{Filter, Presets};
 use flowtape_server::feed::{PrintSource, SimConfig, SimMarket};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-/// `n` flow events from the simulated market, with stream-like ids.
+/// `n` flow events from the simulated market, with increasing stream-like ids.
 fn events(n: usize) -> Vec<FlowEvent> {
     let mut sim = SimMarket::new(SimConfig {
         rate: 2000.0,
@@ -42,7 +43,7 @@ fn events(n: usize) -> Vec<FlowEvent> {
         detector.flush_due(now, &mut out);
         for d in out.drain(..) {
             if let Some(mut e) = d.event {
-                e.id = format!("{}-{}", e.ts, events.len());
+                e.id = format!("{}-0", events.len() + 1);
                 events.push(e);
             }
         }
@@ -54,8 +55,10 @@ fn events(n: usize) -> Vec<FlowEvent> {
 fn app(buffer: usize, events: &[FlowEvent]) -> App {
     let config = AppConfig {
         buffer_size: buffer,
+        view: View::All,
         filter_text: String::new(),
         filter: Filter::default(),
+        filter_presets: Presets::builtin().clone(),
         keymap: Keymap::default(),
         watchlists: Vec::new(),
         presets: Vec::new(),
@@ -66,7 +69,7 @@ fn app(buffer: usize, events: &[FlowEvent]) -> App {
     let now = events.last().map_or(0, |e| e.ts);
     let mut app = App::new(config, now);
     for e in events {
-        app.push(e.clone());
+        app.push(e.id.parse().unwrap_or(Cursor::ZERO), e.clone());
     }
     app
 }

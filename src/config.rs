@@ -9,17 +9,20 @@
 //!
 //! Errors name the file and the line. Watchlists edited in the TUI are written
 //! back with [`save_watchlists`], which keeps the rest of the file (comments
-//! included) as it was.
+//! included) as it was. The `[presets]` whose names can be words of the
+//! filter language also become words ([`Settings::filter_presets`]), so a
+//! preset named `notable` redefines the notable-flow view.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use flowtape_core::filter::Filter;
+use flowtape_core::filter::{Filter, PresetError, Presets};
 use flowtape_server::wsclient::TrustRoots;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::app::scope::View;
 use crate::keymap::{KeyError, Keymap};
 use crate::theme::{ColorSupport, Convention, Theme, ThemeError};
 
@@ -44,6 +47,8 @@ pub struct FileConfig {
     pub ca_file: Option<PathBuf>,
     /// The filter applied at start.
     pub filter: Option<Spanned<String>>,
+    /// The TUI's view at start: notable flow or all prints.
+    pub view: Option<View>,
     /// Events replayed on the first connect.
     pub backfill: Option<u32>,
     /// Events kept in memory.
@@ -60,7 +65,8 @@ pub struct FileConfig {
     /// Where `e` writes CSV files.
     pub export_dir: Option<PathBuf>,
     pub watchlists: Vec<WatchlistConfig>,
-    /// Named filters, offered in the filter line's history.
+    /// Named filters, offered in the filter line's history; those named like
+    /// a preset word are words of the filter language too.
     pub presets: BTreeMap<String, Spanned<String>>,
     pub alerts: Vec<AlertConfig>,
     /// Action name → keys, replacing the defaults of that action.
@@ -135,6 +141,7 @@ pub struct Overrides {
     pub token: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub filter: Option<String>,
+    pub view: Option<View>,
     pub theme: Option<String>,
     pub ascii: bool,
 }
@@ -156,6 +163,11 @@ pub struct Settings {
     /// Whom `wss://` gateways are checked against.
     pub trust: TrustRoots,
     pub filter: String,
+    /// The TUI's view at start.
+    pub view: View,
+    /// What preset words in filters stand for: the built-in presets,
+    /// redefined or added to by the config's `[presets]`.
+    pub filter_presets: Presets,
     pub backfill: u32,
     pub buffer_size: usize,
     pub theme: Theme,
@@ -245,9 +257,22 @@ impl Settings {
         support: ColorSupport,
     ) -> Result<Settings, ConfigError> {
         let p = path.display().to_string();
+        let filter_presets = preset_words(&file.presets).map_err(|(name, e)| {
+            let expr = &file.presets[&name];
+            ConfigError::Filter {
+                path: p.clone(),
+                line: line_col(text, expr.span().start).0,
+                what: format!("preset {name:?}"),
+                expr: expr.get_ref().clone(),
+                message: match e {
+                    PresetError::Expression { error, .. } => error.to_string(),
+                    other => other.to_string(),
+                },
+            }
+        })?;
         let check_filter =
             |what: String, expr: &str, span: Range<usize>| -> Result<Filter, ConfigError> {
-                Filter::parse(expr).map_err(|e| ConfigError::Filter {
+                Filter::parse_with(expr, &filter_presets).map_err(|e| ConfigError::Filter {
                     path: p.clone(),
                     line: line_col(text, span.start).0,
                     what,
@@ -350,6 +375,8 @@ impl Settings {
             token: over.token.or(file.token).filter(|t| !t.is_empty()),
             trust: ca_file.map_or(TrustRoots::System, TrustRoots::File),
             filter,
+            view: over.view.or(file.view).unwrap_or_default(),
+            filter_presets,
             backfill: file.backfill.unwrap_or(DEFAULT_BACKFILL),
             buffer_size,
             theme,
@@ -363,6 +390,46 @@ impl Settings {
             config_path: path.to_path_buf(),
         })
     }
+}
+
+/// The built-in presets with the config's presets that can be words (letters
+/// only, longer than a ticker, not a word of the language) defined over them:
+/// redefinitions of built-in presets first, so that every other preset uses
+/// them; otherwise a preset may use another in any order. One that cannot be
+/// defined is returned with its name.
+fn preset_words(
+    presets: &BTreeMap<String, Spanned<String>>,
+) -> Result<Presets, (String, PresetError)> {
+    let mut words = Presets::builtin().clone();
+    let mut pending: Vec<(&String, &String)> = presets
+        .iter()
+        .map(|(name, expr)| (name, expr.get_ref()))
+        .collect();
+    pending.sort_by_key(|(name, _)| !is_builtin_preset(name));
+    // Each pass defines what it can; a preset that names one defined later
+    // gets it on a later pass.
+    loop {
+        let before = pending.len();
+        let mut failed = None;
+        pending.retain(|(name, expr)| match words.define(name, expr) {
+            Ok(()) | Err(PresetError::BadName(_)) => false,
+            Err(e) => {
+                failed.get_or_insert(((*name).clone(), e));
+                true
+            }
+        });
+        match failed {
+            None => return Ok(words),
+            Some(failed) if pending.len() == before => return Err(failed),
+            Some(_) => {}
+        }
+    }
+}
+
+/// Whether `name` is a built-in preset: a word that can only be a preset
+/// and that the built-in presets know.
+fn is_builtin_preset(name: &str) -> bool {
+    Presets::default().define(name, "").is_ok() && Filter::parse(name).is_ok()
 }
 
 /// Upper-cases, trims, drops empties and duplicates, keeps order.
@@ -439,6 +506,12 @@ mod tests {
     #[test]
     fn defaults_without_a_file() {
         let s = resolve("", Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.view,
+            View::Notable,
+            "a fresh install opens on notable flow"
+        );
+        assert_eq!(s.filter, "");
         assert_eq!(s.servers, vec![DEFAULT_SERVER.to_string()]);
         assert_eq!(s.buffer_size, DEFAULT_BUFFER);
         assert_eq!(s.theme.name, "default");
@@ -470,6 +543,45 @@ mod tests {
         assert_eq!(s.servers, vec!["ws://a/ws".to_string()]);
         assert_eq!(s.token.as_deref(), Some("file"));
         assert_eq!(s.theme.name, "basic16");
+    }
+
+    #[test]
+    fn presets_named_like_words_redefine_and_extend_the_language() {
+        let text = "filter = \"bigcalls\"\nview = \"all\"\n[presets]\n\
+                    bigcalls = \"calls notable\"\nnotable = \"premium>=1m\"\nwhales = \"premium>=5m\"\n";
+        let s = resolve(text, Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.view, View::All);
+        let f = Filter::parse_with(&s.filter, &s.filter_presets).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            f.canonical(),
+            "calls premium>=1m",
+            "bigcalls uses the new notable"
+        );
+        assert!(
+            Filter::parse_with("whales", &s.filter_presets).is_ok(),
+            "whales is a ticker-shaped word, not a preset word"
+        );
+        let over = Overrides {
+            view: Some(View::Notable),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            resolve(text, over).map(|s| s.view).ok(),
+            Some(View::Notable)
+        );
+        let err = resolve("[presets]\nnotable = \"sweep or\"\n", Overrides::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("config.toml:2: preset \"notable\""), "{err}");
+        let err = resolve(
+            "[presets]\nloopone = \"looptwo\"\nlooptwo = \"loopone\"\n",
+            Overrides::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("preset \"loopone\""), "{err}");
     }
 
     #[test]

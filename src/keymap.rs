@@ -76,8 +76,12 @@ actions! {
     PutsOnly => "puts_only", "Toggle puts only", ["p"], "puts";
     SweepsOnly => "sweeps_only", "Toggle sweeps only", ["s"], "sweeps";
     UnusualOnly => "unusual_only", "Toggle unusual only", ["u"], "unusual";
+    View => "view", "Notable flow or all prints (the status line says which)", ["v"], "view";
     Watchlists => "watchlists", "Edit watchlists", ["w"], "watch";
     NextWatchlist => "next_watchlist", "Cycle the active watchlist (off, then each list)", ["tab"], "list";
+    FocusTicker => "focus_ticker", "Narrow to the selected row's ticker; again to go back", ["f"], "ticker";
+    FocusContract => "focus_contract", "Narrow to the selected row's contract; again to go back", ["F"], "";
+    AddToWatchlist => "add_to_watchlist", "Add the row's ticker to the active (or first) watchlist", ["+"], "";
     Export => "export", "Export the filtered tape to CSV", ["e"], "export";
     SidePanel => "side_panel", "Show or hide the side panel", ["a"], "panel";
 }
@@ -369,6 +373,19 @@ mod tests {
             (key(KeyCode::Char(' '), KeyModifiers::NONE), Action::Pause),
             (key(KeyCode::Enter, KeyModifiers::NONE), Action::Detail),
             (key(KeyCode::Tab, KeyModifiers::NONE), Action::NextWatchlist),
+            (key(KeyCode::Char('v'), KeyModifiers::NONE), Action::View),
+            (
+                key(KeyCode::Char('f'), KeyModifiers::NONE),
+                Action::FocusTicker,
+            ),
+            (
+                key(KeyCode::Char('F'), KeyModifiers::SHIFT),
+                Action::FocusContract,
+            ),
+            (
+                key(KeyCode::Char('+'), KeyModifiers::SHIFT),
+                Action::AddToWatchlist,
+            ),
         ];
         for (k, want) in cases {
             assert_eq!(map.action(&k), Some(want), "{k:?}");
@@ -377,6 +394,11 @@ mod tests {
             map.action(&key(KeyCode::Char('Z'), KeyModifiers::SHIFT)),
             None
         );
+        // No two actions share a default key.
+        let mut chords: Vec<Chord> = map.bindings.iter().map(|(c, _)| *c).collect();
+        chords.sort();
+        chords.dedup();
+        assert_eq!(chords.len(), map.bindings.len());
         assert_eq!(map.keys_label(Action::Down), "j/Down");
         assert_eq!(map.keys_label(Action::Quit), "q/Ctrl-c");
     }

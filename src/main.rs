@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use flowtape::app::scope::View;
 use flowtape::config::{default_config_path, ConfigError, FileConfig, Overrides, Settings};
 use flowtape::tail::{self, TailFormat, TailOptions};
 use flowtape::theme::ColorSupport;
@@ -18,6 +19,7 @@ const EXAMPLES: &str = "\
 Examples:
   flowtape                                   live tape from ws://127.0.0.1:8765/ws
   flowtape --demo                            a self-contained demo, no server needed
+  flowtape --demo --view all                 every print, not just notable flow
   flowtape --server ws://a:8765/ws --server ws://b:8765/ws
                                              fail over from a to b
   flowtape --filter 'AAPL TSLA premium>=250k sweep'
@@ -25,7 +27,8 @@ Examples:
   flowtape --server wss://flow.internal:8765/ws --ca-file gateway.pem
                                              TLS, trusting a private CA or self-signed cert
   flowtape --ascii --theme basic16           for plain terminals
-  flowtape tail --filter golden --limit 10   ten golden sweeps as NDJSON
+  flowtape tail --filter golden --limit 10   ten golden orders as NDJSON
+  flowtape tail --filter notable             notable flow (tail prints every print by default)
   flowtape tail --format table --backfill 100
 
 Config: $XDG_CONFIG_HOME/flowtape/config.toml (else ~/.config/flowtape/config.toml).
@@ -52,6 +55,9 @@ struct Cli {
     /// Show only events matching this filter (the shared filter language).
     #[arg(long, value_name = "EXPR")]
     filter: Option<String>,
+    /// Start on notable flow (the `notable` preset) or all prints [default: notable].
+    #[arg(long, value_enum)]
+    view: Option<View>,
     /// Config file [default: $XDG_CONFIG_HOME/flowtape/config.toml].
     #[arg(long, value_name = "PATH", env = "FLOWTAPE_CONFIG", global = true)]
     config: Option<PathBuf>,
@@ -99,7 +105,8 @@ enum Command {
 struct TailArgs {
     #[command(flatten)]
     conn: ConnArgs,
-    /// Only events matching this filter.
+    /// Only events matching this filter; `notable` is notable flow [default:
+    /// every print, or the config's `filter`].
     #[arg(long, value_name = "EXPR")]
     filter: Option<String>,
     /// Start with the last N matching events (the gateway caps it).
@@ -170,6 +177,7 @@ async fn run_tail(config: Option<PathBuf>, args: TailArgs) -> ExitCode {
         servers: settings.servers,
         token: settings.token,
         filter: settings.filter,
+        presets: settings.filter_presets,
         backfill: if args.since.is_some() {
             None
         } else {
@@ -188,16 +196,12 @@ async fn run_tail(config: Option<PathBuf>, args: TailArgs) -> ExitCode {
     }
 }
 
-/// Simulated prints per second in `--demo`: a busy but readable tape.
-#[cfg(feature = "demo")]
-const DEMO_RATE: f64 = 300.0;
-
 /// Starts a whole server in this process (memory bus, simulated market,
 /// processor, gateway on a free loopback port) and runs the TUI against it
 /// over a real WebSocket.
 #[cfg(feature = "demo")]
 async fn run_demo(settings: Settings, filter: Filter) -> ExitCode {
-    let node = match flowtape_server::node::Node::start_demo(DEMO_RATE).await {
+    let node = match flowtape_server::node::Node::start_demo(flowtape::run::DEMO_RATE).await {
         Ok(node) => node,
         Err(e) => {
             return fail(
@@ -233,6 +237,7 @@ async fn run_tui(cli: Cli) -> ExitCode {
         token: cli.conn.token,
         ca_file: cli.conn.ca_file,
         filter: cli.filter,
+        view: cli.view,
         theme: cli.theme,
         ascii: cli.ascii,
     };
@@ -240,7 +245,7 @@ async fn run_tui(cli: Cli) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e, 2),
     };
-    let filter = match Filter::parse(&settings.filter) {
+    let filter = match Filter::parse_with(&settings.filter, &settings.filter_presets) {
         Ok(f) => f,
         Err(e) => return fail(tail::bad_filter(&settings.filter, e), 2),
     };

@@ -26,6 +26,10 @@ use crate::export;
 use crate::term::Term;
 use crate::ui::{self, Skin};
 
+/// Simulated prints per second in `flowtape --demo` (the sim's mean rate;
+/// it is about 2.2 times that at the open).
+pub const DEMO_RATE: f64 = 300.0;
+
 /// Frames per second at most.
 const MAX_FPS: f64 = 30.0;
 /// How often the clock is checked (for ages, "reconnecting for Ns" and expiring messages).
@@ -77,6 +81,8 @@ pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError>
         token,
         trust,
         filter: filter_text,
+        view,
+        filter_presets,
         backfill,
         buffer_size,
         theme,
@@ -93,8 +99,10 @@ pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError>
     let app = App::new(
         AppConfig {
             buffer_size,
-            filter_text: filter_text.clone(),
+            view,
+            filter_text,
             filter,
+            filter_presets,
             keymap,
             watchlists,
             presets,
@@ -107,7 +115,7 @@ pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError>
     let options = ClientOptions {
         servers,
         token,
-        filter: filter_text,
+        filter: app.subscribed_filter().to_string(),
         backfill: Some(backfill),
         since: None,
         backoff: Backoff::default(),
@@ -167,6 +175,29 @@ fn drain(
     true
 }
 
+/// The scope changes for the client. Only the newest matters: one the
+/// client's queue has no room for (it is busy connecting) waits here,
+/// replaced by any newer one, and is sent on the next pass of the loop.
+struct Resubscriber {
+    tx: mpsc::Sender<ClientCommand>,
+    unsent: Option<String>,
+}
+
+impl Resubscriber {
+    fn send(&mut self, filter: String) {
+        self.unsent = match self.tx.try_send(ClientCommand::Resubscribe(filter)) {
+            Err(mpsc::error::TrySendError::Full(ClientCommand::Resubscribe(f))) => Some(f),
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+        };
+    }
+
+    fn retry(&mut self) {
+        if let Some(f) = self.unsent.take() {
+            self.send(f);
+        }
+    }
+}
+
 async fn event_loop(
     mut app: App,
     skin: &Skin,
@@ -187,7 +218,12 @@ async fn event_loop(
     let mut bell = false;
     let mut client_open = true;
     let mut effects = Vec::new();
+    let mut subscriber = Resubscriber {
+        tx: cmd_tx,
+        unsent: None,
+    };
     loop {
+        subscriber.retry();
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= frame) {
             // Everything that arrived while the frame waited.
             if client_open {
@@ -196,7 +232,7 @@ async fn event_loop(
             if apply_all(
                 &mut effects,
                 &mut app,
-                &cmd_tx,
+                &mut subscriber,
                 &mut bell,
                 export_dir,
                 config_path,
@@ -253,7 +289,7 @@ async fn event_loop(
             if apply_all(
                 &mut effects,
                 &mut app,
-                &cmd_tx,
+                &mut subscriber,
                 &mut bell,
                 export_dir,
                 config_path,
@@ -269,21 +305,21 @@ async fn event_loop(
 fn apply_all(
     effects: &mut Vec<Effect>,
     app: &mut App,
-    cmd_tx: &mpsc::Sender<ClientCommand>,
+    subscriber: &mut Resubscriber,
     bell: &mut bool,
     export_dir: &std::path::Path,
     config_path: &std::path::Path,
 ) -> bool {
     effects
         .drain(..)
-        .any(|effect| apply(effect, app, cmd_tx, bell, export_dir, config_path))
+        .any(|effect| apply(effect, app, subscriber, bell, export_dir, config_path))
 }
 
 /// Carries out one effect. Returns true to quit.
 fn apply(
     effect: Effect,
     app: &mut App,
-    cmd_tx: &mpsc::Sender<ClientCommand>,
+    subscriber: &mut Resubscriber,
     bell: &mut bool,
     export_dir: &std::path::Path,
     config_path: &std::path::Path,
@@ -291,11 +327,7 @@ fn apply(
     match effect {
         Effect::Quit => return true,
         Effect::Bell => *bell = true,
-        Effect::SendFilter(f) => {
-            if cmd_tx.try_send(ClientCommand::SetFilter(f)).is_err() {
-                app.error("could not send the filter to the client; it applies locally");
-            }
-        }
+        Effect::Subscribe(f) => subscriber.send(f),
         Effect::Export => {
             let n = app.tape().view_len();
             match export::export(export_dir, app.filtered_events(), now_ms()) {
@@ -303,10 +335,12 @@ fn apply(
                 Err(e) => app.error(e.to_string()),
             }
         }
-        Effect::SaveWatchlists(lists) => match config::save_watchlists(config_path, &lists) {
-            Ok(()) => app.info(format!("watchlists saved to {}", config_path.display())),
-            Err(e) => app.error(e.to_string()),
-        },
+        Effect::SaveWatchlists { lists, done } => {
+            match config::save_watchlists(config_path, &lists) {
+                Ok(()) => app.info(format!("{done} ({})", config_path.display())),
+                Err(e) => app.error(e.to_string()),
+            }
+        }
     }
     false
 }

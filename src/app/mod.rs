@@ -1,35 +1,35 @@
 //! The client's state and how keys and server messages change it.
 //!
-//! [`App`] owns everything the screen shows: the [`tape::Tape`] (ring buffer
-//! and filtered view), the [`scope::Scope`] (filter, quick toggles and active
-//! watchlist), selection and scrolling, pause, the popups, the connection and
-//! feed state and the clock. It does no I/O: [`App::on_key`] and
-//! [`App::on_client`] return an [`Effect`] for the run loop to carry out
-//! (quit, send the filter, ring the bell, export, save watchlists), and the
-//! time is passed in, so tests drive it with a fixed clock. Rendering
-//! (`crate::ui`) only reads it. A loss of history the gateway reports
-//! stays on the status line until `Esc` or [`LOSS_TTL_MS`].
+//! [`App`] owns everything the screen shows: the [`tape::Tape`] (buffer and
+//! filtered view), the [`scope::Scope`] (view, filter, quick toggles, active
+//! watchlist and drill-down focus), selection and scrolling, pause, the
+//! popups, the connection and feed state and the clock. It does no I/O:
+//! [`App::on_key`] and [`App::on_client`] return [`Effect`]s for the run loop
+//! to carry out (quit, subscribe with a new scope, ring the bell, export,
+//! save watchlists), and the time is passed in, so tests drive it with a
+//! fixed clock. Rendering (`crate::ui`) only reads it. Changing the scope is
+//! in `rescope`. A loss of history the gateway reports stays on the status
+//! line until `Esc` or [`LOSS_TTL_MS`].
 
 pub mod editor;
+mod rescope;
 pub mod scope;
 pub mod stats;
 pub mod tape;
 #[cfg(test)]
 pub(crate) mod testing;
 
-use std::collections::HashSet;
-
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use flowtape_core::cursor::Cursor;
 use flowtape_core::event::FlowEvent;
-use flowtape_core::filter::Filter;
-use flowtape_core::occ::Right;
+use flowtape_core::filter::{Filter, Presets};
 use flowtape_core::protocol::{FeedStatus, LostRange, ServerMessage};
 
-use crate::client::ClientEvent;
+use crate::client::{ClientEvent, Received};
 use crate::config::{AlertRule, WatchlistConfig};
 use crate::keymap::{Action, Keymap};
 use editor::LineEditor;
-use scope::Scope;
+use scope::{Focus, Scope, Toggles, View};
 use stats::RateMeter;
 use tape::{Entry, Tape};
 
@@ -44,14 +44,17 @@ pub const LOSS_TTL_MS: i64 = 10 * 60_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     Quit,
-    /// Send this filter to the gateway.
-    SendFilter(String),
+    /// Subscribe again with this filter, the whole scope, and a backfill.
+    Subscribe(String),
     /// Ring the terminal bell.
     Bell,
     /// Write the filtered tape to a CSV file.
     Export,
-    /// Write the watchlists to the config file.
-    SaveWatchlists(Vec<WatchlistConfig>),
+    /// Write the watchlists to the config file, then say `done`.
+    SaveWatchlists {
+        lists: Vec<WatchlistConfig>,
+        done: String,
+    },
 }
 
 /// The connection as the status line shows it.
@@ -121,9 +124,9 @@ pub enum Mode {
     Help {
         scroll: u16,
     },
-    /// Details of the event with this sequence number.
+    /// Details of the event with this cursor.
     Detail {
-        seq: u64,
+        cursor: Cursor,
     },
     Filter(FilterLine),
     Watchlists(WatchEditor),
@@ -133,10 +136,15 @@ pub enum Mode {
 #[derive(Debug)]
 pub struct AppConfig {
     pub buffer_size: usize,
+    pub view: View,
     pub filter_text: String,
+    /// `filter_text`, parsed with `filter_presets`.
     pub filter: Filter,
+    /// What preset words in filters stand for; `notable` is the notable view.
+    pub filter_presets: Presets,
     pub keymap: Keymap,
     pub watchlists: Vec<WatchlistConfig>,
+    /// Named filters offered in the filter line.
     pub presets: Vec<(String, String)>,
     pub alerts: Vec<AlertRule>,
     pub side_panel: bool,
@@ -149,6 +157,12 @@ pub struct App {
     pub keymap: Keymap,
     tape: Tape,
     scope: Scope,
+    filter_presets: Presets,
+    /// The filter last asked of the gateway: the scope's wire filter.
+    subscribed: String,
+    /// A backfill for the current scope is coming: its first event sets the
+    /// tape's floor.
+    floor_pending: bool,
     pub mode: Mode,
     /// Selected row, counted from the top (newest) of the displayed rows.
     sel: usize,
@@ -156,8 +170,8 @@ pub struct App {
     offset: usize,
     /// Rows the tape area can show, as last laid out.
     page: usize,
-    /// While paused: rows with a sequence number from here on are held back.
-    paused_at: Option<u64>,
+    /// While paused: rows with a cursor after this one are held back.
+    paused_at: Option<Cursor>,
     pub watchlists: Vec<WatchlistConfig>,
     active_watchlist: Option<usize>,
     presets: Vec<(String, String)>,
@@ -177,14 +191,25 @@ pub struct App {
 
 impl App {
     pub fn new(cfg: AppConfig, now_ms: i64) -> App {
+        let scope = Scope {
+            view: cfg.view,
+            notable: Filter::parse_with("notable", &cfg.filter_presets).unwrap_or_default(),
+            filter_text: cfg.filter_text,
+            filter: cfg.filter,
+            toggles: Toggles::default(),
+            watch: None,
+            focus: Focus::default(),
+        };
+        // Without a watchlist or focus, every part is the canonical form of
+        // a parsed filter, so this cannot fail.
+        let subscribed = scope.wire_filter().unwrap_or_default();
         App {
             keymap: cfg.keymap,
             tape: Tape::new(cfg.buffer_size),
-            scope: Scope {
-                filter_text: cfg.filter_text,
-                filter: cfg.filter,
-                ..Scope::default()
-            },
+            scope,
+            filter_presets: cfg.filter_presets,
+            subscribed,
+            floor_pending: false,
             mode: Mode::Tape,
             sel: 0,
             offset: 0,
@@ -220,8 +245,22 @@ impl App {
         &self.scope.filter_text
     }
 
-    pub fn toggles(&self) -> scope::Toggles {
+    pub fn toggles(&self) -> Toggles {
         self.scope.toggles
+    }
+
+    pub fn view(&self) -> View {
+        self.scope.view
+    }
+
+    pub fn focus(&self) -> &Focus {
+        &self.scope.focus
+    }
+
+    /// The filter the gateway is asked for: the whole scope (view, filter,
+    /// watchlist, toggles, focus) in canonical form.
+    pub fn subscribed_filter(&self) -> &str {
+        &self.subscribed
     }
 
     pub fn active_watchlist(&self) -> Option<&WatchlistConfig> {
@@ -235,21 +274,21 @@ impl App {
     /// Matching events that arrived since the pause.
     pub fn new_while_paused(&self) -> usize {
         self.paused_at
-            .map_or(0, |at| self.tape.view_len() - self.tape.view_len_before(at))
+            .map_or(0, |at| self.tape.view_len() - self.tape.view_len_upto(at))
     }
 
     /// Rows the tape displays (the frozen part of the view while paused).
     pub fn displayed_len(&self) -> usize {
         match self.paused_at {
-            Some(at) => self.tape.view_len_before(at),
+            Some(at) => self.tape.view_len_upto(at),
             None => self.tape.view_len(),
         }
     }
 
-    /// The displayed row `i` from the top, with its sequence number.
-    pub fn row(&self, i: usize) -> Option<(u64, &Entry)> {
-        let seq = self.tape.view_from_top(self.displayed_len(), i)?;
-        self.tape.get(seq).map(|e| (seq, e))
+    /// The displayed row `i` from the top, with its cursor.
+    pub fn row(&self, i: usize) -> Option<(Cursor, &Entry)> {
+        let cursor = self.tape.view_from_top(self.displayed_len(), i)?;
+        self.tape.get(cursor).map(|e| (cursor, e))
     }
 
     pub fn selected(&self) -> usize {
@@ -260,7 +299,7 @@ impl App {
         self.offset
     }
 
-    pub fn selected_entry(&self) -> Option<(u64, &Entry)> {
+    pub fn selected_entry(&self) -> Option<(Cursor, &Entry)> {
         self.row(self.sel)
     }
 
@@ -377,6 +416,11 @@ impl App {
                 self.replaying = true;
                 None
             }
+            ClientEvent::Subscribed { filter, resumed } => {
+                self.replaying = true;
+                self.floor_pending = !resumed && filter == self.subscribed;
+                None
+            }
             ClientEvent::Disconnected { server, reason } => {
                 tracing::warn!(%server, %reason, "disconnected");
                 let since_ms = match self.conn {
@@ -395,26 +439,27 @@ impl App {
                 self.conn = Conn::Offline { reason };
                 None
             }
-            ClientEvent::Events(items) => {
-                let mut bell = false;
-                for item in items {
-                    bell |= self.push(item.event);
-                }
-                bell.then_some(Effect::Bell)
-            }
+            ClientEvent::Events(items) => self.receive(items).then_some(Effect::Bell),
             ClientEvent::Server(m) => self.on_message(*m),
         }
     }
 
     fn on_message(&mut self, m: ServerMessage) -> Option<Effect> {
+        let received = |cursor, event| Received {
+            cursor,
+            event,
+            raw: None,
+        };
         match m {
-            ServerMessage::Event { event, .. } => self.push(event).then_some(Effect::Bell),
+            ServerMessage::Event { cursor, event } => self
+                .receive(vec![received(cursor, event)])
+                .then_some(Effect::Bell),
             ServerMessage::Events { events } => {
-                let mut bell = false;
-                for item in events {
-                    bell |= self.push(item.event);
-                }
-                bell.then_some(Effect::Bell)
+                let items = events
+                    .into_iter()
+                    .map(|i| received(i.cursor, i.event))
+                    .collect();
+                self.receive(items).then_some(Effect::Bell)
             }
             ServerMessage::Status {
                 feed,
@@ -443,6 +488,13 @@ impl App {
                 }
                 if live {
                     self.replaying = false;
+                    if std::mem::take(&mut self.floor_pending) {
+                        // The backfill was empty: nothing buffered is known
+                        // to be complete for this scope.
+                        if let Some(newest) = self.tape.newest_cursor() {
+                            self.keeping_selection(|app| app.tape.set_floor(newest.successor()));
+                        }
+                    }
                 }
                 None
             }
@@ -455,40 +507,101 @@ impl App {
     }
 
     /// Buffers one event. Returns whether it should ring the bell.
-    pub fn push(&mut self, event: FlowEvent) -> bool {
-        self.rate.record(self.now_ms, 1);
-        let mut alert = false;
-        let mut bell = false;
-        for rule in &self.alerts {
-            if rule.filter.matches(&event) {
-                alert = true;
-                bell |= rule.bell;
+    pub fn push(&mut self, cursor: Cursor, event: FlowEvent) -> bool {
+        self.receive(vec![Received {
+            cursor,
+            event,
+            raw: None,
+        }])
+    }
+
+    /// Buffers events, merging them by cursor into what is held (the first
+    /// of a backfill for the current scope sets the tape's floor). Returns
+    /// whether one of them should ring the bell.
+    fn receive(&mut self, items: Vec<Received>) -> bool {
+        let floor = match items.first() {
+            Some(first) if self.floor_pending => {
+                self.floor_pending = false;
+                Some(first.cursor)
             }
+            _ => None,
+        };
+        let mut bell = false;
+        let mut entries = Vec::with_capacity(items.len());
+        for Received { cursor, event, .. } in items {
+            if self.tape.contains(cursor) {
+                continue;
+            }
+            if !self.replaying {
+                self.rate.record(self.now_ms, 1);
+            }
+            let mut alert = false;
+            for rule in &self.alerts {
+                if rule.filter.matches(&event) {
+                    alert = true;
+                    bell |= rule.bell;
+                }
+            }
+            entries.push(Entry {
+                cursor,
+                event,
+                alert,
+            });
         }
-        let in_view = self.scope.matches(&event);
-        self.tape.push(Entry { event, alert }, in_view);
-        // Keep the selected event under the cursor when the user has scrolled
-        // away from the top; at the top, follow the live edge.
-        if self.paused_at.is_none() && in_view && self.sel > 0 {
-            self.sel += 1;
-            self.offset += 1;
-        }
-        self.clamp_selection();
+        self.keeping_selection(|app| {
+            if let Some(floor) = floor {
+                app.tape.set_floor(floor);
+            }
+            let scope = &app.scope;
+            app.tape.insert(entries, |e| scope.matches(e));
+        });
         bell && !self.replaying
+    }
+
+    /// Changes the tape with `change`, keeping the selected event under the
+    /// cursor when the user has scrolled away from the top or paused; at the
+    /// top, the tape follows the live edge. Returns whether the selected
+    /// event is still displayed (or none was kept).
+    fn keeping_selection(&mut self, change: impl FnOnce(&mut App)) -> bool {
+        let anchor = if self.sel > 0 || self.paused_at.is_some() {
+            self.selected_entry()
+                .map(|(c, _)| (c, self.sel - self.offset))
+        } else {
+            None
+        };
+        change(self);
+        let kept = match anchor {
+            None => true,
+            Some((cursor, row)) => {
+                match self
+                    .tape
+                    .view_position_from_top(self.displayed_len(), cursor)
+                {
+                    Some(i) => {
+                        self.sel = i;
+                        self.offset = i.saturating_sub(row);
+                        true
+                    }
+                    None => false,
+                }
+            }
+        };
+        self.clamp_selection();
+        kept
     }
 
     // ----- keys -----
 
     /// Applies one key press.
-    pub fn on_key(&mut self, key: KeyEvent) -> Option<Effect> {
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
-            return Some(Effect::Quit);
+            return vec![Effect::Quit];
         }
         match std::mem::take(&mut self.mode) {
-            Mode::Tape => {
-                let action = self.keymap.action(&key)?;
-                self.on_action(action)
-            }
+            Mode::Tape => match self.keymap.action(&key) {
+                Some(action) => self.on_action(action),
+                None => Vec::new(),
+            },
             Mode::Help { scroll } => {
                 self.mode = match self.keymap.action(&key) {
                     Some(Action::Down) => Mode::Help {
@@ -506,36 +619,40 @@ impl App {
                     Some(Action::Help | Action::Live | Action::Quit) => Mode::Tape,
                     _ => Mode::Help { scroll },
                 };
-                None
+                Vec::new()
             }
-            Mode::Detail { seq } => {
+            Mode::Detail { cursor } => {
                 match self.keymap.action(&key) {
                     Some(Action::Detail | Action::Live | Action::Quit) => self.mode = Mode::Tape,
                     Some(a @ (Action::Down | Action::Up)) => {
                         self.on_action(a);
-                        let seq = self.selected_entry().map_or(seq, |(s, _)| s);
-                        self.mode = Mode::Detail { seq };
+                        let cursor = self.selected_entry().map_or(cursor, |(c, _)| c);
+                        self.mode = Mode::Detail { cursor };
                     }
-                    _ => self.mode = Mode::Detail { seq },
+                    _ => self.mode = Mode::Detail { cursor },
                 }
-                None
+                Vec::new()
             }
-            Mode::Filter(line) => self.on_filter_key(line, &key),
+            Mode::Filter(line) => self.on_filter_key(line, &key).into_iter().collect(),
             Mode::Watchlists(ed) => self.on_watch_key(ed, &key),
         }
     }
 
-    fn on_action(&mut self, action: Action) -> Option<Effect> {
-        match action {
-            Action::Quit => return Some(Effect::Quit),
-            Action::Help => self.mode = Mode::Help { scroll: 0 },
+    fn on_action(&mut self, action: Action) -> Vec<Effect> {
+        let effect = match action {
+            Action::Quit => Some(Effect::Quit),
+            Action::Help => {
+                self.mode = Mode::Help { scroll: 0 };
+                None
+            }
             Action::Filter => {
                 let mut line = FilterLine {
                     editor: LineEditor::with_text(&self.scope.filter_text),
                     ..FilterLine::default()
                 };
-                line.error = validate(line.editor.text());
+                line.error = self.validate(line.editor.text());
                 self.mode = Mode::Filter(line);
+                None
             }
             Action::Live => {
                 self.paused_at = None;
@@ -543,6 +660,7 @@ impl App {
                 self.offset = 0;
                 self.message = None;
                 self.loss = None;
+                None
             }
             Action::Down => self.move_by(1),
             Action::Up => self.move_by(-1),
@@ -551,37 +669,32 @@ impl App {
             Action::Top => {
                 self.sel = 0;
                 self.offset = 0;
+                None
             }
             Action::Bottom => self.move_by(i64::MAX / 2),
-            Action::Pause => match self.paused_at {
-                Some(_) => {
-                    self.paused_at = None;
-                    self.sel = 0;
-                    self.offset = 0;
+            Action::Pause => {
+                match self.paused_at {
+                    Some(_) => {
+                        self.paused_at = None;
+                        self.sel = 0;
+                        self.offset = 0;
+                    }
+                    None => {
+                        self.paused_at = Some(self.tape.newest_cursor().unwrap_or(Cursor::ZERO))
+                    }
                 }
-                None => self.paused_at = Some(self.tape.next_seq()),
-            },
+                None
+            }
             Action::Detail => {
-                if let Some((seq, _)) = self.selected_entry() {
-                    self.mode = Mode::Detail { seq };
+                if let Some((cursor, _)) = self.selected_entry() {
+                    self.mode = Mode::Detail { cursor };
                 }
+                None
             }
-            Action::CallsOnly => {
-                self.scope.toggles.toggle_right(Right::Call);
-                self.refilter();
+            Action::CallsOnly | Action::PutsOnly | Action::SweepsOnly | Action::UnusualOnly => {
+                self.toggle(action)
             }
-            Action::PutsOnly => {
-                self.scope.toggles.toggle_right(Right::Put);
-                self.refilter();
-            }
-            Action::SweepsOnly => {
-                self.scope.toggles.sweeps = !self.scope.toggles.sweeps;
-                self.refilter();
-            }
-            Action::UnusualOnly => {
-                self.scope.toggles.unusual = !self.scope.toggles.unusual;
-                self.refilter();
-            }
+            Action::View => self.change_scope(|s| s.view = s.view.toggled()),
             Action::Watchlists => {
                 if self.watchlists.is_empty() {
                     self.watchlists.push(WatchlistConfig {
@@ -594,6 +707,7 @@ impl App {
                     list,
                     ..WatchEditor::default()
                 });
+                None
             }
             Action::NextWatchlist => {
                 self.active_watchlist = match self.active_watchlist {
@@ -601,26 +715,33 @@ impl App {
                     Some(i) if i + 1 < self.watchlists.len() => Some(i + 1),
                     _ => None,
                 };
-                self.refilter();
+                self.watch_active()
             }
-            Action::Export => return Some(Effect::Export),
-            Action::SidePanel => self.side_panel = !self.side_panel,
-        }
-        None
+            Action::FocusTicker => self.focus_ticker(),
+            Action::FocusContract => self.focus_contract(),
+            Action::AddToWatchlist => return self.add_selected_to_watchlist(),
+            Action::Export => Some(Effect::Export),
+            Action::SidePanel => {
+                self.side_panel = !self.side_panel;
+                None
+            }
+        };
+        effect.into_iter().collect()
     }
 
-    fn move_by(&mut self, delta: i64) {
+    fn move_by(&mut self, delta: i64) -> Option<Effect> {
         let len = self.displayed_len();
         if len == 0 {
             self.sel = 0;
             self.offset = 0;
-            return;
+            return None;
         }
         let target = (self.sel as i64)
             .saturating_add(delta)
             .clamp(0, len as i64 - 1);
         self.sel = target as usize;
         self.scroll_to_selection();
+        None
     }
 
     fn scroll_to_selection(&mut self) {
@@ -638,20 +759,9 @@ impl App {
         self.scroll_to_selection();
     }
 
-    /// Re-applies the scope to the whole buffer and goes back to the top.
-    fn refilter(&mut self) {
-        self.scope.watch = self
-            .active_watchlist
-            .and_then(|i| self.watchlists.get(i))
-            .map(|w| w.tickers.iter().cloned().collect::<HashSet<String>>());
-        let scope = &self.scope;
-        self.tape.refilter(|e| scope.matches(e));
-        self.sel = 0;
-        self.offset = 0;
-    }
-
-    /// Applies a filter expression that already parsed.
-    pub fn apply_filter(&mut self, text: String, filter: Filter) -> Effect {
+    /// Applies a filter expression that already parsed (with the app's
+    /// presets).
+    pub fn apply_filter(&mut self, text: String, filter: Filter) -> Option<Effect> {
         if !text.trim().is_empty() {
             self.history.retain(|h| *h != text);
             self.history.push(text.clone());
@@ -659,10 +769,10 @@ impl App {
                 self.history.remove(0);
             }
         }
-        self.scope.filter = filter;
-        self.scope.filter_text = text.clone();
-        self.refilter();
-        Effect::SendFilter(text)
+        self.change_scope(|s| {
+            s.filter = filter;
+            s.filter_text = text;
+        })
     }
 
     fn on_filter_key(&mut self, mut line: FilterLine, key: &KeyEvent) -> Option<Effect> {
@@ -670,8 +780,8 @@ impl App {
             KeyCode::Esc => return None,
             KeyCode::Enter => {
                 let text = line.editor.text().trim().to_string();
-                return match Filter::parse(&text) {
-                    Ok(f) => Some(self.apply_filter(text, f)),
+                return match Filter::parse_with(&text, &self.filter_presets) {
+                    Ok(f) => self.apply_filter(text, f),
                     Err(e) => {
                         line.error = Some((e.column, e.to_string()));
                         self.mode = Mode::Filter(line);
@@ -696,12 +806,12 @@ impl App {
                     .unwrap_or_else(|| line.draft.clone());
                 line.hist_pos = next;
                 line.editor.set(&text);
-                line.error = validate(&text);
+                line.error = self.validate(&text);
             }
             _ => {
                 if line.editor.edit(key) {
                     line.hist_pos = None;
-                    line.error = validate(line.editor.text());
+                    line.error = self.validate(line.editor.text());
                 }
             }
         }
@@ -709,17 +819,18 @@ impl App {
         None
     }
 
-    fn on_watch_key(&mut self, mut ed: WatchEditor, key: &KeyEvent) -> Option<Effect> {
+    fn on_watch_key(&mut self, mut ed: WatchEditor, key: &KeyEvent) -> Vec<Effect> {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        let len = self.watchlists.get(ed.list).map(|l| l.tickers.len())?;
+        let Some(len) = self.watchlists.get(ed.list).map(|l| l.tickers.len()) else {
+            return Vec::new();
+        };
         match key.code {
             KeyCode::Esc => {
-                if self.active_watchlist == Some(ed.list) {
-                    self.refilter();
-                }
-                return ed
-                    .dirty
-                    .then(|| Effect::SaveWatchlists(self.watchlists.clone()));
+                let save = ed.dirty.then(|| Effect::SaveWatchlists {
+                    lists: self.watchlists.clone(),
+                    done: "watchlists saved".into(),
+                });
+                return save.into_iter().chain(self.watch_active()).collect();
             }
             KeyCode::Enter => {
                 let typed = ed.input.text().trim().to_ascii_uppercase();
@@ -769,7 +880,14 @@ impl App {
             }
         }
         self.mode = Mode::Watchlists(ed);
-        None
+        Vec::new()
+    }
+
+    /// The parse error of a filter text, as (column, message).
+    fn validate(&self, text: &str) -> Option<(usize, String)> {
+        Filter::parse_with(text, &self.filter_presets)
+            .err()
+            .map(|e| (e.column, e.to_string()))
     }
 }
 
@@ -778,11 +896,6 @@ fn is_ticker(s: &str) -> bool {
     (1..=6).contains(&s.len())
         && s.starts_with(|c: char| c.is_ascii_alphabetic())
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
-}
-
-/// The parse error of a filter text, as (column, message).
-fn validate(text: &str) -> Option<(usize, String)> {
-    Filter::parse(text).err().map(|e| (e.column, e.to_string()))
 }
 
 #[cfg(test)]

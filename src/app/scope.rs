@@ -1,14 +1,52 @@
-//! What the tape shows: the filter expression, the quick toggles and the
-//! active watchlist, combined with AND.
+//! What the tape shows: the view (notable flow or all prints), the filter
+//! expression, the active watchlist, the quick toggles and the drill-down
+//! focus, combined with AND.
 //!
-//! The filter is also sent to the gateway; the toggles and the watchlist are
-//! applied only here, so flipping them needs no round trip and loses nothing.
+//! The gateway applies the same scope: [`Scope::wire_filter`] composes it into
+//! one filter of the shared language that matches exactly the events
+//! [`Scope::matches`] matches (tested over random scopes and events), so the
+//! client receives only what it shows and can still re-apply a scope to its
+//! buffer at once.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use flowtape_core::event::{FlowEvent, Kind, Tag};
-use flowtape_core::filter::Filter;
+use flowtape_core::filter::{Filter, FilterError};
 use flowtape_core::occ::Right;
+use serde::Deserialize;
+
+/// Filter text that matches no event: what an empty active watchlist shows.
+const NOTHING: &str = "(calls) (puts)";
+
+/// Notable flow, or every print.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum View {
+    /// What the `notable` preset selects: sweeps, blocks, golden and unusual
+    /// orders, and large premiums.
+    #[default]
+    Notable,
+    /// Every print.
+    All,
+}
+
+impl View {
+    /// The other view.
+    pub fn toggled(self) -> View {
+        match self {
+            View::Notable => View::All,
+            View::All => View::Notable,
+        }
+    }
+
+    /// As the status line says it.
+    pub fn label(self) -> &'static str {
+        match self {
+            View::Notable => "notable",
+            View::All => "all prints",
+        }
+    }
+}
 
 /// The quick toggles (`c`, `p`, `s`, `u`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,25 +89,115 @@ impl Toggles {
         }
         v
     }
+
+    /// The same constraints as filter terms.
+    fn terms(&self) -> impl Iterator<Item = &'static str> {
+        let right = self.right.map(|r| match r {
+            Right::Call => "calls",
+            Right::Put => "puts",
+        });
+        right
+            .into_iter()
+            .chain(self.sweeps.then_some("sweep"))
+            .chain(self.unusual.then_some("unusual"))
+    }
+}
+
+/// The drill-down from a row: its ticker, its contract, or both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Focus {
+    /// Only this underlying.
+    pub ticker: Option<String>,
+    /// Only this contract, as an unpadded OSI symbol.
+    pub contract: Option<String>,
+}
+
+impl Focus {
+    /// What the status line shows: the narrowest part.
+    pub fn label(&self) -> Option<&str> {
+        self.contract.as_deref().or(self.ticker.as_deref())
+    }
 }
 
 /// The combined predicate.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Scope {
+    pub view: View,
+    /// What the notable view selects: the `notable` preset as this client
+    /// defines it.
+    pub notable: Filter,
+    /// The filter expression as typed.
     pub filter_text: String,
     pub filter: Filter,
     pub toggles: Toggles,
     /// Tickers of the active watchlist, if one is active.
-    pub watch: Option<HashSet<String>>,
+    pub watch: Option<BTreeSet<String>>,
+    pub focus: Focus,
 }
 
 impl Scope {
+    /// All prints, no filter, no watchlist, no toggles, no focus.
+    pub fn everything() -> Scope {
+        Scope {
+            view: View::All,
+            notable: Filter::default(),
+            filter_text: String::new(),
+            filter: Filter::default(),
+            toggles: Toggles::default(),
+            watch: None,
+            focus: Focus::default(),
+        }
+    }
+
     pub fn matches(&self, e: &FlowEvent) -> bool {
-        self.toggles.matches(e)
+        (self.view == View::All || self.notable.matches(e))
+            && self.filter.matches(e)
             && self
                 .watch
                 .as_ref()
-                .is_none_or(|w| w.contains(e.sym.as_str()))
-            && self.filter.matches(e)
+                .is_none_or(|w| w.iter().any(|t| t.eq_ignore_ascii_case(&e.sym)))
+            && self.toggles.matches(e)
+            && self
+                .focus
+                .ticker
+                .as_ref()
+                .is_none_or(|t| t.eq_ignore_ascii_case(&e.sym))
+            && self.focus.contract.as_ref().is_none_or(|c| *c == e.occ)
+    }
+
+    /// The scope as one filter for the gateway, in canonical form (presets
+    /// expanded, so the gateway's built-in presets read it the same):
+    /// `(view) (expression) (sym:A sym:B …) toggles focus`, each part only
+    /// when it constrains something. Fails only if a part cannot be written
+    /// in the language (a watchlist entry or focus that is not a ticker or
+    /// contract).
+    pub fn wire_filter(&self) -> Result<String, FilterError> {
+        let group = |f: &Filter| format!("({})", f.canonical());
+        let mut parts: Vec<String> = Vec::new();
+        if self.view == View::Notable && !self.notable.is_empty() {
+            parts.push(group(&self.notable));
+        }
+        if !self.filter.is_empty() {
+            parts.push(group(&self.filter));
+        }
+        if let Some(w) = &self.watch {
+            parts.push(if w.is_empty() {
+                NOTHING.to_string()
+            } else {
+                let tickers: Vec<String> = w.iter().map(|t| format!("sym:{t}")).collect();
+                format!("({})", tickers.join(" "))
+            });
+        }
+        parts.extend(self.toggles.terms().map(str::to_string));
+        if let Some(t) = &self.focus.ticker {
+            parts.push(format!("sym:{t}"));
+        }
+        if let Some(c) = &self.focus.contract {
+            parts.push(format!("occ:{c}"));
+        }
+        Filter::parse(&parts.join(" ")).map(|f| f.canonical())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,12 +4,13 @@ use flowtape_core::cursor::Cursor;
 use flowtape_core::date::{market_instant_ms, Date};
 use flowtape_core::detect::score_breakdown;
 use flowtape_core::event::{FlowEvent, Kind, Sentiment, Side, Tag, Tags};
-use flowtape_core::filter::Filter;
+use flowtape_core::filter::{Filter, Presets};
 use flowtape_core::occ::Right;
 use flowtape_core::protocol::{LostRange, ServerMessage};
 
+use super::scope::View;
 use super::{App, AppConfig};
-use crate::client::ClientEvent;
+use crate::client::{ClientEvent, Received};
 use crate::config::WatchlistConfig;
 use crate::keymap::Keymap;
 
@@ -17,6 +18,17 @@ use crate::keymap::Keymap;
 pub fn t0() -> i64 {
     let d = Date::from_ymd(2024, 12, 20).unwrap_or_else(|e| panic!("{e}"));
     market_instant_ms(d, 10, 15)
+}
+
+/// The cursor an event's `id` names (as the gateway sends it).
+pub fn cursor_of(e: &FlowEvent) -> Cursor {
+    e.id.parse()
+        .unwrap_or_else(|err| panic!("{:?} is not a cursor: {err:?}", e.id))
+}
+
+/// Buffers `e` under the cursor its `id` names.
+pub fn push(app: &mut App, e: FlowEvent) -> bool {
+    app.push(cursor_of(&e), e)
 }
 
 /// A plain call bought at the ask, `i` seconds after [`t0`].
@@ -151,8 +163,10 @@ pub fn sample_events() -> Vec<FlowEvent> {
 pub fn config() -> AppConfig {
     AppConfig {
         buffer_size: 1_000,
+        view: View::All,
         filter_text: String::new(),
         filter: Filter::default(),
+        filter_presets: Presets::builtin().clone(),
         keymap: Keymap::default(),
         watchlists: vec![WatchlistConfig {
             name: "mega".into(),
@@ -174,13 +188,47 @@ pub fn app_with(cfg: AppConfig) -> App {
     };
     app.replaying = false;
     for e in sample_events() {
-        app.push(e);
+        push(&mut app, e);
     }
     app
 }
 
 pub fn app() -> App {
     app_with(config())
+}
+
+/// What the client hands over for a gateway's answer to a fresh subscribe:
+/// the boundary, the backfill (oldest first), then `live`.
+pub fn backfill(app: &mut App, filter: &str, events: Vec<FlowEvent>) {
+    let now = app.now_ms();
+    app.on_client(
+        ClientEvent::Subscribed {
+            filter: filter.to_string(),
+            resumed: false,
+        },
+        now,
+    );
+    let items = events
+        .into_iter()
+        .map(|e| Received {
+            cursor: cursor_of(&e),
+            event: e,
+            raw: None,
+        })
+        .collect::<Vec<_>>();
+    if !items.is_empty() {
+        app.on_client(ClientEvent::Events(items), now);
+    }
+    app.on_client(
+        ClientEvent::Server(Box::new(ServerMessage::Status {
+            feed: None,
+            retention: None,
+            notice: None,
+            lost: None,
+            live: true,
+        })),
+        now,
+    );
 }
 
 /// A status telling of lost history, as the gateway sends it.

@@ -5,7 +5,7 @@ use flowtape_core::event::Tag;
 use flowtape_core::filter::Filter;
 use flowtape_core::occ::Right;
 
-use super::testing::{app, app_with, config, event, loss_status};
+use super::testing::{app, app_with, config, event, loss_status, push};
 use super::*;
 
 fn key(c: char) -> KeyEvent {
@@ -44,10 +44,7 @@ fn typing_a_filter_and_applying_it_filters_the_rows() {
     typed(&mut app, "AAPL premium>=100k");
     assert!(matches!(&app.mode, Mode::Filter(l) if l.error.is_none()));
     let effect = app.on_key(code(KeyCode::Enter));
-    assert_eq!(
-        effect,
-        Some(Effect::SendFilter("AAPL premium>=100k".into()))
-    );
+    assert_eq!(effect, vec![Effect::Subscribe("AAPL premium>=100k".into())]);
     assert_eq!(app.mode, Mode::Tape);
     assert_eq!(syms(&app), vec!["AAPL"]);
     assert_eq!(app.row(0).map(|(_, e)| e.event.premium), Some(310_000.0));
@@ -70,7 +67,7 @@ fn an_invalid_filter_shows_its_error_and_is_not_applied() {
     );
     assert_eq!(
         app.on_key(code(KeyCode::Enter)),
-        None,
+        vec![],
         "Enter does not apply a bad filter"
     );
     assert!(matches!(app.mode, Mode::Filter(_)));
@@ -105,8 +102,8 @@ fn pause_freezes_and_counts_then_resumes_live() {
     let mut app = app();
     app.on_key(key(' '));
     assert!(app.is_paused());
-    app.push(event("ZZZ", 20));
-    app.push(event("YYY", 21));
+    push(&mut app, event("ZZZ", 20));
+    push(&mut app, event("YYY", 21));
     assert_eq!(app.new_while_paused(), 2);
     assert_eq!(
         app.row(0).map(|(_, e)| e.event.sym.as_str()),
@@ -126,10 +123,10 @@ fn selection_stays_on_its_event_while_new_ones_arrive() {
     app.on_key(key('j'));
     app.on_key(key('j'));
     let before = app.selected_entry().map(|(s, _)| s);
-    app.push(event("NEW", 30));
+    push(&mut app, event("NEW", 30));
     assert_eq!(app.selected_entry().map(|(s, _)| s), before);
     app.on_key(key('g'));
-    app.push(event("NEWER", 31));
+    push(&mut app, event("NEWER", 31));
     assert_eq!(
         app.selected_entry().map(|(_, e)| e.event.sym.as_str()),
         Some("NEWER"),
@@ -172,8 +169,11 @@ fn adding_a_ticker_to_a_watchlist_narrows_the_tape_and_saves() {
     app.on_key(code(KeyCode::Enter));
     let effect = app.on_key(code(KeyCode::Esc));
     let want = vec!["AAPL".to_string(), "NVDA".to_string(), "TSLA".to_string()];
-    match effect {
-        Some(Effect::SaveWatchlists(lists)) => assert_eq!(lists[0].tickers, want),
+    match &effect[..] {
+        [Effect::SaveWatchlists { lists, .. }, Effect::Subscribe(f)] => {
+            assert_eq!(lists[0].tickers, want);
+            assert_eq!(f, "AAPL NVDA TSLA", "the gateway gets the new list");
+        }
         other => panic!("not saved: {other:?}"),
     }
     assert_eq!(syms(&app), vec!["AAPL", "TSLA", "NVDA", "AAPL"]);
@@ -190,10 +190,10 @@ fn watchlist_editor_removes_and_rejects_junk() {
     typed(&mut app, "$$$");
     app.on_key(code(KeyCode::Enter));
     assert!(app.message.as_ref().is_some_and(|m| m.error));
-    assert_eq!(
-        app.on_key(code(KeyCode::Esc)),
-        Some(Effect::SaveWatchlists(app.watchlists.clone()))
-    );
+    assert!(matches!(
+        &app.on_key(code(KeyCode::Esc))[..],
+        [Effect::SaveWatchlists { lists, .. }] if *lists == app.watchlists
+    ));
     assert_eq!(app.watchlists[0].tickers, vec!["NVDA".to_string()]);
 }
 
@@ -213,9 +213,10 @@ fn alerts_highlight_and_ring_once_live() {
     assert!(app.row(0).is_some_and(|(_, e)| !e.alert));
     let mut big = event("BIG", 40);
     big.premium = 2e6;
-    assert!(app.push(big.clone()), "a live alert rings");
+    assert!(push(&mut app, big.clone()), "a live alert rings");
     app.replaying = true;
-    assert!(!app.push(big), "a replayed one does not");
+    big.id = format!("{}-1", super::testing::t0());
+    assert!(!push(&mut app, big), "a replayed one does not");
 }
 
 #[test]
@@ -318,7 +319,7 @@ fn refiltering_100k_events_is_fast_enough_to_feel_instant() {
     for i in 0..100_000 {
         let mut e = base[i % base.len()].clone();
         e.ts += i as i64;
-        app.push(e);
+        app.push(Cursor::new(i as u64 + 1, 0), e);
     }
     let start = std::time::Instant::now();
     let f = Filter::parse("sweep premium>=100k").unwrap_or_default();

@@ -1,16 +1,17 @@
 //! A tiny in-test gateway speaking the wire protocol, for client and tail tests.
 //!
 //! It holds a fixed history of events (cursor `i-0` for the i-th, from 1),
-//! answers `subscribe` with a backfill, a `since` replay or the whole history,
-//! then `status live`; it records every client message, can require a bearer
-//! token, and can cut the first connection after a number of events.
+//! answers each `subscribe` with a `status` carrying `retention`, then a
+//! backfill, a `since` replay or the whole history, then `status live`; it
+//! records every client message, can require a bearer token, and can cut the
+//! first connection after a number of events.
 
 use std::sync::{Arc, Mutex};
 
 use flowtape_core::cursor::Cursor;
 use flowtape_core::event::FlowEvent;
 use flowtape_core::filter::Filter;
-use flowtape_core::protocol::{event_frame, ClientMessage, ServerMessage};
+use flowtape_core::protocol::{event_frame, ClientMessage, Retention, ServerMessage, MAX_BACKFILL};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -23,7 +24,8 @@ pub struct Script {
     pub events: Vec<FlowEvent>,
     /// Reject handshakes without `Authorization: Bearer <token>` (HTTP 401).
     pub token: Option<String>,
-    /// Drop the first connection (no close frame) after this many events.
+    /// Drop the first connection (no close frame) after this many events,
+    /// before the next event or the next subscribe's answer.
     pub cut_first_after: Option<usize>,
 }
 
@@ -132,6 +134,28 @@ async fn serve(
                 since,
             } => {
                 let f = Filter::parse(&filter).unwrap_or_default();
+                let retention = ServerMessage::Status {
+                    feed: None,
+                    retention: Some(Retention {
+                        max_events: script.events.len() as u64,
+                        max_age_s: 0,
+                        oldest: (!script.events.is_empty()).then(|| Cursor::new(1, 0)),
+                        max_backfill: MAX_BACKFILL,
+                    }),
+                    notice: None,
+                    lost: None,
+                    live: false,
+                };
+                if cut == Some(sent)
+                    || ws
+                        .send(Message::text(
+                            serde_json::to_string(&retention).unwrap_or_default(),
+                        ))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
                 let matching: Vec<(usize, &FlowEvent)> = script
                     .events
                     .iter()

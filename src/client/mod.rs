@@ -3,10 +3,11 @@
 //! [`run`] owns one WebSocket at a time. It sends `subscribe` (with the
 //! filter and a backfill on the first connect, or `since` = the last cursor
 //! it delivered after a reconnect), forwards events and server messages as
-//! [`ClientEvent`]s, sends `filter` when told to ([`ClientCommand`]), and
-//! pings to notice a dead link. When the link drops it tries the servers in
-//! order, with exponential backoff and jitter between passes, and resumes
-//! from the last cursor, dropping anything at or before it, so no event is
+//! [`ClientEvent`]s, subscribes again with a new filter and a backfill when
+//! told to ([`ClientCommand`]), and pings to notice a dead link. When the
+//! link drops it tries the servers in order, with exponential backoff and
+//! jitter between passes, and resumes from the last cursor its current
+//! subscription delivered, dropping anything at or before it, so no event is
 //! lost or shown twice. A token travels as `Authorization: Bearer` at the
 //! handshake; HTTP 401/403 there is reported as a rejected token.
 //!
@@ -16,6 +17,8 @@
 //! the token and the trust roots are checked once, before the first connect;
 //! a problem there is a [`ClientEvent::Failed`] at once, never retried.
 
+mod subscription;
+
 use std::time::Duration;
 
 use flowtape_core::cursor::Cursor;
@@ -24,6 +27,7 @@ use flowtape_core::protocol::{ClientMessage, FrameBody, ServerFrame, ServerMessa
 use flowtape_server::wsclient::{self, Connector, SetupError, Socket, TlsClient, TrustRoots};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::value::RawValue;
+use subscription::{Answer, Answers};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::http::{HeaderMap, StatusCode};
@@ -79,7 +83,8 @@ pub struct ClientOptions {
     pub servers: Vec<String>,
     pub token: Option<String>,
     pub filter: String,
-    /// Events replayed on the first connect (when `since` is not set).
+    /// Events replayed on the first connect (when `since` is not set), and
+    /// on every [`ClientCommand::Resubscribe`].
     pub backfill: Option<u32>,
     /// Resume after this cursor on the first connect.
     pub since: Option<Cursor>,
@@ -121,6 +126,15 @@ pub enum ClientEvent {
     Failed {
         reason: String,
     },
+    /// The gateway began answering the client's newest `subscribe`, with
+    /// this filter: the events that follow are its stream, its replay first
+    /// (until a `status` with `live`). `resumed`: it resumes after the last
+    /// cursor delivered; otherwise it starts afresh with a backfill, older
+    /// events than those delivered before.
+    Subscribed {
+        filter: String,
+        resumed: bool,
+    },
     /// New events, oldest first, each after the previous cursor.
     Events(Vec<Received>),
     /// Any other server message (status, error, pong).
@@ -130,8 +144,10 @@ pub enum ClientEvent {
 /// What the owner tells the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientCommand {
-    /// Change the filter (sent at once, and used on every later subscribe).
-    SetFilter(String),
+    /// Subscribe again with this filter and the backfill: the stream starts
+    /// over with the filter's recent events, then live. Every later
+    /// reconnect resumes with this filter.
+    Resubscribe(String),
 }
 
 /// Why a connect failed.
@@ -229,18 +245,25 @@ pub async fn run_paced(
                     },
                     since: cursor,
                 };
-                match session(
+                let mut answers = Answers::default();
+                let end = session(
                     ws,
                     subscribe,
                     pace,
                     &mut opts,
                     &mut cursor,
+                    &mut answers,
                     &mut cmds,
                     &mut cmds_open,
                     &out,
                 )
-                .await
-                {
+                .await;
+                // A new filter the gateway never answered: the next
+                // connect starts it afresh.
+                if answers.awaiting_fresh() {
+                    cursor = None;
+                }
+                match end {
                     End::OwnerGone => return,
                     End::Dropped(reason) => {
                         tracing::info!(%server, %reason, ?cursor, "connection lost");
@@ -288,18 +311,28 @@ pub async fn run_paced(
         if idx == 0 {
             pass += 1;
             let wait = opts.backoff.delay(pass);
-            if !wait_applying_commands(wait, &mut opts, &mut cmds, &mut cmds_open, &out).await {
+            if !wait_applying_commands(
+                wait,
+                &mut opts,
+                &mut cursor,
+                &mut cmds,
+                &mut cmds_open,
+                &out,
+            )
+            .await
+            {
                 return;
             }
         }
     }
 }
 
-/// Sleeps for `wait`, keeping filter changes for the next subscribe. Returns
-/// false if the owner went away.
+/// Sleeps for `wait`, keeping a new filter for the next subscribe (afresh,
+/// with a backfill). Returns false if the owner went away.
 async fn wait_applying_commands(
     wait: Duration,
     opts: &mut ClientOptions,
+    cursor: &mut Option<Cursor>,
     cmds: &mut mpsc::Receiver<ClientCommand>,
     cmds_open: &mut bool,
     out: &mpsc::Sender<ClientEvent>,
@@ -311,7 +344,10 @@ async fn wait_applying_commands(
             _ = &mut deadline => return true,
             _ = out.closed() => return false,
             cmd = cmds.recv(), if *cmds_open => match cmd {
-                Some(ClientCommand::SetFilter(f)) => opts.filter = f,
+                Some(ClientCommand::Resubscribe(f)) => {
+                    opts.filter = f;
+                    *cursor = None;
+                }
                 None => *cmds_open = false,
             },
         }
@@ -378,10 +414,13 @@ async fn session(
     pace: Duration,
     opts: &mut ClientOptions,
     cursor: &mut Option<Cursor>,
+    answers: &mut Answers,
     cmds: &mut mpsc::Receiver<ClientCommand>,
     cmds_open: &mut bool,
     out: &mpsc::Sender<ClientEvent>,
 ) -> End {
+    let resumes = matches!(subscribe, ClientMessage::Subscribe { since: Some(_), .. });
+    answers.sent(!resumes);
     if let Err(e) = send(&mut ws, &subscribe).await {
         return End::Dropped(e);
     }
@@ -403,9 +442,24 @@ async fn session(
                         Err(why) => break Some(why),
                         Ok(Some(message)) => {
                             // Events before the message go first.
-                            if !flush(&mut batch, out).await
-                                || out.send(ClientEvent::Server(message)).await.is_err()
-                            {
+                            if !flush(&mut batch, out).await {
+                                return End::OwnerGone;
+                            }
+                            if let Answer::Began { fresh } = answers.on_message(&message) {
+                                if fresh {
+                                    // A backfill goes back before what the
+                                    // previous subscription delivered.
+                                    *cursor = None;
+                                }
+                                let began = ClientEvent::Subscribed {
+                                    filter: opts.filter.clone(),
+                                    resumed: !fresh,
+                                };
+                                if out.send(began).await.is_err() {
+                                    return End::OwnerGone;
+                                }
+                            }
+                            if out.send(ClientEvent::Server(message)).await.is_err() {
                                 return End::OwnerGone;
                             }
                         }
@@ -435,9 +489,15 @@ async fn session(
                 resume_at = None;
             }
             cmd = cmds.recv(), if *cmds_open => match cmd {
-                Some(ClientCommand::SetFilter(f)) => {
-                    opts.filter = f.clone();
-                    if let Err(e) = send(&mut ws, &ClientMessage::Filter { filter: f }).await {
+                Some(ClientCommand::Resubscribe(filter)) => {
+                    opts.filter = filter.clone();
+                    let subscribe = ClientMessage::Subscribe {
+                        filter,
+                        backfill: opts.backfill,
+                        since: None,
+                    };
+                    answers.sent(true);
+                    if let Err(e) = send(&mut ws, &subscribe).await {
                         return End::Dropped(e);
                     }
                 }

@@ -39,14 +39,13 @@ fn options(servers: Vec<String>) -> ClientOptions {
 struct Collected {
     cursors: Vec<Cursor>,
     all: Vec<ClientEvent>,
-    cmd: mpsc::Sender<ClientCommand>,
     _rx: mpsc::Receiver<ClientEvent>,
 }
 
 /// Runs the client until `want` events arrived or it failed; returns the
 /// cursors received and every client event.
 async fn collect(opts: ClientOptions, want: usize) -> Collected {
-    let (cmd_tx, cmd_rx) = mpsc::channel(4);
+    let (_cmd_tx, cmd_rx) = mpsc::channel(4);
     let (tx, mut rx) = mpsc::channel(64);
     tokio::spawn(run(opts, cmd_rx, tx));
     let mut cursors = Vec::new();
@@ -72,7 +71,6 @@ async fn collect(opts: ClientOptions, want: usize) -> Collected {
     Collected {
         cursors,
         all,
-        cmd: cmd_tx,
         _rx: rx,
     }
 }
@@ -215,29 +213,122 @@ async fn a_rejected_token_is_reported() {
     assert_eq!(cursors.len(), 8);
 }
 
+/// Runs the client on `gw` with a backfill of 100: it takes the whole
+/// history (8 events), is told to subscribe with "calls", and collects what
+/// follows until the calls' events after the last one it had are in.
+async fn resubscribe_to_calls(gw: &FakeGateway) -> (Vec<ClientEvent>, Vec<Cursor>) {
+    let (cmd_tx, cmd_rx) = mpsc::channel(4);
+    let (tx, mut rx) = mpsc::channel(64);
+    tokio::spawn(run(options(vec![gw.url.clone()]), cmd_rx, tx));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut all = Vec::new();
+    let mut cursors = Vec::new();
+    let mut told = false;
+    // The 8, then the calls among them: 1, 2, 4, 7 and 8.
+    while cursors.len() < 13 {
+        let ev = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out: {all:?}"))
+            .unwrap_or_else(|| panic!("the client stopped: {all:?}"));
+        if let ClientEvent::Events(items) = &ev {
+            cursors.extend(items.iter().map(|i| i.cursor));
+        }
+        all.push(ev);
+        if !told && cursors.len() == 8 {
+            cmd_tx
+                .send(ClientCommand::Resubscribe("calls".into()))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            told = true;
+        }
+    }
+    (all, cursors)
+}
+
+fn subscribes(gw: &FakeGateway) -> Vec<ClientMessage> {
+    gw.messages()
+        .into_iter()
+        .filter(|m| matches!(m, ClientMessage::Subscribe { .. }))
+        .collect()
+}
+
+fn subscribe(filter: &str, backfill: Option<u32>, since: Option<Cursor>) -> ClientMessage {
+    ClientMessage::Subscribe {
+        filter: filter.into(),
+        backfill,
+        since,
+    }
+}
+
+fn subscribed(all: &[ClientEvent]) -> Vec<(String, bool)> {
+    all.iter()
+        .filter_map(|e| match e {
+            ClientEvent::Subscribed { filter, resumed } => Some((filter.clone(), *resumed)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn filter_changes_are_sent_and_kept_for_the_next_subscribe() {
+async fn a_resubscribe_sends_the_new_filter_with_a_backfill_and_delivers_it() {
     let gw = FakeGateway::start(Script {
         events: sample_events(),
         ..Script::default()
     })
     .await;
-    let c = collect(options(vec![gw.url.clone()]), 8).await;
-    c.cmd
-        .send(ClientCommand::SetFilter("golden".into()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !gw.messages().contains(&ClientMessage::Filter {
-        filter: "golden".into(),
-    }) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "filter never arrived: {:?}",
-            gw.messages()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (all, cursors) = resubscribe_to_calls(&gw).await;
+    assert_eq!(
+        subscribes(&gw),
+        vec![
+            subscribe("", Some(100), None),
+            subscribe("calls", Some(100), None)
+        ]
+    );
+    // The backfill goes back before what the first subscription delivered.
+    let after: Vec<u64> = cursors[8..].iter().map(|c| c.ms).collect();
+    assert_eq!(after, vec![1, 2, 4, 7, 8]);
+    assert_eq!(
+        subscribed(&all),
+        vec![(String::new(), false), ("calls".to_string(), false)]
+    );
+}
+
+#[tokio::test]
+async fn a_drop_after_a_resubscribe_resumes_with_the_new_filter() {
+    // Cut after two of the calls' backfill: resume after the second.
+    let gw = FakeGateway::start(Script {
+        events: sample_events(),
+        cut_first_after: Some(10),
+        ..Script::default()
+    })
+    .await;
+    let (all, cursors) = resubscribe_to_calls(&gw).await;
+    assert_eq!(
+        subscribes(&gw),
+        vec![
+            subscribe("", Some(100), None),
+            subscribe("calls", Some(100), None),
+            subscribe("calls", None, Some(Cursor::new(2, 0))),
+        ]
+    );
+    let after: Vec<u64> = cursors[8..].iter().map(|c| c.ms).collect();
+    assert_eq!(after, vec![1, 2, 4, 7, 8], "no gap, no duplicate");
+    assert_eq!(subscribed(&all).last(), Some(&("calls".to_string(), true)));
+
+    // Cut before the gateway answered the new subscribe: it starts afresh.
+    let gw = FakeGateway::start(Script {
+        events: sample_events(),
+        cut_first_after: Some(8),
+        ..Script::default()
+    })
+    .await;
+    let (_, cursors) = resubscribe_to_calls(&gw).await;
+    assert_eq!(
+        subscribes(&gw).last(),
+        Some(&subscribe("calls", Some(100), None))
+    );
+    let after: Vec<u64> = cursors[8..].iter().map(|c| c.ms).collect();
+    assert_eq!(after, vec![1, 2, 4, 7, 8]);
 }
 
 #[test]
@@ -378,4 +469,77 @@ async fn streams_from_a_wss_gateway_trusted_through_the_ca_file_and_refuses_it_o
     }
     node.shutdown();
     node.wait().await;
+}
+
+#[tokio::test]
+async fn a_watchlist_switch_in_the_app_resubscribes_and_its_backfill_fills_the_tape() {
+    use crate::app::{App, Effect};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    let gw = FakeGateway::start(Script {
+        events: sample_events(),
+        ..Script::default()
+    })
+    .await;
+    let mut app = App::new(crate::app::testing::config(), 0);
+    let mut opts = options(vec![gw.url.clone()]);
+    opts.filter = app.subscribed_filter().to_string();
+    opts.backfill = Some(5);
+    let (cmd_tx, cmd_rx) = mpsc::channel(4);
+    let (tx, mut rx) = mpsc::channel(64);
+    tokio::spawn(run(opts, cmd_rx, tx));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    // Takes client events into the app until it has seen `lives` live statuses.
+    let mut lives = 0;
+    let mut pump = |app: &mut App, ev: ClientEvent| {
+        if matches!(&ev, ClientEvent::Server(m) if matches!(**m, ServerMessage::Status { live: true, .. }))
+        {
+            lives += 1;
+        }
+        app.on_client(ev, 0);
+        lives
+    };
+    while let Some(ev) = tokio::time::timeout_at(deadline, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("timed out"))
+    {
+        if pump(&mut app, ev) == 1 {
+            break;
+        }
+    }
+    let syms = |app: &App| -> Vec<String> {
+        (0..app.displayed_len())
+            .filter_map(|i| app.row(i).map(|(_, e)| e.event.sym.clone()))
+            .collect()
+    };
+    assert_eq!(syms(&app), ["META", "AAPL", "AMD", "QQQ", "TSLA"]);
+    // Tab: the "mega" list (AAPL, NVDA). At once, what the buffer holds.
+    let effects = app.on_key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
+    assert_eq!(syms(&app), ["AAPL"]);
+    for effect in effects {
+        if let Effect::Subscribe(filter) = effect {
+            cmd_tx
+                .send(ClientCommand::Resubscribe(filter))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    while let Some(ev) = tokio::time::timeout_at(deadline, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("timed out"))
+    {
+        if pump(&mut app, ev) == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        subscribes(&gw).last(),
+        Some(&subscribe("AAPL NVDA", Some(5), None)),
+        "the whole scope, with a backfill"
+    );
+    assert_eq!(
+        syms(&app),
+        ["AAPL", "NVDA", "AAPL"],
+        "filled from the backfill"
+    );
 }

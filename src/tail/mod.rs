@@ -2,8 +2,10 @@
 //!
 //! NDJSON prints each event object exactly as the gateway sent it, one per
 //! line (the FlowEvent schema, `docs/schema.md`); `--format table` prints
-//! aligned columns. The filter is checked locally before connecting, and
-//! applied locally as well as by the gateway. Exit codes: 0 done (or
+//! aligned columns. The filter is checked locally before connecting (with
+//! the config's presets, so `--filter notable` is the notable-flow view),
+//! sent to the gateway in canonical form (presets expanded) and applied
+//! locally as well. Exit codes: 0 done (or
 //! `--limit` reached, or stdout closed), 1 connection or server failure,
 //! 2 bad input. Diagnostics go to stderr.
 
@@ -11,7 +13,7 @@ use std::io::{self, Write};
 
 use flowtape_core::cursor::Cursor;
 use flowtape_core::event::{FlowEvent, Sentiment};
-use flowtape_core::filter::{Filter, FilterError};
+use flowtape_core::filter::{Filter, FilterError, Presets};
 use flowtape_core::protocol::{ErrorCode, ServerMessage};
 use flowtape_server::wsclient::TrustRoots;
 use tokio::sync::mpsc;
@@ -36,6 +38,8 @@ pub struct TailOptions {
     pub servers: Vec<String>,
     pub token: Option<String>,
     pub filter: String,
+    /// What preset words in the filter stand for.
+    pub presets: Presets,
     pub backfill: Option<u32>,
     pub since: Option<Cursor>,
     pub limit: Option<u64>,
@@ -105,11 +109,12 @@ pub fn table_line(e: &FlowEvent) -> String {
 /// Streams matching events to `out` until the limit, the end of the stream
 /// or a failure. Returns how many events were written.
 pub async fn tail(opts: TailOptions, out: &mut impl Write) -> Result<u64, TailError> {
-    let filter = Filter::parse(&opts.filter).map_err(|e| bad_filter(&opts.filter, e))?;
+    let filter =
+        Filter::parse_with(&opts.filter, &opts.presets).map_err(|e| bad_filter(&opts.filter, e))?;
     let client_opts = ClientOptions {
         servers: opts.servers,
         token: opts.token,
-        filter: opts.filter.clone(),
+        filter: filter.canonical(),
         backfill: opts.backfill,
         since: opts.since,
         backoff: Backoff::default(),
@@ -182,7 +187,9 @@ async fn pump(
                 }
                 _ => {}
             },
-            ClientEvent::Connected { .. } | ClientEvent::Connecting { .. } => {}
+            ClientEvent::Connected { .. }
+            | ClientEvent::Connecting { .. }
+            | ClientEvent::Subscribed { .. } => {}
             ClientEvent::Disconnected { server, reason } => {
                 eprintln!("flowtape tail: {server}: {reason}; retrying");
             }

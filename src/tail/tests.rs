@@ -12,6 +12,7 @@ fn options(server: &str, filter: &str) -> TailOptions {
         servers: vec![server.to_string()],
         token: None,
         filter: filter.to_string(),
+        presets: Presets::builtin().clone(),
         backfill: Some(100),
         since: None,
         limit: None,
@@ -50,6 +51,28 @@ async fn ndjson_is_the_schema_exactly_as_received_and_respects_filter_and_limit(
         assert_eq!(e.id, format!("{i}-0"));
         assert_eq!(*line, event_json(&events, i), "printed exactly as received");
     }
+}
+
+#[tokio::test]
+async fn presets_are_the_configs_and_the_gateway_gets_them_expanded() {
+    let gw = FakeGateway::start(Script {
+        events: sample_events(),
+        ..Script::default()
+    })
+    .await;
+    let mut opts = options(&gw.url, "notable calls");
+    opts.presets
+        .define("notable", "premium>=1m")
+        .unwrap_or_else(|e| panic!("{e}"));
+    opts.limit = Some(1);
+    let (r, out) = run(opts).await;
+    assert_eq!(r.ok(), Some(1));
+    assert!(out.contains("\"sym\":\"NVDA\""), "{out}");
+    let sent = gw.messages().into_iter().find_map(|m| match m {
+        flowtape_core::protocol::ClientMessage::Subscribe { filter, .. } => Some(filter),
+        _ => None,
+    });
+    assert_eq!(sent.as_deref(), Some("calls premium>=1m"));
 }
 
 #[tokio::test]

@@ -180,7 +180,7 @@ pub fn draw(frame: &mut Frame, app: &App, skin: &Skin) {
     match &app.mode {
         Mode::Tape => {}
         Mode::Help { scroll } => popup::help(frame, app, skin, *scroll),
-        Mode::Detail { seq } => popup::detail(frame, app, skin, *seq),
+        Mode::Detail { cursor } => popup::detail(frame, app, skin, *cursor),
         Mode::Filter(line) => {
             if let Some(area) = areas.editor {
                 popup::filter_line(frame, area, line, skin);

@@ -3,6 +3,7 @@
 //! The help is generated from the keymap that dispatches keys, plus the
 //! fixed editing keys of the filter line and watchlist editor.
 
+use flowtape_core::cursor::Cursor;
 use flowtape_core::detect::score_breakdown;
 use flowtape_core::event::Sentiment;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
@@ -85,6 +86,10 @@ pub fn help_lines<'a>(app: &App, skin: &Skin) -> Vec<Line<'a>> {
         ("score>=70 iv<50%", "score otm iv voloi; > >= < <= ="),
         ("side:ask", "side: ask bid mid aa bb"),
         ("exp:2026-12-18", "expiry"),
+        ("occ:NVDA261218C00200000", "one contract (OSI symbol)"),
+        ("sweep or block", "either; terms side by side bind tighter"),
+        ("(AAPL or TSLA) calls", "parentheses group"),
+        ("notable", "preset: sweep, block, golden, unusual or $25k+"),
     ] {
         lines.push(entry(ex.0.to_string(), ex.1));
     }
@@ -105,10 +110,10 @@ pub fn help(frame: &mut Frame, app: &App, skin: &Skin, scroll: u16) {
     );
 }
 
-/// The detail text of the event with sequence number `seq`.
-pub fn detail_lines<'a>(app: &'a App, skin: &Skin, seq: u64) -> Vec<Line<'a>> {
+/// The detail text of the event with this cursor.
+pub fn detail_lines<'a>(app: &'a App, skin: &Skin, cursor: Cursor) -> Vec<Line<'a>> {
     let t = &skin.theme;
-    let Some(entry) = app.tape().get(seq) else {
+    let Some(entry) = app.tape().get(cursor) else {
         return vec![Line::from(Span::styled(
             "This event has left the buffer.",
             t.dim(),
@@ -249,11 +254,11 @@ pub fn detail_lines<'a>(app: &'a App, skin: &Skin, seq: u64) -> Vec<Line<'a>> {
     lines
 }
 
-pub fn detail(frame: &mut Frame, app: &App, skin: &Skin, seq: u64) {
-    let lines = detail_lines(app, skin, seq);
+pub fn detail(frame: &mut Frame, app: &App, skin: &Skin, cursor: Cursor) {
+    let lines = detail_lines(app, skin, cursor);
     let title = app
         .tape()
-        .get(seq)
+        .get(cursor)
         .map(|en| {
             let e = &en.event;
             format!(

@@ -1,5 +1,5 @@
 //! The status line: connection, lost history, throughput, latency, feed,
-//! scope, pause.
+//! scope (always the view: `view: notable` or `view: all prints`), pause.
 
 use flowtape_core::cursor::Cursor;
 use flowtape_core::protocol::FeedHealth;
@@ -106,12 +106,14 @@ pub fn spans<'a>(app: &'a App, skin: &Skin) -> Vec<Span<'a>> {
         };
         segs.push(Span::styled(text, style));
     }
+    segs.push(Span::styled(
+        format!("view: {}", app.view().label()),
+        t.header(),
+    ));
     let filter = app.filter_text();
-    segs.push(Span::raw(if filter.is_empty() {
-        "filter: all".to_string()
-    } else {
-        format!("filter: {filter}")
-    }));
+    if !filter.is_empty() {
+        segs.push(Span::raw(format!("filter: {filter}")));
+    }
     let toggles = app.toggles().labels();
     if !toggles.is_empty() {
         segs.push(Span::styled(
@@ -121,6 +123,9 @@ pub fn spans<'a>(app: &'a App, skin: &Skin) -> Vec<Span<'a>> {
     }
     if let Some(w) = app.active_watchlist() {
         segs.push(Span::styled(format!("list: {}", w.name), t.warn()));
+    }
+    if let Some(focus) = app.focus().label() {
+        segs.push(Span::styled(format!("focus: {focus}"), t.warn()));
     }
     segs.push(Span::styled(
         format!(

@@ -101,8 +101,10 @@ fn status_line_paused_filtered_and_reconnecting() {
     a.on_key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
     let mut sweep = crate::app::testing::event("AAPL", 8);
     sweep.kind = flowtape_core::event::Kind::Sweep;
-    a.push(sweep);
-    a.push(crate::app::testing::event("ZZZ", 8));
+    crate::app::testing::push(&mut a, sweep);
+    let mut other = crate::app::testing::event("ZZZ", 8);
+    other.id = format!("{}-1", t0() + 8_000);
+    crate::app::testing::push(&mut a, other);
     a.conn = crate::app::Conn::Reconnecting {
         server: "ws://10.0.0.2:8765/ws".into(),
         since_ms: a.now_ms() - 12_000,
@@ -142,10 +144,16 @@ fn status_line_shows_lost_history_until_dismissed() {
 fn help_popup_is_generated_from_the_keymap() {
     let mut a = live_app();
     a.on_key(key('?'));
-    let buf = render(&mut a, &skin("default", false), 100, 50);
+    let buf = render(&mut a, &skin("default", false), 100, 72);
     let t = text(&buf);
     for action in crate::keymap::Action::ALL {
         assert!(t.contains(action.help()), "{action:?} missing from help");
+    }
+    for word in ["sweep or block", "occ:NVDA261218C00200000", "notable"] {
+        assert!(
+            t.contains(word),
+            "{word:?} missing from the filter language"
+        );
     }
     insta::assert_snapshot!(t);
 }
@@ -303,4 +311,84 @@ fn empty_tape_says_it_is_waiting() {
         t.contains("CONNECTING 127.0.0.1:8765") && t.contains("waiting for events"),
         "{t}"
     );
+}
+
+/// `i` seconds after the sample tape's start, a small single print that the
+/// notable view leaves out.
+fn small_print(sym: &str, i: i64, premium: f64) -> flowtape_core::event::FlowEvent {
+    let mut e = crate::app::testing::event(sym, i);
+    e.id = format!("{}-1", t0() + i * 1000);
+    e.ts += 400;
+    e.occ = format!("{sym}241227C00020000");
+    e.strike = 20.0;
+    e.size = 4;
+    e.price = premium / 400.0;
+    e.premium = premium;
+    e.score = 12;
+    e
+}
+
+#[test]
+fn a_watchlist_switch_fills_the_tape_from_the_backfill() {
+    let mut a = live_app();
+    a.on_key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
+    let at_once = text(&render(&mut a, &skin("default", false), 120, 14));
+    assert!(at_once.contains("list: mega"), "{at_once}");
+    insta::assert_snapshot!("watchlist_switch_at_once", at_once);
+    // The gateway's backfill for "AAPL NVDA": older events, and the ones
+    // already held (not shown twice).
+    let mut block = crate::app::testing::event("NVDA", -20);
+    block.kind = flowtape_core::event::Kind::Block;
+    block.right = flowtape_core::occ::Right::Put;
+    block.occ = "NVDA241227P00140000".into();
+    block.strike = 140.0;
+    block.premium = 420_000.0;
+    block.sentiment = flowtape_core::event::Sentiment::Bear;
+    let mut sweep = crate::app::testing::event("AAPL", -40);
+    sweep.kind = flowtape_core::event::Kind::Sweep;
+    sweep.legs = 4;
+    sweep.premium = 96_000.0;
+    let mut fill = vec![
+        sweep,
+        crate::app::testing::event("NVDA", -30),
+        block,
+        crate::app::testing::event("AAPL", -10),
+    ];
+    fill.extend(
+        crate::app::testing::sample_events()
+            .into_iter()
+            .filter(|e| e.sym == "AAPL" || e.sym == "NVDA"),
+    );
+    crate::app::testing::backfill(&mut a, "AAPL NVDA", fill);
+    let filled = text(&render(&mut a, &skin("default", false), 120, 14));
+    assert!(filled.contains("7/12"), "{filled}");
+    insta::assert_snapshot!("watchlist_switch_filled_from_backfill", filled);
+}
+
+#[test]
+fn the_default_view_is_notable_flow_and_v_shows_all_prints() {
+    let mut cfg = config();
+    cfg.view = crate::app::scope::View::Notable;
+    let mut a = app_with(cfg);
+    a.feed = live_app().feed;
+    for (sym, i, premium) in [("F", 1, 640.0), ("SOFI", 3, 1_200.0), ("INTC", 5, 3_100.0)] {
+        crate::app::testing::push(&mut a, small_print(sym, i, premium));
+    }
+    let notable = text(&render(&mut a, &skin("default", false), 120, 16));
+    let status = notable.lines().next().unwrap_or_default();
+    assert!(status.contains("view: notable"), "{status}");
+    assert!(
+        !notable.contains("SOFI") && !notable.contains("AMD"),
+        "{notable}"
+    );
+    insta::assert_snapshot!("notable_view", notable);
+    a.on_key(key('v'));
+    let all = text(&render(&mut a, &skin("default", false), 120, 16));
+    let status = all.lines().next().unwrap_or_default();
+    assert!(status.contains("view: all prints"), "{status}");
+    assert!(all.contains("SOFI") && all.contains("AMD"), "{all}");
+    insta::assert_snapshot!("all_prints_view", all);
+    a.on_key(key('v'));
+    let back = text(&render(&mut a, &skin("default", false), 120, 16));
+    assert_eq!(back, notable, "the same key goes back");
 }
