@@ -120,6 +120,8 @@ struct MetricsArgs {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start: the size of `Show`'s flags does not matter.
+#[allow(clippy::large_enum_variant)]
 enum ConfigAction {
     /// Validate a config file for every role, starting nothing; exit status 1 if it is bad.
     Check {

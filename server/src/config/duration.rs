@@ -108,11 +108,10 @@ mod tests {
 
     #[test]
     fn bad_durations_say_what_is_expected() {
-        assert!(parse("5x").unwrap_err().contains("unknown duration unit"));
-        assert!(parse("h").unwrap_err().contains("not a duration"));
+        let error = |s: &str| parse(s).err().unwrap_or_default();
+        assert!(error("5x").contains("unknown duration unit"));
+        assert!(error("h").contains("not a duration"));
         assert!(parse("-5s").is_err());
-        assert!(parse("99999999999999999d")
-            .unwrap_err()
-            .contains("too long"));
+        assert!(error("99999999999999999d").contains("too long"));
     }
 }
