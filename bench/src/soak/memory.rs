@@ -4,7 +4,10 @@
 //! - The plateau is the median of the samples in the second half of the
 //!   process's life (a restarted process's life begins at its restart).
 //! - The slope is the least-squares line through the samples taken after
-//!   the warm-up, in MiB per hour, with its standard error.
+//!   the warm-up, in MiB per hour, with its standard error. A one-time step
+//!   (a burst, a restart) tilts it as growth would; the late slope, over
+//!   the last third of the life only, tells whether memory still grows at
+//!   the end. It is shown beside the verdict, which it does not change.
 //! - Memory has levelled off when the slope is under [`Trend::threshold`]:
 //!   the larger of [`FLAT_MIB_PER_HOUR`] and [`FLAT_SHARE_PER_HOUR`] of the
 //!   plateau. That is about what a 25-minute fit can resolve when the
@@ -37,6 +40,8 @@ pub struct Trend {
     /// Least-squares slope after the warm-up, MiB per hour, and its standard error.
     pub slope_mib_per_h: f64,
     pub slope_stderr: f64,
+    /// The slope over the last third of the life, MiB per hour.
+    pub late_slope_mib_per_h: Option<f64>,
     /// The slope under which memory counts as levelled off, MiB per hour.
     pub threshold: f64,
     pub levelled: bool,
@@ -92,19 +97,29 @@ pub fn trend(samples: &[Sample], warmup_s: f64) -> Option<Trend> {
         return None;
     }
     let (slope_mib_per_h, slope_stderr) = slope(&settled)?;
+    let late: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|s| s.at_s >= last - (last - first) / 3.0)
+        .map(|s| (s.at_s / 3600.0, s.mib))
+        .collect();
+    let late_slope_mib_per_h = match late.len() >= MIN_SAMPLES {
+        true => slope(&late).map(|(b, _)| b),
+        false => None,
+    };
     let half = (first + last) / 2.0;
-    let late: Vec<f64> = samples
+    let second_half: Vec<f64> = samples
         .iter()
         .filter(|s| s.at_s >= half)
         .map(|s| s.mib)
         .collect();
-    let plateau_mib = median(&late);
+    let plateau_mib = median(&second_half);
     let threshold = FLAT_MIB_PER_HOUR.max(FLAT_SHARE_PER_HOUR * plateau_mib);
     Some(Trend {
         samples: settled.len(),
         plateau_mib,
         slope_mib_per_h,
         slope_stderr,
+        late_slope_mib_per_h,
         threshold,
         levelled: slope_mib_per_h < threshold,
     })
@@ -170,6 +185,16 @@ mod tests {
         let t = trend(&big, 300.0).unwrap_or_else(|| panic!("a trend"));
         assert!((t.threshold - 20.0).abs() < 0.1, "{t:?}");
         assert!(t.levelled);
+    }
+
+    #[test]
+    fn a_step_tilts_the_slope_but_not_the_late_slope() {
+        // 50 MiB, then 55 MiB from minute 15 on (a burst the allocator keeps).
+        let samples = run(30.0, |t| if t < 900.0 { 50.0 } else { 55.0 });
+        let t = trend(&samples, 300.0).unwrap_or_else(|| panic!("a trend"));
+        assert!(t.slope_mib_per_h > 10.0 && !t.levelled, "{t:?}");
+        assert_eq!(t.late_slope_mib_per_h, Some(0.0));
+        assert_eq!(t.plateau_mib, 55.0);
     }
 
     #[test]

@@ -278,6 +278,8 @@ pub(crate) async fn run(
         .map(|s| MemoryVerdict::of(s, warmup_s))
         .collect();
     soak.redis_used = Some(MemoryVerdict::of(&book.redis_used, warmup_s));
+    soak.series = book.lives;
+    soak.series.push(book.redis_used);
     Ok(soak)
 }
 

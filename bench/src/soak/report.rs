@@ -107,6 +107,8 @@ pub struct Soak {
     pub restart: Option<Restart>,
     pub gateways: Vec<GatewayCounters>,
     pub memory: Vec<MemoryVerdict>,
+    /// Every reading, per process life (and Redis's `used_memory` last).
+    pub series: Vec<Series>,
     /// Redis's `used_memory`.
     pub redis_used: Option<MemoryVerdict>,
     /// Over every epoch.
@@ -334,7 +336,8 @@ impl Soak {
         }
         let _ = writeln!(
             out,
-            "memory after a {:.0} s warm-up (slope: least squares over samples every {:.0} s; plateau: median of the life's second half):",
+            "memory after a {:.0} s warm-up (slope: least squares over samples every {:.0} s; plateau: median of the life's second half; \
+             late slope: over its last third):",
             self.warmup_s, self.sample_every_s
         );
         for v in self.memory.iter().chain(&self.redis_used) {
@@ -351,7 +354,7 @@ fn verdict_line(v: &MemoryVerdict) -> String {
     );
     match &v.trend {
         Some(t) => format!(
-            "{life}  plateau {:>7.1} MiB  slope {:>+7.2} ± {:.2} MiB/h (flat under {:.1}): {}",
+            "{life}  plateau {:>7.1} MiB  slope {:>+7.2} ± {:.2} MiB/h (flat under {:.1}): {}; late slope {}",
             t.plateau_mib,
             t.slope_mib_per_h,
             t.slope_stderr,
@@ -360,7 +363,9 @@ fn verdict_line(v: &MemoryVerdict) -> String {
                 "levelled off"
             } else {
                 "STILL GROWING"
-            }
+            },
+            t.late_slope_mib_per_h
+                .map_or("-".into(), |b| format!("{b:+.2} MiB/h"))
         ),
         None => format!("{life}  too short after the warm-up for a slope"),
     }
