@@ -29,7 +29,7 @@ use super::{server, soak, verify, BenchArgs, BenchError, KillMaster, Scenario};
 use flowtape_core::cursor::Cursor;
 use flowtape_server::bus::{Bus, Keys};
 
-type ServerLink = Link<ServerCommand, ServerReply>;
+pub(crate) type ServerLink = Link<ServerCommand, ServerReply>;
 type ClientsLink = Link<ClientsCommand, ClientsReply>;
 
 /// How often the harness looks whether a window has drained.
@@ -265,14 +265,14 @@ pub(crate) fn unexpected(
 
 /// Which roles a server half runs beside the feed and ingest.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Halves {
+pub(crate) struct HalfRoles {
     pub(crate) process: bool,
     pub(crate) gateway: bool,
 }
 
-impl Halves {
+impl HalfRoles {
     /// A processor and a gateway.
-    pub(crate) const ALL: Halves = Halves {
+    pub(crate) const ALL: HalfRoles = HalfRoles {
         process: true,
         gateway: true,
     };
@@ -282,7 +282,7 @@ impl Halves {
 pub(crate) async fn start_server(
     env: &Env<'_>,
     max_connections: usize,
-    roles: Halves,
+    roles: HalfRoles,
 ) -> Result<(ServerLink, Option<SocketAddr>), BenchError> {
     let mut args: Vec<String> = [
         "--server-only",
@@ -370,7 +370,7 @@ struct Rig {
 impl Rig {
     async fn start(env: &Env<'_>, mix: &Mix) -> Result<Rig, BenchError> {
         let (server, gateway) =
-            start_server(env, (mix.clients + 100).max(10_000), Halves::ALL).await?;
+            start_server(env, (mix.clients + 100).max(10_000), HalfRoles::ALL).await?;
         let gateway =
             gateway.ok_or_else(|| BenchError::Config("the server half runs no gateway".into()))?;
         let nginx = match env.args.nginx {
@@ -675,7 +675,7 @@ async fn capacity(
 
 /// Connects the clients with no feed and reads the gateway's memory before and after.
 async fn idle(env: &mut Env<'_>, mix: &Mix, hold: f64) -> Result<(Window, Idle), BenchError> {
-    let (mut server, gateway) = start_server(env, mix.clients + 100, Halves::ALL).await?;
+    let (mut server, gateway) = start_server(env, mix.clients + 100, HalfRoles::ALL).await?;
     let gateway =
         gateway.ok_or_else(|| BenchError::Config("the server half runs no gateway".into()))?;
     tokio::time::sleep(IDLE_SETTLE).await;
@@ -724,7 +724,7 @@ async fn firehose(env: &mut Env<'_>, rate: f64) -> Result<(Window, Firehose), Be
     let (mut server, _) = start_server(
         env,
         100,
-        Halves {
+        HalfRoles {
             process: true,
             gateway: false,
         },

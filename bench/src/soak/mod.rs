@@ -30,6 +30,7 @@ pub mod roles;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -46,7 +47,7 @@ use crate::control::{
 use crate::mix::Mix;
 use crate::procfs;
 use crate::report::MIB;
-use crate::run::{start_server, unexpected, Env, Halves};
+use crate::run::{start_server, unexpected, Env, HalfRoles, ServerLink};
 use crate::BenchError;
 use flowtape_core::cursor::Cursor;
 
@@ -80,35 +81,22 @@ pub(crate) async fn run(
     duration: f64,
 ) -> Result<Soak, BenchError> {
     let args = env.args;
+    if args.nginx || args.kill_master.is_some() {
+        return Err(BenchError::Config(
+            "--nginx and --kill-master do not apply to the soak".into(),
+        ));
+    }
     let churn = args.churn_clients.unwrap_or(CHURN_CLIENTS);
     let warmup_s = args.warmup.min(duration / 3.0).max(0.0);
-    let binary = roles::server_binary()?;
-    let role_args = RoleProcessArgs {
-        redis: env.url.clone(),
-        namespace: env.namespace.clone(),
-        shards: env.args.shards,
-        wait_replicas: env.args.wait_replicas,
-        retention: env.retention,
-        coalesce_ms: env.args.coalesce_ms,
-        max_connections: (mix.clients + churn + 100).max(10_000),
-    };
-
-    let (mut ingest, _) = start_server(
-        env,
-        100,
-        Halves {
-            process: false,
-            gateway: false,
-        },
-    )
-    .await?;
-    let process = RoleProcess::spawn("process", &binary, &role_args.process())?;
-    let addrs = [free_addr()?, free_addr()?];
-    let gateway_a = RoleProcess::spawn("gateway-a", &binary, &role_args.gateway(addrs[0]))?;
-    let mut gateway_b = RoleProcess::spawn("gateway-b", &binary, &role_args.gateway(addrs[1]))?;
-    for addr in addrs {
-        roles::wait_healthy(addr).await?;
-    }
+    let Servers {
+        mut ingest,
+        process,
+        gateway_a,
+        mut gateway_b,
+        addrs,
+        binary,
+        role_args,
+    } = Servers::start(env, mix.clients + churn).await?;
 
     let origin_ms = (wall_us() / 1000) as u64;
     let started = Instant::now();
@@ -283,6 +271,57 @@ pub(crate) async fn run(
     Ok(soak)
 }
 
+/// The server processes of a soak, started.
+struct Servers {
+    /// The bench's server half, feed and ingest only.
+    ingest: ServerLink,
+    process: RoleProcess,
+    gateway_a: RoleProcess,
+    gateway_b: RoleProcess,
+    /// The gateways' addresses, a then b.
+    addrs: [SocketAddr; 2],
+    binary: PathBuf,
+    role_args: RoleProcessArgs,
+}
+
+impl Servers {
+    /// Starts ingest, the processor and two gateways for `clients`, and
+    /// waits until the gateways are healthy.
+    async fn start(env: &Env<'_>, clients: usize) -> Result<Servers, BenchError> {
+        let binary = roles::server_binary()?;
+        let role_args = RoleProcessArgs {
+            redis: env.url.clone(),
+            namespace: env.namespace.clone(),
+            shards: env.args.shards,
+            wait_replicas: env.args.wait_replicas,
+            retention: env.retention,
+            coalesce_ms: env.args.coalesce_ms,
+            max_connections: (clients + 100).max(10_000),
+        };
+        let only_ingest = HalfRoles {
+            process: false,
+            gateway: false,
+        };
+        let (ingest, _) = start_server(env, 100, only_ingest).await?;
+        let process = RoleProcess::spawn("process", &binary, &role_args.process())?;
+        let addrs = [free_addr()?, free_addr()?];
+        let gateway_a = RoleProcess::spawn("gateway-a", &binary, &role_args.gateway(addrs[0]))?;
+        let gateway_b = RoleProcess::spawn("gateway-b", &binary, &role_args.gateway(addrs[1]))?;
+        for addr in addrs {
+            roles::wait_healthy(addr).await?;
+        }
+        Ok(Servers {
+            ingest,
+            process,
+            gateway_a,
+            gateway_b,
+            addrs,
+            binary,
+            role_args,
+        })
+    }
+}
+
 /// A free loopback address for a gateway.
 fn free_addr() -> Result<SocketAddr, BenchError> {
     let port = crate::redis_server::free_port()?;
@@ -397,7 +436,7 @@ async fn drain(env: &Env<'_>) -> Result<(), BenchError> {
 /// SIGTERMs the gateway, starts a new one on its address, waits until it is healthy.
 async fn restart_gateway(
     old: RoleProcess,
-    binary: &std::path::PathBuf,
+    binary: &Path,
     role_args: &RoleProcessArgs,
     addr: SocketAddr,
     started: Instant,

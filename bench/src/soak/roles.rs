@@ -3,7 +3,7 @@
 //! production, killed if they do not stop (and on drop).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -109,7 +109,7 @@ impl RoleProcess {
     /// Starts `flowtape-server <args>`; its logs go to this process's stderr.
     pub fn spawn(
         name: impl Into<String>,
-        binary: &PathBuf,
+        binary: &Path,
         args: &[String],
     ) -> Result<RoleProcess, BenchError> {
         let name = name.into();
