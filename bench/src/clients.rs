@@ -179,7 +179,7 @@ impl Shard {
 
 /// Locks a mutex; nothing panics while holding these, so a poisoned one
 /// still holds sound data.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -192,7 +192,7 @@ thread_local! {
 }
 
 /// The calling thread's number: 0, 1, … in the order threads first record.
-fn thread_number() -> usize {
+pub(crate) fn thread_number() -> usize {
     THREAD.with(|number| {
         number.get().unwrap_or_else(|| {
             let n = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
@@ -214,14 +214,15 @@ struct Recorder {
 }
 
 /// Wall-clock microseconds since the epoch.
-fn wall_us() -> i64 {
+pub(crate) fn wall_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
 }
 
-fn micros(d: i64) -> u64 {
+/// A difference in µs, never below 0.
+pub(crate) fn micros(d: i64) -> u64 {
     d.max(0) as u64
 }
 

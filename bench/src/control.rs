@@ -1,14 +1,15 @@
 //! The control protocol between the harness and its two halves.
 //!
 //! The harness starts each half as a child process (`flowtape-bench
-//! --server-only …`, `… --clients-only …`) and talks to it over the child's
-//! stdin and stdout, one JSON object per line: a command down, exactly one
-//! reply up, in order. Logs go to stderr and never mix with the replies. A
+//! --server-only …`, `… --clients-only …`, the soak's `… --soak-clients …`)
+//! and talks to it over the child's stdin and stdout, one JSON object per
+//! line: a command down, exactly one reply up, in order. Logs go to stderr and never mix with the replies. A
 //! half whose stdin closes (the harness is gone) shuts down by itself.
 //!
 //! [`Link`] is the harness's end of one child: it sends commands, reads
 //! replies, and kills the child if it is dropped before [`Link::quit`].
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
@@ -19,7 +20,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::hist::Histogram;
+use super::soak::ledger::ClientEpoch;
 use super::tally::Tally;
+use flowtape_core::cursor::Cursor;
 
 /// How long a half may take to stop after `quit`.
 const QUIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -166,6 +169,79 @@ pub struct ClientsReport {
     pub stream_to_client: Histogram,
     /// Frame received → decoded, per frame.
     pub decode: Histogram,
+}
+
+/// What the harness asks of the soak's clients half (`--soak-clients`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum ChurnCommand {
+    /// Report epoch `epoch` ([`ChurnReply::Epoch`]); its events are late from now on.
+    Epoch {
+        epoch: u32,
+    },
+    /// The feed has ended and `through` is the stream's last event: end
+    /// the switches in flight there and change no filter any more.
+    Finish {
+        through: Cursor,
+    },
+    Quit,
+}
+
+/// The soak clients' answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum ChurnReply {
+    /// Every base client that could connect is live; the churn has begun.
+    Ready {
+        pid: u32,
+        live: usize,
+    },
+    Epoch(Box<ChurnEpoch>),
+    Finished,
+    Error {
+        message: String,
+    },
+}
+
+/// The soak clients' report of one epoch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChurnEpoch {
+    /// One per client (base clients first), in client order.
+    pub clients: Vec<ClientEpoch>,
+    /// What the clients did since the last report.
+    pub activity: Activity,
+    /// Clients not live again when the report was taken (after waiting).
+    pub unsettled: u64,
+    /// Feed hand-over → decoded, for every live event (not replays) received since the last report.
+    pub e2e: Histogram,
+}
+
+/// What the soak clients did over a stretch of the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    /// WebSocket connections opened, and attempts that failed.
+    pub connects: u64,
+    pub connect_failures: u64,
+    /// Churn clients that left with a close handshake, or by dropping the connection.
+    pub leaves: u64,
+    pub drops: u64,
+    /// Reconnections to end a switch no event proved.
+    pub refreshes: u64,
+    /// Connections the server ended, by close code or what happened.
+    pub server_closes: BTreeMap<String, u64>,
+    pub filter_ops: u64,
+    /// Subscribes sent again after the server answered `unavailable`.
+    pub resubscribes: u64,
+    /// Clients live again after the server ended their connection, and how
+    /// long that took (from the close to `live`), ms.
+    pub resumes: u64,
+    pub resume_ms_max: u64,
+    pub resume_ms_total: u64,
+    /// `lost` statuses and error frames received.
+    pub history_lost: u64,
+    pub errors: u64,
+    /// Clients live at the time of the report.
+    pub connected: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

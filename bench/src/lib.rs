@@ -17,7 +17,9 @@
 //!   process's `/proc` ([`procfs`]); [`report`] prints the table and JSON.
 //! - [`redis_cluster`] runs a private Redis Cluster (`--cluster`, and the
 //!   failover tests).
-//! - Scenarios: `steady`, `burst`, `capacity`, `idle`, `firehose` ([`Scenario`]).
+//! - Scenarios: `steady`, `burst`, `capacity`, `idle`, `firehose` ([`Scenario`]),
+//!   and [`soak`]: half an hour of `flowtape-server` processes with clients
+//!   coming and going and a gateway restarted, memory read throughout.
 //! - [`nginx`] runs nginx with the deploy config in front of gateways
 //!   (`tests/nginx_failover.rs` uses it).
 
@@ -32,6 +34,7 @@ pub mod redis_server;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod soak;
 pub mod source;
 pub mod tally;
 pub mod verify;
@@ -42,6 +45,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use flowtape_core::cursor::Cursor;
 use flowtape_server::bus::BusError;
 use flowtape_server::feed::SimConfigError;
 use flowtape_server::node::NodeError;
@@ -59,6 +63,8 @@ pub enum Scenario {
     Idle,
     /// Prints through ingest and processing as fast as they go, no clients.
     Firehose,
+    /// 30 minutes at the steady rate, clients churning, a gateway restarted: does memory level off?
+    Soak,
 }
 
 impl Scenario {
@@ -69,6 +75,7 @@ impl Scenario {
             Scenario::Capacity => "capacity",
             Scenario::Idle => "idle",
             Scenario::Firehose => "firehose",
+            Scenario::Soak => "soak",
         }
     }
 }
@@ -90,6 +97,8 @@ Examples:
   flowtape-bench --scenario capacity --duration 5
   flowtape-bench --scenario idle
   flowtape-bench --scenario firehose --prints 300000
+  flowtape-bench --scenario soak --json soak.json      # 30 min; needs flowtape-server beside it
+  flowtape-bench --scenario soak --duration 180        # a 3-minute smoke check
 
   # A short, small run:
   flowtape-bench --scenario steady --duration 3 --rate 200 --clients 50
@@ -107,15 +116,28 @@ pub struct BenchArgs {
     /// What to measure.
     #[arg(long, value_enum, default_value = "steady")]
     pub scenario: Scenario,
-    /// Seconds of feed per window (default: steady 60, burst 10, capacity steps 10).
+    /// Seconds of feed per window (default: steady 60, burst 10, capacity steps 10, soak 1,800).
     #[arg(long)]
     pub duration: Option<f64>,
     /// Prints per second (default: steady 1,000, burst 10,000, capacity's first step 250).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// WebSocket clients (default: 1,000; idle 10,000).
+    /// WebSocket clients (default: 1,000; idle 10,000); in a soak, the base that stays connected.
     #[arg(long)]
     pub clients: Option<usize>,
+    /// soak: clients that come and go on top of the base (default: 200).
+    #[arg(long)]
+    pub churn_clients: Option<usize>,
+    /// soak: seconds of each process's life left out of its memory slope
+    /// (at most a third of the run).
+    #[arg(long, default_value_t = 300.0)]
+    pub warmup: f64,
+    /// Flow events Redis keeps (default: all of them, for the loss check; soak 200,000).
+    #[arg(long)]
+    pub flow_max_len: Option<u64>,
+    /// Prints per raw shard Redis keeps (default: all of them; soak 20,000).
+    #[arg(long)]
+    pub raw_max_len: Option<u64>,
     /// Of the clients, how many watch `premium>=50k` (default: a tenth); the rest watch watchlists.
     #[arg(long)]
     pub premium_clients: Option<usize>,
@@ -178,6 +200,9 @@ pub struct BenchArgs {
     /// server half: run no gateway (ingest and processing only).
     #[arg(long)]
     pub no_gateway: bool,
+    /// server half: run no processor.
+    #[arg(long)]
+    pub no_process: bool,
     /// server half: key namespace.
     #[arg(long, default_value = "ftbench")]
     pub namespace: String,
@@ -185,9 +210,19 @@ pub struct BenchArgs {
     /// Run only the clients half against this gateway (`ws://HOST:PORT/ws`), controlled over stdin/stdout.
     #[arg(long, conflicts_with = "server_only")]
     pub clients_only: bool,
-    /// clients half: the gateway's WebSocket URL.
-    #[arg(long, required_if_eq("clients_only", "true"))]
+    /// clients half: the gateway's WebSocket URL (soak clients: several, comma-separated).
+    #[arg(long, required_if_eq_any([("clients_only", "true"), ("soak_clients", "true")]))]
     pub connect: Option<String>,
+
+    /// Run only the soak's clients half (base and churning clients), controlled over stdin/stdout.
+    #[arg(long, conflicts_with_all = ["server_only", "clients_only"])]
+    pub soak_clients: bool,
+    /// soak clients: wall-clock ms where minute 0 of the checks begins.
+    #[arg(long, default_value_t = 0)]
+    pub epoch_origin_ms: u64,
+    /// soak clients: the base clients subscribe with this `since`.
+    #[arg(long, default_value = "0-0")]
+    pub since: Cursor,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -239,8 +274,24 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             wait_replicas: args.wait_replicas,
             listen: args.listen,
             max_connections: args.max_connections.unwrap_or((clients + 100).max(10_000)),
+            process: !args.no_process,
             gateway: !args.no_gateway,
+            retention: run::retention(&args),
             coalesce_ms: args.coalesce_ms,
+        })
+        .await;
+    }
+    if args.soak_clients {
+        let connect = args.connect.clone().unwrap_or_default();
+        return soak::churn::run(soak::churn::ChurnOptions {
+            gateways: connect.split(',').map(str::to_string).collect(),
+            mix: run::mix(&args),
+            churn: args.churn_clients.unwrap_or(soak::CHURN_CLIENTS),
+            epochs: soak::ledger::Epochs {
+                origin_ms: args.epoch_origin_ms,
+                length_ms: soak::EPOCH.as_millis() as u64,
+            },
+            since: args.since,
         })
         .await;
     }

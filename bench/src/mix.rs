@@ -43,10 +43,10 @@ pub enum MixError {
 }
 
 /// A seeded stream of uniform numbers in [0, 1).
-struct Draw(u64);
+pub(crate) struct Draw(pub(crate) u64);
 
 impl Draw {
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         self.0 = self.0.wrapping_add(1);
         (mix64(self.0) >> 11) as f64 / (1u64 << 53) as f64
     }

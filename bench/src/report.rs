@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::control::BucketHistogram;
 use super::hist::Quantiles;
+use super::soak::report::Soak;
 use super::tally::Accounting;
 
 /// Bytes in a MiB.
@@ -34,6 +35,8 @@ pub struct Report {
     pub idle: Option<Idle>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub firehose: Option<Firehose>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soak: Option<Soak>,
 }
 
 /// What the run was asked to do.
@@ -304,6 +307,8 @@ impl Report {
                 i.connected, i.clients, i.server_rss_before_mib, i.server_rss_after_mib,
                 i.server_kib_per_connection, i.client_kib_per_connection, self.window.redis_used_memory_mib
             );
+        } else if let Some(soak) = &self.soak {
+            out.push_str(&soak.summary());
         } else if let Some(f) = &self.firehose {
             let _ = writeln!(
                 out,

@@ -23,12 +23,13 @@ use super::redis_server::{Info, InfoSnapshot, RedisServer};
 use super::report::{
     bucket_quantiles, Capacity, Firehose, Idle, Machine, Report, Settings, Window, MIB,
 };
+use super::server::Retention;
 use super::tally::Accounting;
-use super::{server, verify, BenchArgs, BenchError, KillMaster, Scenario};
+use super::{server, soak, verify, BenchArgs, BenchError, KillMaster, Scenario};
 use flowtape_core::cursor::Cursor;
 use flowtape_server::bus::{Bus, Keys};
 
-type ServerLink = Link<ServerCommand, ServerReply>;
+pub(crate) type ServerLink = Link<ServerCommand, ServerReply>;
 type ClientsLink = Link<ClientsCommand, ClientsReply>;
 
 /// How often the harness looks whether a window has drained.
@@ -63,8 +64,25 @@ fn defaults(args: &BenchArgs) -> (f64, f64) {
         Scenario::Capacity => (250.0, 10.0),
         Scenario::Idle => (0.0, 5.0),
         Scenario::Firehose => (50_000.0, 0.0),
+        Scenario::Soak => (1_000.0, 1_800.0),
     };
     (args.rate.unwrap_or(rate), args.duration.unwrap_or(duration))
+}
+
+/// The stream retention these arguments ask for: everything, so that a
+/// window's loss check finds it, unless given; a soak trims as production does.
+pub fn retention(args: &BenchArgs) -> Retention {
+    let default = match args.scenario {
+        Scenario::Soak => Retention {
+            flow_max_len: soak::FLOW_MAX_LEN,
+            raw_max_len: soak::RAW_MAX_LEN,
+        },
+        _ => Retention::KEEP_ALL,
+    };
+    Retention {
+        flow_max_len: args.flow_max_len.unwrap_or(default.flow_max_len),
+        raw_max_len: args.raw_max_len.unwrap_or(default.raw_max_len),
+    }
 }
 
 /// Runs the scenario, prints the table, writes the JSON.
@@ -101,12 +119,13 @@ struct Private {
 }
 
 /// What every scenario works with.
-struct Env<'a> {
-    args: &'a BenchArgs,
-    url: String,
-    namespace: String,
-    info: Info,
-    bus: Bus,
+pub(crate) struct Env<'a> {
+    pub(crate) args: &'a BenchArgs,
+    pub(crate) url: String,
+    pub(crate) namespace: String,
+    pub(crate) info: Info,
+    pub(crate) bus: Bus,
+    pub(crate) retention: Retention,
     /// The private cluster of `--cluster` (for `--kill-master`).
     cluster: Option<RedisCluster>,
 }
@@ -145,9 +164,10 @@ async fn scenario(args: &BenchArgs, rate: f64, duration: f64) -> Result<Report, 
     let namespace = format!("{}-{}-{nonce}", args.namespace, std::process::id());
     let mut info = Info::connect(&url).await?;
     let version = info.version().await?;
+    let retention = retention(args);
     let bus = Bus::redis(
         &url,
-        server::bus_config(&namespace, args.shards, args.wait_replicas),
+        server::bus_config(&namespace, args.shards, args.wait_replicas, retention),
     )
     .await?;
     let mix = mix(args);
@@ -157,6 +177,7 @@ async fn scenario(args: &BenchArgs, rate: f64, duration: f64) -> Result<Report, 
         namespace,
         info,
         bus,
+        retention,
         cluster: private.cluster.take(),
     };
     let settings = Settings {
@@ -179,6 +200,7 @@ async fn scenario(args: &BenchArgs, rate: f64, duration: f64) -> Result<Report, 
         capacity: None,
         idle: None,
         firehose: None,
+        soak: None,
     };
     match args.scenario {
         Scenario::Steady | Scenario::Burst => {
@@ -209,22 +231,58 @@ async fn scenario(args: &BenchArgs, rate: f64, duration: f64) -> Result<Report, 
             report.window = window;
             report.firehose = Some(firehose);
         }
+        Scenario::Soak => {
+            let redis_pid = private._server.as_ref().map(RedisServer::pid);
+            let soak = soak::run(&mut env, &mix, redis_pid, rate, duration).await?;
+            report.window = Window {
+                rate,
+                prints: soak.prints,
+                feed_s: soak.feed_s,
+                prints_per_s: soak.prints as f64 / soak.feed_s.max(1e-9),
+                events: soak.events,
+                e2e_ms: soak.e2e_ms,
+                delivered: soak.accounting.delivered + soak.switch_events,
+                accounting: soak.accounting,
+                drained: true,
+                ..Window::default()
+            };
+            report.soak = Some(soak);
+        }
     }
     drop(private);
     Ok(report)
 }
 
-fn unexpected(half: &'static str, got: impl std::fmt::Debug, want: &'static str) -> BenchError {
+pub(crate) fn unexpected(
+    half: &'static str,
+    got: impl std::fmt::Debug,
+    want: &'static str,
+) -> BenchError {
     let mut got = format!("{got:?}");
     got.truncate(200);
     BenchError::Control(ControlError::Unexpected { half, got, want })
 }
 
+/// Which roles a server half runs beside the feed and ingest.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HalfRoles {
+    pub(crate) process: bool,
+    pub(crate) gateway: bool,
+}
+
+impl HalfRoles {
+    /// A processor and a gateway.
+    pub(crate) const ALL: HalfRoles = HalfRoles {
+        process: true,
+        gateway: true,
+    };
+}
+
 /// Starts the server half; returns it and its gateway's address.
-async fn start_server(
+pub(crate) async fn start_server(
     env: &Env<'_>,
     max_connections: usize,
-    gateway: bool,
+    roles: HalfRoles,
 ) -> Result<(ServerLink, Option<SocketAddr>), BenchError> {
     let mut args: Vec<String> = [
         "--server-only",
@@ -240,11 +298,18 @@ async fn start_server(
         "127.0.0.1:0",
         "--max-connections",
         &max_connections.to_string(),
+        "--flow-max-len",
+        &env.retention.flow_max_len.to_string(),
+        "--raw-max-len",
+        &env.retention.raw_max_len.to_string(),
     ]
     .map(String::from)
     .to_vec();
-    if !gateway {
+    if !roles.gateway {
         args.push("--no-gateway".into());
+    }
+    if !roles.process {
+        args.push("--no-process".into());
     }
     if let Some(ms) = env.args.coalesce_ms {
         args.extend(["--coalesce-ms".into(), ms.to_string()]);
@@ -304,7 +369,8 @@ struct Rig {
 
 impl Rig {
     async fn start(env: &Env<'_>, mix: &Mix) -> Result<Rig, BenchError> {
-        let (server, gateway) = start_server(env, (mix.clients + 100).max(10_000), true).await?;
+        let (server, gateway) =
+            start_server(env, (mix.clients + 100).max(10_000), HalfRoles::ALL).await?;
         let gateway =
             gateway.ok_or_else(|| BenchError::Config("the server half runs no gateway".into()))?;
         let nginx = match env.args.nginx {
@@ -609,7 +675,7 @@ async fn capacity(
 
 /// Connects the clients with no feed and reads the gateway's memory before and after.
 async fn idle(env: &mut Env<'_>, mix: &Mix, hold: f64) -> Result<(Window, Idle), BenchError> {
-    let (mut server, gateway) = start_server(env, mix.clients + 100, true).await?;
+    let (mut server, gateway) = start_server(env, mix.clients + 100, HalfRoles::ALL).await?;
     let gateway =
         gateway.ok_or_else(|| BenchError::Config("the server half runs no gateway".into()))?;
     tokio::time::sleep(IDLE_SETTLE).await;
@@ -655,7 +721,15 @@ async fn idle(env: &mut Env<'_>, mix: &Mix, hold: f64) -> Result<(Window, Idle),
 /// Pushes `--prints` prints through ingest and processing as fast as they go.
 async fn firehose(env: &mut Env<'_>, rate: f64) -> Result<(Window, Firehose), BenchError> {
     let prints = env.args.prints.max(1);
-    let (mut server, _) = start_server(env, 100, false).await?;
+    let (mut server, _) = start_server(
+        env,
+        100,
+        HalfRoles {
+            process: true,
+            gateway: false,
+        },
+    )
+    .await?;
     let info0 = env.info.snapshot().await?;
     let server_cpu = CpuMeter::start(server.pid())?;
     let started = Instant::now();

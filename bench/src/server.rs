@@ -1,10 +1,10 @@
 //! The server half (`bench --server-only`): the whole flowtape server in one
 //! process, on Redis, driven by the harness.
 //!
-//! It runs a processor and (unless `--no-gateway`) a gateway as one
-//! [`Node`], exactly as `flowtape-server run` does, and on each `feed`
-//! command runs the sim into ingest through [`Aligned`](super::source::Aligned)
-//! (see [`source`](super::source) for why). Everything this process does is
+//! It runs a processor (unless `--no-process`) and a gateway (unless
+//! `--no-gateway`) as one [`Node`], exactly as `flowtape-server run` does,
+//! and on each `feed` command runs the sim into ingest through
+//! [`Aligned`](super::source::Aligned) (see [`source`](super::source) for why). Everything this process does is
 //! server work, so its CPU and memory are the server's.
 
 use std::net::SocketAddr;
@@ -29,9 +29,23 @@ use flowtape_server::pipeline::{run_ingest, ProcessorConfig};
 /// Batches in flight between the feed and ingest (as in a node).
 const FEED_CHANNEL_BATCHES: usize = 64;
 
-/// Raw and flow streams are kept whole for the run: nothing may be trimmed
-/// before the loss check reads it.
-const KEEP_ALL: u64 = 100_000_000;
+/// How much of the streams Redis keeps (`MAXLEN ~`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Flow events.
+    pub flow_max_len: u64,
+    /// Prints per raw shard.
+    pub raw_max_len: u64,
+}
+
+impl Retention {
+    /// Raw and flow streams kept whole for the run: nothing may be trimmed
+    /// before a window's loss check reads it.
+    pub const KEEP_ALL: Retention = Retention {
+        flow_max_len: 100_000_000,
+        raw_max_len: 100_000_000,
+    };
+}
 
 /// How the server half runs.
 #[derive(Clone, Debug)]
@@ -43,19 +57,27 @@ pub struct ServerOptions {
     pub wait_replicas: u32,
     pub listen: SocketAddr,
     pub max_connections: usize,
+    /// Run a processor (without one this half is the feed and ingest only).
+    pub process: bool,
     pub gateway: bool,
+    pub retention: Retention,
     /// The gateway's coalescing interval, if not the default.
     pub coalesce_ms: Option<u64>,
 }
 
 /// The bus configuration both the server half and the harness's checker use.
-pub fn bus_config(namespace: &str, shards: u16, wait_replicas: u32) -> BusConfig {
+pub fn bus_config(
+    namespace: &str,
+    shards: u16,
+    wait_replicas: u32,
+    retention: Retention,
+) -> BusConfig {
     BusConfig {
         namespace: namespace.to_string(),
         shards,
         wait_replicas,
-        raw_max_len: KEEP_ALL,
-        flow_max_len: KEEP_ALL,
+        raw_max_len: retention.raw_max_len,
+        flow_max_len: retention.flow_max_len,
         flow_max_age: Duration::ZERO,
         ..BusConfig::default()
     }
@@ -66,15 +88,19 @@ pub async fn serve(opts: ServerOptions) -> Result<(), BenchError> {
     super::check_open_files(opts.max_connections as u64 + 64)?;
     let bus = Bus::redis(
         &opts.redis,
-        bus_config(&opts.namespace, opts.shards, opts.wait_replicas),
+        bus_config(
+            &opts.namespace,
+            opts.shards,
+            opts.wait_replicas,
+            opts.retention,
+        ),
     )
     .await?;
     let config = NodeConfig {
         feed: None,
-        process: Some(ProcessorConfig::new(format!(
-            "bench-{}",
-            std::process::id()
-        ))),
+        process: opts
+            .process
+            .then(|| ProcessorConfig::new(format!("bench-{}", std::process::id()))),
         gateway: opts.gateway.then(|| GatewayConfig {
             listen: opts.listen,
             max_connections: opts.max_connections,

@@ -7,6 +7,9 @@
 //! client's [`Tally`](super::tally::Tally). Clients with the same filter are
 //! evaluated once, and filters that name tickers are only tried on events of
 //! those tickers (which is all they can match).
+//!
+//! A client whose filter changes over the range (the soak's clients) is
+//! described by [`Piece`]s: stretches of cursors, each under one filter.
 
 use std::collections::HashMap;
 
@@ -29,9 +32,21 @@ pub struct Window {
     pub events: u64,
     /// Entries that are not flow events.
     pub malformed: u64,
+    /// The last entry read in the range.
+    pub last: Option<Cursor>,
 }
 
-/// Distinct filters, the clients holding each, and an index by ticker.
+/// A stretch of one client's subscription: the events with
+/// `from <= cursor < to` that `filter` selects are the client's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub client: usize,
+    pub filter: String,
+    pub from: Cursor,
+    pub to: Cursor,
+}
+
+/// Distinct filters, the pieces holding each, and an index by ticker.
 struct Groups {
     filters: Vec<Filter>,
     members: Vec<Vec<usize>>,
@@ -40,7 +55,7 @@ struct Groups {
 }
 
 impl Groups {
-    fn new(filters: &[String]) -> Result<Groups, BenchError> {
+    fn new<'a>(filters: impl IntoIterator<Item = &'a str>) -> Result<Groups, BenchError> {
         let mut g = Groups {
             filters: Vec::new(),
             members: Vec::new(),
@@ -48,7 +63,7 @@ impl Groups {
             any_ticker: Vec::new(),
         };
         let mut seen: HashMap<String, usize> = HashMap::new();
-        for (client, text) in filters.iter().enumerate() {
+        for (member, text) in filters.into_iter().enumerate() {
             let f = Filter::parse(text)
                 .map_err(|e| BenchError::Config(format!("client filter {text:?}: {e}")))?;
             let id = *seen.entry(f.canonical()).or_insert_with(|| {
@@ -66,7 +81,7 @@ impl Groups {
                 g.members.push(Vec::new());
                 id
             });
-            g.members[id].push(client);
+            g.members[id].push(member);
         }
         Ok(g)
     }
@@ -93,43 +108,103 @@ pub async fn expected(
     through: Cursor,
     filters: &[String],
 ) -> Result<Window, BenchError> {
-    let groups = Groups::new(filters)?;
-    let mut per_group = vec![Expected::default(); groups.filters.len()];
-    let mut window = Window::default();
+    let pieces: Vec<Piece> = filters
+        .iter()
+        .enumerate()
+        .map(|(client, filter)| Piece {
+            client,
+            filter: filter.clone(),
+            from: after.successor(),
+            to: through.successor(),
+        })
+        .collect();
+    expected_pieces(bus, after, through.successor(), filters.len(), &pieces).await
+}
+
+/// Reads the stream after `after` and before `to` and works out what each of
+/// `clients` clients should have received over its `pieces`.
+pub async fn expected_pieces(
+    bus: &Bus,
+    after: Cursor,
+    to: Cursor,
+    clients: usize,
+    pieces: &[Piece],
+) -> Result<Window, BenchError> {
+    let groups = Groups::new(pieces.iter().map(|p| p.filter.as_str()))?;
+    let mut window = Window {
+        expected: vec![Expected::default(); clients],
+        ..Window::default()
+    };
+    read(bus, after, to, |cursor, event| {
+        window.last = Some(cursor);
+        let Some(event) = event else {
+            window.malformed += 1;
+            return;
+        };
+        window.events += 1;
+        for g in groups.candidates(&event.sym) {
+            if !groups.filters[g].matches(&event) {
+                continue;
+            }
+            for &p in &groups.members[g] {
+                let piece = &pieces[p];
+                if piece.from <= cursor && cursor < piece.to {
+                    if let Some(e) = window.expected.get_mut(piece.client) {
+                        e.add(cursor);
+                    }
+                }
+            }
+        }
+    })
+    .await?;
+    Ok(window)
+}
+
+/// The events after `after` and before `to` that either of two filters
+/// selects, in stream order, with whether each one does.
+pub async fn selected_by_either(
+    bus: &Bus,
+    after: Cursor,
+    to: Cursor,
+    filters: [&Filter; 2],
+) -> Result<Vec<(Cursor, [bool; 2])>, BenchError> {
+    let mut out = Vec::new();
+    read(bus, after, to, |cursor, event| {
+        if let Some(e) = event {
+            let m = filters.map(|f| f.matches(&e));
+            if m[0] || m[1] {
+                out.push((cursor, m));
+            }
+        }
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Calls `each` with every entry after `after` and before `to`, decoded
+/// (`None`: not a flow event).
+async fn read(
+    bus: &Bus,
+    after: Cursor,
+    to: Cursor,
+    mut each: impl FnMut(Cursor, Option<FlowEvent>),
+) -> Result<(), BenchError> {
     let mut cursor = after;
-    'pages: loop {
+    loop {
         let page = bus.flow_after(cursor, PAGE).await?;
         let Some(last) = page.last() else { break };
         cursor = last.id;
         for entry in &page {
-            if entry.id > through {
-                break 'pages;
+            if entry.id >= to {
+                return Ok(());
             }
-            let event: FlowEvent = match serde_json::from_str(&entry.json) {
-                Ok(e) => e,
-                Err(_) => {
-                    window.malformed += 1;
-                    continue;
-                }
-            };
-            window.events += 1;
-            for g in groups.candidates(&event.sym) {
-                if groups.filters[g].matches(&event) {
-                    per_group[g].add(entry.id);
-                }
-            }
+            each(entry.id, serde_json::from_str(&entry.json).ok());
         }
         if page.len() < PAGE {
             break;
         }
     }
-    window.expected = vec![Expected::default(); filters.len()];
-    for (g, members) in groups.members.iter().enumerate() {
-        for &client in members {
-            window.expected[client] = per_group[g];
-        }
-    }
-    Ok(window)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //!   parsed before the next read. Text messages may be fragmented; binary
 //!   messages and pongs are skipped; pings are answered with a pong of the
 //!   same payload; a close is answered with a close and ends the
-//!   connection;
+//!   connection; [`Connection::close`] starts the closing handshake;
 //! - writing: every frame the client sends is masked (§5.3) with the
 //!   connection's random key.
 //!
@@ -491,6 +491,8 @@ pub struct Connection {
     stream: TcpStream,
     reader: FrameReader,
     mask: [u8; 4],
+    /// This side has sent its close frame: the server's is not answered.
+    closing: bool,
 }
 
 impl Connection {
@@ -533,7 +535,21 @@ impl Connection {
             stream,
             reader,
             mask: random_mask(),
+            closing: false,
         })
+    }
+
+    /// Starts the closing handshake with `code` and reads until the
+    /// server's close frame, the end of the stream, or `patience`; messages
+    /// that arrive meanwhile are dropped.
+    pub async fn close(&mut self, code: u16, patience: std::time::Duration) {
+        let frame = client_frame(OP_CLOSE, &code.to_be_bytes(), self.mask);
+        if self.closing || self.stream.write_all(&frame).await.is_err() {
+            return;
+        }
+        self.closing = true;
+        let _ =
+            tokio::time::timeout(patience, async { while self.next_text().await.is_ok() {} }).await;
     }
 
     /// Sends one text message.
@@ -564,8 +580,10 @@ impl Connection {
                     let code = status.map(|(code, _)| code.to_be_bytes());
                     let reply = client_frame(OP_CLOSE, code.as_ref().map_or(&[], |c| c), self.mask);
                     let ended = Ended::Closed(status.map(|(code, reason)| (code, reason.into())));
-                    // The connection ends either way; a failed reply changes nothing.
-                    let _ = self.stream.write_all(&reply).await;
+                    if !self.closing {
+                        // The connection ends either way; a failed reply changes nothing.
+                        let _ = self.stream.write_all(&reply).await;
+                    }
                     return Err(ended);
                 }
             }
