@@ -64,17 +64,31 @@ impl RedisCluster {
             node_timeout,
         };
         for _ in 0..masters * 2 {
-            let port = free_cluster_port().map_err(RedisServerError::Spawn)?;
-            std::fs::create_dir_all(cluster.dir.join(port.to_string()))
-                .map_err(RedisServerError::Spawn)?;
-            let child = cluster.spawn(port)?;
-            cluster.nodes.push(Node {
-                port,
-                child: Some(child),
-            });
-        }
-        for node in &cluster.nodes {
-            wait_answers(node.port).await?;
+            // A port found free can be taken before redis-server binds it
+            // (another process's outgoing connection draws from the same
+            // range): a node that does not come up is retried on new ports.
+            let mut attempt = 1;
+            loop {
+                let port = free_cluster_port().map_err(RedisServerError::Spawn)?;
+                std::fs::create_dir_all(cluster.dir.join(port.to_string()))
+                    .map_err(RedisServerError::Spawn)?;
+                let mut child = cluster.spawn(port)?;
+                match wait_answers(port).await {
+                    Ok(()) => {
+                        cluster.nodes.push(Node {
+                            port,
+                            child: Some(child),
+                        });
+                        break;
+                    }
+                    Err(e) if attempt >= 3 => return Err(e),
+                    Err(_) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        attempt += 1;
+                    }
+                }
+            }
         }
         let created = Command::new(cli)
             .args(["--cluster", "create"])
