@@ -56,16 +56,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run every role in one process.
-    Run {
-        #[command(flatten)]
-        bus: BusSection,
-        #[command(flatten)]
-        feed: FeedSection,
-        #[command(flatten)]
-        process: ProcessSection,
-        #[command(flatten)]
-        gateway: GatewaySection,
-    },
+    Run(EverySection),
     /// Run the feed and ingest it into the raw streams.
     Ingest {
         #[command(flatten)]
@@ -130,16 +121,28 @@ enum ConfigAction {
     },
     /// Print the effective configuration (defaults, file, environment and
     /// flags laid together) as TOML, secrets redacted.
-    Show {
-        #[command(flatten)]
-        bus: BusSection,
-        #[command(flatten)]
-        feed: FeedSection,
-        #[command(flatten)]
-        process: ProcessSection,
-        #[command(flatten)]
-        gateway: GatewaySection,
-    },
+    Show(EverySection),
+}
+
+/// The flags of every role's sections, for `run` and `config show`.
+#[derive(clap::Args)]
+struct EverySection {
+    #[command(flatten)]
+    bus: BusSection,
+    #[command(flatten)]
+    feed: FeedSection,
+    #[command(flatten)]
+    process: ProcessSection,
+    #[command(flatten)]
+    gateway: GatewaySection,
+}
+
+impl EverySection {
+    /// Lays these flags into `flags`.
+    fn into_layer(self, flags: &mut ServerConfig) {
+        (flags.bus, flags.feed, flags.process, flags.gateway) =
+            (self.bus, self.feed, self.process, self.gateway);
+    }
 }
 
 /// What to do once the configuration is resolved.
@@ -158,14 +161,8 @@ impl Command {
             ..ServerConfig::default()
         };
         let task = match self {
-            Command::Run {
-                bus,
-                feed,
-                process,
-                gateway,
-            } => {
-                (flags.bus, flags.feed, flags.process, flags.gateway) =
-                    (bus, feed, process, gateway);
+            Command::Run(sections) => {
+                sections.into_layer(&mut flags);
                 Task::Serve("run", Roles::ALL)
             }
             Command::Ingest { bus, feed, metrics } => {
@@ -198,16 +195,9 @@ impl Command {
                 action: ConfigAction::Check { .. },
             } => Task::Check,
             Command::Config {
-                action:
-                    ConfigAction::Show {
-                        bus,
-                        feed,
-                        process,
-                        gateway,
-                    },
+                action: ConfigAction::Show(sections),
             } => {
-                (flags.bus, flags.feed, flags.process, flags.gateway) =
-                    (bus, feed, process, gateway);
+                sections.into_layer(&mut flags);
                 Task::Show
             }
         };
