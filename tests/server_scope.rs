@@ -189,7 +189,7 @@ async fn the_gateway_sends_only_the_scope_and_a_new_scope_comes_with_its_backfil
     scope.notable = Filter::parse("notable").unwrap_or_else(|e| panic!("{e}"));
     assert!(scope
         .wire_filter()
-        .is_ok_and(|w| w.contains("premium>=25k")));
+        .is_ok_and(|w| w.contains("premium>=500k")));
 
     client.abort();
     gateway.shutdown();

@@ -3,15 +3,19 @@
 //! It holds a fixed history of events (cursor `i-0` for the i-th, from 1),
 //! answers each `subscribe` with a `status` carrying `retention`, then a
 //! backfill, a `since` replay or the whole history, then `status live`; it
-//! records every client message, can require a bearer token, and can cut the
-//! first connection after a number of events.
+//! records every client message, can require a bearer token, can cut the
+//! first connection after a number of events, and can answer as a gateway
+//! whose event store is unavailable.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use flowtape_core::cursor::Cursor;
 use flowtape_core::event::FlowEvent;
 use flowtape_core::filter::Filter;
-use flowtape_core::protocol::{event_frame, ClientMessage, Retention, ServerMessage, MAX_BACKFILL};
+use flowtape_core::protocol::{
+    event_frame, ClientMessage, ErrorCode, Retention, ServerMessage, MAX_BACKFILL,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -27,6 +31,12 @@ pub struct Script {
     /// Drop the first connection (no close frame) after this many events,
     /// before the next event or the next subscribe's answer.
     pub cut_first_after: Option<usize>,
+    /// Answer the first this many subscribes (over all connections) with an
+    /// `unavailable` error, as a gateway whose event store is down.
+    pub refuse_first: usize,
+    /// Break the replay of the first subscribe served off after this many
+    /// events with an `unavailable` error (the connection stays).
+    pub break_first_replay_after: Option<usize>,
 }
 
 /// A running fake gateway.
@@ -72,12 +82,19 @@ impl FakeGateway {
         );
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = received.clone();
+        let subscribes = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn(async move {
             let mut n = 0;
             while let Ok((stream, _)) = listener.accept().await {
                 let cut = if n == 0 { script.cut_first_after } else { None };
                 n += 1;
-                tokio::spawn(serve(stream, script.clone(), cut, log.clone()));
+                tokio::spawn(serve(
+                    stream,
+                    script.clone(),
+                    cut,
+                    log.clone(),
+                    subscribes.clone(),
+                ));
             }
         });
         FakeGateway {
@@ -97,7 +114,15 @@ async fn serve(
     script: Script,
     cut: Option<usize>,
     log: Arc<Mutex<Vec<ClientMessage>>>,
+    subscribes: Arc<AtomicUsize>,
 ) {
+    let unavailable = Message::text(
+        serde_json::to_string(&ServerMessage::Error {
+            code: ErrorCode::Unavailable,
+            message: "the event store is unavailable; subscribe again shortly".into(),
+        })
+        .unwrap_or_default(),
+    );
     let want = script.token.clone();
     // The callback's signature is tungstenite's.
     #[allow(clippy::result_large_err)]
@@ -133,6 +158,16 @@ async fn serve(
                 backfill,
                 since,
             } => {
+                let nth = subscribes.fetch_add(1, Ordering::SeqCst);
+                if nth < script.refuse_first {
+                    if ws.send(unavailable.clone()).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                let break_after = script
+                    .break_first_replay_after
+                    .filter(|_| nth == script.refuse_first);
                 let f = Filter::parse(&filter).unwrap_or_default();
                 let retention = ServerMessage::Status {
                     feed: None,
@@ -171,7 +206,10 @@ async fn serve(
                     (None, Some(n)) => matching.len().saturating_sub(n as usize),
                     (None, None) => 0,
                 };
-                for (i, e) in &matching[start..] {
+                for (n, (i, e)) in matching[start..].iter().enumerate() {
+                    if break_after == Some(n) {
+                        break;
+                    }
                     if cut == Some(sent) {
                         // Drop the TCP connection without a close frame.
                         return;
@@ -182,6 +220,12 @@ async fn serve(
                         return;
                     }
                     sent += 1;
+                }
+                if break_after.is_some_and(|k| k < matching.len() - start) {
+                    if ws.send(unavailable.clone()).await.is_err() {
+                        return;
+                    }
+                    continue;
                 }
                 let live = ServerMessage::Status {
                     feed: None,

@@ -424,6 +424,12 @@ async fn session(
     if let Err(e) = send(&mut ws, &subscribe).await {
         return End::Dropped(e);
     }
+    // The subscribe to send again, and when, after the gateway could not
+    // serve it (its event store was unavailable): with backoff, until it is
+    // answered or superseded.
+    let mut newest = subscribe;
+    let mut retry: Option<Instant> = None;
+    let mut refusals: u32 = 0;
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
     // Reading waits until then (see `run_paced`).
@@ -445,7 +451,23 @@ async fn session(
                             if !flush(&mut batch, out).await {
                                 return End::OwnerGone;
                             }
-                            if let Answer::Began { fresh } = answers.on_message(&message) {
+                            let answer = answers.on_message(&message);
+                            if let Answer::Unavailable { began } = answer {
+                                if began {
+                                    // Resume after what the broken replay delivered.
+                                    newest = ClientMessage::Subscribe {
+                                        filter: opts.filter.clone(),
+                                        backfill: cursor.is_none().then_some(opts.backfill).flatten(),
+                                        since: *cursor,
+                                    };
+                                }
+                                refusals += 1;
+                                let wait = opts.backoff.delay(refusals);
+                                tracing::info!(?wait, "event store unavailable; subscribing again");
+                                retry = Some(Instant::now() + wait);
+                            }
+                            if let Answer::Began { fresh } = answer {
+                                refusals = 0;
                                 if fresh {
                                     // A backfill goes back before what the
                                     // previous subscription delivered.
@@ -488,16 +510,24 @@ async fn session(
             _ = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {
                 resume_at = None;
             }
+            _ = tokio::time::sleep_until(retry.unwrap_or_else(Instant::now)), if retry.is_some() => {
+                retry = None;
+                answers.sent(!matches!(newest, ClientMessage::Subscribe { since: Some(_), .. }));
+                if let Err(e) = send(&mut ws, &newest).await {
+                    return End::Dropped(e);
+                }
+            }
             cmd = cmds.recv(), if *cmds_open => match cmd {
                 Some(ClientCommand::Resubscribe(filter)) => {
                     opts.filter = filter.clone();
-                    let subscribe = ClientMessage::Subscribe {
+                    newest = ClientMessage::Subscribe {
                         filter,
                         backfill: opts.backfill,
                         since: None,
                     };
+                    retry = None;
                     answers.sent(true);
-                    if let Err(e) = send(&mut ws, &subscribe).await {
+                    if let Err(e) = send(&mut ws, &newest).await {
                         return End::Dropped(e);
                     }
                 }

@@ -7,7 +7,9 @@
 //! came, an `unavailable` error ends that subscription's replay. Frames of an
 //! earlier subscription may still arrive after a later `subscribe` is sent.
 //! [`Answers`] follows this, so the client knows when the stream of its
-//! newest subscribe begins (`docs/protocol.md`).
+//! newest subscribe begins, and when the gateway could not serve it (the
+//! event store was unavailable) so that it must be sent again
+//! (`docs/protocol.md`).
 
 use flowtape_core::protocol::{ErrorCode, ServerMessage};
 
@@ -32,6 +34,11 @@ pub enum Answer {
     /// The gateway began answering the newest subscribe: what follows is its
     /// stream. `fresh`: it is a backfill or live only, not a resume.
     Began { fresh: bool },
+    /// The event store was unavailable: the newest subscribe was refused
+    /// (`began: false`), or its replay broke off after it began (`began:
+    /// true`, and the events delivered so far stand). Either way the
+    /// connection delivers nothing more until a `subscribe` is sent again.
+    Unavailable { began: bool },
 }
 
 impl Answers {
@@ -65,9 +72,23 @@ impl Answers {
             ServerMessage::Error {
                 code: ErrorCode::Unavailable,
                 ..
-            } if self.replaying => self.replaying = false,
+            } if self.replaying => {
+                self.replaying = false;
+                if self.unanswered == 0 {
+                    return Answer::Unavailable { began: true };
+                }
+            }
             ServerMessage::Error {
-                code: ErrorCode::BadFilter | ErrorCode::BadField | ErrorCode::Unavailable,
+                code: ErrorCode::Unavailable,
+                ..
+            } if self.unanswered > 0 => {
+                self.unanswered -= 1;
+                if self.unanswered == 0 {
+                    return Answer::Unavailable { began: false };
+                }
+            }
+            ServerMessage::Error {
+                code: ErrorCode::BadFilter | ErrorCode::BadField,
                 ..
             } => self.unanswered = self.unanswered.saturating_sub(1),
             _ => {}
@@ -127,7 +148,8 @@ mod tests {
         a.sent(true);
         a.on_message(&status(true, false));
         a.sent(true);
-        // The first subscription's replay fails after its retention status.
+        // The first subscription's replay fails after its retention status;
+        // the second supersedes it, so nothing needs sending again.
         assert_eq!(a.on_message(&error(ErrorCode::Unavailable)), Answer::None);
         assert!(a.awaiting_fresh(), "the second is still unanswered");
         assert_eq!(
@@ -140,5 +162,29 @@ mod tests {
             a.on_message(&status(true, false)),
             Answer::Began { fresh: false }
         );
+    }
+
+    #[test]
+    fn an_unavailable_store_asks_for_the_newest_subscribe_again() {
+        let mut a = Answers::default();
+        a.sent(true);
+        assert_eq!(
+            a.on_message(&error(ErrorCode::Unavailable)),
+            Answer::Unavailable { began: false },
+            "refused before it began"
+        );
+        a.sent(true);
+        assert_eq!(
+            a.on_message(&status(true, false)),
+            Answer::Began { fresh: true }
+        );
+        assert_eq!(
+            a.on_message(&error(ErrorCode::Unavailable)),
+            Answer::Unavailable { began: true },
+            "its replay broke off"
+        );
+        // A stray error (nothing unanswered, no replay) asks for nothing.
+        assert_eq!(a.on_message(&error(ErrorCode::Unavailable)), Answer::None);
+        assert_eq!(a.on_message(&error(ErrorCode::BadFilter)), Answer::None);
     }
 }

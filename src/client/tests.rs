@@ -116,6 +116,50 @@ async fn a_dropped_connection_resumes_from_the_last_cursor_with_nothing_missing(
 }
 
 #[tokio::test]
+async fn an_unavailable_event_store_is_asked_again_on_the_same_connection() {
+    // Refused twice, then the replay breaks off after 4 events: the client
+    // subscribes again each time, and resumes after the fourth.
+    let gw = FakeGateway::start(Script {
+        events: numbered(10),
+        refuse_first: 2,
+        break_first_replay_after: Some(4),
+        ..Script::default()
+    })
+    .await;
+    let Collected { cursors, all, .. } = collect(options(vec![gw.url.clone()]), 10).await;
+    let want: Vec<Cursor> = (1..=10).map(|i| Cursor::new(i, 0)).collect();
+    assert_eq!(cursors, want, "every event once, in order");
+    assert!(
+        !all.iter()
+            .any(|e| matches!(e, ClientEvent::Disconnected { .. })),
+        "the connection stays: {all:?}"
+    );
+    let fresh = ClientMessage::Subscribe {
+        filter: String::new(),
+        backfill: Some(100),
+        since: None,
+    };
+    let subs: Vec<ClientMessage> = gw
+        .messages()
+        .into_iter()
+        .filter(|m| matches!(m, ClientMessage::Subscribe { .. }))
+        .collect();
+    assert_eq!(
+        subs,
+        vec![
+            fresh.clone(),
+            fresh.clone(),
+            fresh,
+            ClientMessage::Subscribe {
+                filter: String::new(),
+                backfill: None,
+                since: Some(Cursor::new(4, 0))
+            },
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_paced_client_hands_over_bursts_in_order_and_the_status_after_its_events() {
     let gw = FakeGateway::start(Script {
         events: numbered(200),

@@ -140,7 +140,7 @@ fn the_view_key_switches_between_notable_flow_and_all_prints() {
     cfg.view = View::Notable;
     let mut app = app_with(cfg);
     let notable = app.subscribed_filter().to_string();
-    assert!(notable.contains("sweep") && notable.contains("premium>=25k"));
+    assert!(notable.contains("sweep") && notable.contains("premium>=100k"));
     assert!(!syms(&app).contains(&"AMD".to_string()), "a $9.5k single");
     let effects = app.on_key(key('v'));
     assert_eq!(app.view(), View::All);

@@ -1,11 +1,12 @@
 //! Presets: `notable` and presets a caller defines.
 
-use super::{canonical, filter, hits};
+use super::{bull_ticker, canonical, filter, hits};
+use crate::event::{FlowEvent, Kind, Tag, Tags};
 use crate::filter::{Filter, FilterErrorKind as E, PresetError, Presets, NOTABLE_DEFAULT};
 
 #[test]
 fn notable_is_its_default_expression_in_parentheses() {
-    let notable = "block or golden or premium>=25k or sweep or unusual";
+    let notable = "golden or premium>=100k (block or sweep) or premium>=500k or unusual";
     assert_eq!(canonical(NOTABLE_DEFAULT), notable);
     assert_eq!(canonical("notable"), notable);
     assert_eq!(canonical("NOTABLE"), notable);
@@ -15,6 +16,37 @@ fn notable_is_its_default_expression_in_parentheses() {
     assert_eq!(hits("notable premium<30k"), Vec::<String>::new());
     assert_eq!(hits("notable or calls"), hits("notable"));
     assert!(!filter("notable").is_empty());
+}
+
+#[test]
+fn notable_asks_100k_of_a_sweep_or_block_and_500k_of_anything_else() {
+    let notable = filter("notable");
+    let order = |kind, premium, tags| FlowEvent {
+        kind,
+        premium,
+        tags,
+        ..bull_ticker()
+    };
+    let cases = [
+        (order(Kind::Sweep, 99_999.0, Tags::EMPTY), false),
+        (order(Kind::Sweep, 100_000.0, Tags::EMPTY), true),
+        (order(Kind::Block, 150_000.0, Tags::EMPTY), true),
+        (order(Kind::Single, 499_999.0, Tags::EMPTY), false),
+        (order(Kind::Split, 500_000.0, Tags::EMPTY), true),
+        (order(Kind::Single, 2_000.0, Tags::EMPTY.with(Tag::Golden)), true),
+        (order(Kind::Single, 2_000.0, Tags::EMPTY.with(Tag::Unusual)), true),
+        (order(Kind::Sweep, 2_000.0, Tags::EMPTY.with(Tag::Repeat)), false),
+    ];
+    for (event, expected) in cases {
+        assert_eq!(
+            notable.matches(&event),
+            expected,
+            "{:?} ${} {:?}",
+            event.kind,
+            event.premium,
+            event.tags
+        );
+    }
 }
 
 #[test]
