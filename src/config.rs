@@ -18,6 +18,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use flowtape_core::filter::{Filter, PresetError, Presets};
+use flowtape_core::text_position::line_col;
 use flowtape_server::wsclient::TrustRoots;
 use serde::Deserialize;
 use toml::Spanned;
@@ -203,17 +204,6 @@ fn xdg_dir(var: &str, home_rel: &str) -> Option<PathBuf> {
 /// The default config file path.
 pub fn default_config_path() -> Option<PathBuf> {
     config_dir().map(|d| d.join("config.toml"))
-}
-
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset.min(text.len())).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
-        + 1;
-    (line, column)
 }
 
 impl FileConfig {

@@ -11,6 +11,7 @@
 //! - [`filter`]: the filter language shared by the gateway, the TUI and `flowtape tail`.
 //! - [`detect`]: flow detection — side, sweeps, blocks, tags, score.
 //! - [`protocol`]: the client wire protocol.
+//! - [`text_position`]: line and column of an offset, for errors in config files.
 
 pub mod conditions;
 pub mod cursor;
@@ -20,3 +21,4 @@ pub mod event;
 pub mod filter;
 pub mod occ;
 pub mod protocol;
+pub mod text_position;

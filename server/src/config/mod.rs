@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use flowtape_core::conditions::ConditionTable;
 use flowtape_core::detect::DetectionConfig;
 use flowtape_core::filter::suggest;
+use flowtape_core::text_position::line_col;
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
@@ -455,17 +456,6 @@ pub enum ConfigError {
     },
     #[error("internal configuration error: {0}")]
     Internal(String),
-}
-
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset.min(text.len())).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
-        + 1;
-    (line, column)
 }
 
 /// From serde's "unknown field `x`, expected one of `a`, `b`" (or "expected
