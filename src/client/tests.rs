@@ -93,13 +93,8 @@ async fn a_dropped_connection_resumes_from_the_last_cursor_with_nothing_missing(
     assert!(all
         .iter()
         .any(|e| matches!(e, ClientEvent::Disconnected { .. })));
-    let subs: Vec<ClientMessage> = gw
-        .messages()
-        .into_iter()
-        .filter(|m| matches!(m, ClientMessage::Subscribe { .. }))
-        .collect();
     assert_eq!(
-        subs,
+        subscribes(&gw),
         vec![
             ClientMessage::Subscribe {
                 filter: String::new(),
@@ -139,13 +134,8 @@ async fn an_unavailable_event_store_is_asked_again_on_the_same_connection() {
         backfill: Some(100),
         since: None,
     };
-    let subs: Vec<ClientMessage> = gw
-        .messages()
-        .into_iter()
-        .filter(|m| matches!(m, ClientMessage::Subscribe { .. }))
-        .collect();
     assert_eq!(
-        subs,
+        subscribes(&gw),
         vec![
             fresh.clone(),
             fresh.clone(),
