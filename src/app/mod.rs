@@ -11,6 +11,7 @@
 //! in `rescope`. A loss of history the gateway reports stays on the status
 //! line until `Esc` or [`LOSS_TTL_MS`].
 
+pub mod day;
 pub mod editor;
 mod rescope;
 pub mod scope;
@@ -187,6 +188,8 @@ pub struct App {
     pub loss: Option<Loss>,
     rate: RateMeter,
     now_ms: i64,
+    /// The day's totals from the gateway, and the panel's view of them.
+    pub day: day::DayState,
 }
 
 impl App {
@@ -228,6 +231,7 @@ impl App {
             loss: None,
             rate: RateMeter::default(),
             now_ms,
+            day: day::DayState::default(),
         }
     }
 
@@ -503,6 +507,10 @@ impl App {
                 None
             }
             ServerMessage::Pong => None,
+            ServerMessage::Day(report) => {
+                self.day.receive(report);
+                None
+            }
         }
     }
 
@@ -723,6 +731,11 @@ impl App {
             Action::Export => Some(Effect::Export),
             Action::SidePanel => {
                 self.side_panel = !self.side_panel;
+                None
+            }
+            Action::DayPanel => {
+                self.day.cycle();
+                self.side_panel = true;
                 None
             }
         };

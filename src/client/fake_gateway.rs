@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use flowtape_core::cursor::Cursor;
 use flowtape_core::event::FlowEvent;
 use flowtape_core::filter::Filter;
-use flowtape_core::protocol::{event_frame, ClientMessage, Retention, ServerMessage, MAX_BACKFILL};
+use flowtape_core::protocol::{
+    event_frame, ClientMessage, ErrorCode, Retention, ServerMessage, MAX_BACKFILL,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -204,6 +206,18 @@ async fn serve(
                     .await;
             }
             ClientMessage::Filter { .. } => {}
+            // A gateway older than the `day` op.
+            ClientMessage::Day { .. } => {
+                let refused = ServerMessage::Error {
+                    code: ErrorCode::UnknownOp,
+                    message: "unknown op \"day\"; the ops are subscribe, filter and ping".into(),
+                };
+                let _ = ws
+                    .send(Message::text(
+                        serde_json::to_string(&refused).unwrap_or_default(),
+                    ))
+                    .await;
+            }
         }
     }
 }

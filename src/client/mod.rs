@@ -17,10 +17,13 @@
 //! the token and the trust roots are checked once, before the first connect;
 //! a problem there is a [`ClientEvent::Failed`] at once, never retried.
 
+mod day;
 mod subscription;
 
 use std::time::Duration;
 
+use day::DayAsker;
+pub use day::{DAY_EVERY, DAY_TOP};
 use flowtape_core::cursor::Cursor;
 use flowtape_core::event::FlowEvent;
 use flowtape_core::protocol::{ClientMessage, FrameBody, ServerFrame, ServerMessage};
@@ -98,6 +101,10 @@ pub struct ClientOptions {
     pub keep_raw: bool,
     /// Whom `wss://` servers are checked against (`--ca-file`).
     pub trust: TrustRoots,
+    /// Ask for the day's totals (`day` op) on connect, after each
+    /// re-subscribe and this often; the answers come as
+    /// [`ServerMessage::Day`]. `None`: never.
+    pub day_every: Option<Duration>,
 }
 
 /// One event as delivered.
@@ -425,6 +432,7 @@ async fn session(
         return End::Dropped(e);
     }
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let mut day = DayAsker::new(opts.day_every);
     let mut last_heard = Instant::now();
     // Reading waits until then (see `run_paced`).
     let mut resume_at: Option<Instant> = None;
@@ -440,6 +448,8 @@ async fn session(
                     frames += 1;
                     match take(frame, cursor, opts.keep_raw, &mut batch) {
                         Err(why) => break Some(why),
+                        // An error about `day`: not the subscription's.
+                        Ok(Some(message)) if day.swallow(&message) => {}
                         Ok(Some(message)) => {
                             // Events before the message go first.
                             if !flush(&mut batch, out).await {
@@ -500,9 +510,15 @@ async fn session(
                     if let Err(e) = send(&mut ws, &subscribe).await {
                         return End::Dropped(e);
                     }
+                    day.now();
                 }
                 None => *cmds_open = false,
             },
+            request = day.due() => {
+                if let Err(e) = send(&mut ws, &request).await {
+                    return End::Dropped(e);
+                }
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() >= DEAD_AFTER {
                     return End::Dropped(format!("nothing heard for {}s", DEAD_AFTER.as_secs()));
