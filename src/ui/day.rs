@@ -14,11 +14,11 @@ pub fn dollars(cents: i64) -> f64 {
     cents as f64 / 100.0
 }
 
-/// `Today · 2026-12-07` and `as of 14:03:05 ET`.
+/// `Today 2026-12-07` and `as of 14:03:05 ET`.
 pub fn heading(r: &DayReport, skin: &Skin) -> Vec<Line<'static>> {
     let t = &skin.theme;
     vec![
-        Line::from(Span::styled(format!("Today · {}", r.date), t.header())),
+        Line::from(Span::styled(format!("Today {}", r.date), t.header())),
         Line::from(Span::styled(
             format!("as of {} ET", format::time_s(r.as_of)),
             t.dim(),

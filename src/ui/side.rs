@@ -142,7 +142,7 @@ impl Figures {
     fn in_view(app: &App) -> Figures {
         let agg = app.tape().aggregates();
         Figures {
-            title: "In view · net premium by ticker",
+            title: "In view: net premium by ticker",
             tickers: agg
                 .top_tickers(TOP_N)
                 .into_iter()
