@@ -9,8 +9,8 @@
 //! events (call/put and per contract: the events' premium; bull/bear: exact
 //! for one-print events, bounded for sweeps, whose legs are judged one by
 //! one while the event is judged on its VWAP). Both must agree with what the
-//! gateway answers, to the cent. Bad requests get an `error` frame and the
-//! connection stays.
+//! gateway answers, to the cent. Bad requests, and a request Redis cannot
+//! answer, get an `error` frame and the connection stays.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -305,6 +305,15 @@ async fn the_gateway_serves_the_day_totals_of_exactly_the_committed_prints() {
     assert!(message.contains("over the cap of 100"), "{message}");
     let again = day_of(ask(&mut ws, r#"{"op":"day","top":3}"#).await);
     assert_eq!(again.tickers.len(), 3);
+
+    // Redis gone: a day not read yet is `unavailable`, and the connection stays.
+    drop(redis);
+    let yesterday = today.add_days(-1);
+    let (code, message) =
+        error_of(ask(&mut ws, &format!(r#"{{"op":"day","date":"{yesterday}"}}"#)).await);
+    assert_eq!(code, ErrorCode::Unavailable);
+    assert!(message.starts_with("day: "), "{message}");
+    assert_eq!(ask(&mut ws, r#"{"op":"ping"}"#).await, ServerMessage::Pong);
 
     gateway.shutdown();
     gateway.wait().await;

@@ -22,10 +22,12 @@ use flowtape_core::date::{market_date, Date};
 use flowtape_core::day::{DayReport, DEFAULT_DAY_TOP, MAX_DAY_TOP};
 use flowtape_core::protocol::{ErrorCode, ServerMessage};
 
-/// One day's totals as last read, ranked to [`MAX_DAY_TOP`].
+/// One day's totals as last read, ranked to [`MAX_DAY_TOP`], or why they
+/// could not be read (remembered as long, so that clients asking while
+/// Redis does not answer do not each wait out a read of their own).
 struct Cached {
     read: Instant,
-    report: Arc<DayReport>,
+    report: Result<Arc<DayReport>, String>,
 }
 
 /// The day totals a gateway read last, per day asked for.
@@ -43,20 +45,24 @@ impl DayCache {
         }
     }
 
-    /// `day`'s totals, read from the bus unless read less than `ttl` ago.
-    async fn get(&self, bus: &Bus, day: Date) -> Result<Arc<DayReport>, BusError> {
+    /// `day`'s totals, read from the bus unless read (or failed) less than
+    /// `ttl` ago. The error is the bus's, for the log.
+    async fn get(&self, bus: &Bus, day: Date) -> Result<Arc<DayReport>, String> {
         let mut days = self.days.lock().await;
         let now = Instant::now();
         days.retain(|_, c| now.duration_since(c.read) < self.ttl);
         if let Some(c) = days.get(&day) {
-            return Ok(c.report.clone());
+            return c.report.clone();
         }
-        let totals = bus_call(bus.day_totals(day)).await?;
-        if totals.skipped > 0 {
-            tracing::warn!(%day, skipped = totals.skipped, "day totals: unreadable fields left out");
-        }
-        let as_of = now_ms() as i64;
-        let report = Arc::new(totals.report(day, as_of, MAX_DAY_TOP as usize));
+        let report = bus_call(bus.day_totals(day))
+            .await
+            .map(|totals| {
+                if totals.skipped > 0 {
+                    tracing::warn!(%day, skipped = totals.skipped, "day totals: unreadable fields left out");
+                }
+                Arc::new(totals.report(day, now_ms() as i64, MAX_DAY_TOP as usize))
+            })
+            .map_err(|e: BusError| e.to_string());
         days.insert(
             day,
             Cached {
@@ -64,7 +70,7 @@ impl DayCache {
                 report: report.clone(),
             },
         );
-        Ok(report)
+        report
     }
 }
 
