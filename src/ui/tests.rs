@@ -481,3 +481,24 @@ fn the_contracts_view_waits_for_the_server_without_day_totals() {
     let t = text(&render(&mut a, &skin("default", false), 160, 30));
     assert!(t.contains("waiting for the day's totals"), "{t}");
 }
+
+#[test]
+fn the_day_panel_key_follows_overrides() {
+    let overrides = [("day_panel".to_string(), vec!["D".to_string()])].into();
+    let mut cfg = config();
+    cfg.keymap = crate::keymap::Keymap::with_overrides(&overrides).unwrap_or_default();
+    let mut a = app_with(cfg);
+    with_day(&mut a);
+    a.on_key(key('d'));
+    assert!(!a.side_panel, "d is no longer bound");
+    a.on_key(key('D'));
+    let t = text(&render(&mut a, &skin("default", false), 160, 30));
+    assert!(t.contains("Top contracts by premium"), "{t}");
+    a.on_key(key('?'));
+    let t = text(&render(&mut a, &skin("default", false), 100, 72));
+    assert!(
+        t.lines()
+            .any(|l| l.trim_start().starts_with("│  D ") && l.contains("top contracts")),
+        "{t}"
+    );
+}
