@@ -3,7 +3,8 @@
 //! [`App`] owns everything the screen shows: the [`tape::Tape`] (buffer and
 //! filtered view), the [`scope::Scope`] (view, filter, quick toggles, active
 //! watchlist and drill-down focus), selection and scrolling, pause, the
-//! popups, the connection and feed state and the clock. It does no I/O:
+//! popups, the connection and feed state, the day's totals from the
+//! gateway ([`day`]) and the clock. It does no I/O:
 //! [`App::on_key`] and [`App::on_client`] return [`Effect`]s for the run loop
 //! to carry out (quit, subscribe with a new scope, ring the bell, export,
 //! save watchlists), and the time is passed in, so tests drive it with a

@@ -9,7 +9,9 @@
 //! jitter between passes, and resumes from the last cursor its current
 //! subscription delivered, dropping anything at or before it, so no event is
 //! lost or shown twice. A token travels as `Authorization: Bearer` at the
-//! handshake; HTTP 401/403 there is reported as a rejected token.
+//! handshake; HTTP 401/403 there is reported as a rejected token. If asked
+//! to ([`ClientOptions::day_every`]), it also asks for the day's totals
+//! (`day`).
 //!
 //! Connections go through the shared [`flowtape_server::wsclient`], so
 //! `wss://` gateways work: they are trusted by the system's CA bundle, or by
@@ -144,7 +146,7 @@ pub enum ClientEvent {
     },
     /// New events, oldest first, each after the previous cursor.
     Events(Vec<Received>),
-    /// Any other server message (status, error, pong).
+    /// Any other server message (status, error, pong, day).
     Server(Box<ServerMessage>),
 }
 
