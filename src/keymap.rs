@@ -84,6 +84,7 @@ actions! {
     AddToWatchlist => "add_to_watchlist", "Add the row's ticker to the active (or first) watchlist", ["+"], "";
     Export => "export", "Export the filtered tape to CSV", ["e"], "export";
     SidePanel => "side_panel", "Show or hide the side panel", ["a"], "panel";
+    DayPanel => "day_panel", "Side panel: the day's tickers, then its top contracts", ["d"], "";
 }
 
 /// Fixed keys of the filter line, for the help and hint bar.

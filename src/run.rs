@@ -123,6 +123,7 @@ pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError>
         fail_fast: false,
         keep_raw: false,
         trust,
+        day_every: Some(client::DAY_EVERY),
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let (ev_tx, ev_rx) = mpsc::channel(BATCH);

@@ -80,6 +80,7 @@ async fn the_client_fails_over_and_resumes_without_gap_or_duplicate() {
         fail_fast: false,
         keep_raw: false,
         trust: Default::default(),
+        day_every: None,
     };
     let client = tokio::spawn(client::run(options, cmd_rx, ev_tx));
 

@@ -198,6 +198,7 @@ fn start_client(url: &str, filter: &'static str, n: usize) -> Running {
         fail_fast: false,
         keep_raw: false,
         trust: Default::default(),
+        day_every: None,
     };
     let (_, cmd_rx) = mpsc::channel(1);
     let (ev_tx, mut ev_rx) = mpsc::channel(1024);

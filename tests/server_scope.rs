@@ -40,6 +40,7 @@ fn options(url: &str, filter: String) -> ClientOptions {
         fail_fast: false,
         keep_raw: false,
         trust: Default::default(),
+        day_every: None,
     }
 }
 

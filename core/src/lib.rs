@@ -4,6 +4,7 @@
 //! clock: callers pass "now" and the text of any table they load.
 //!
 //! - [`date`]: calendar dates and the New York market clock.
+//! - [`day`]: the day's premium totals per ticker and contract, ranked.
 //! - [`occ`]: option contracts and OCC/OSI symbols.
 //! - [`cursor`]: positions in the flow stream.
 //! - [`event`]: raw [`event::Print`]s and scored [`event::FlowEvent`]s (the public schema).
@@ -16,6 +17,7 @@
 pub mod conditions;
 pub mod cursor;
 pub mod date;
+pub mod day;
 pub mod detect;
 pub mod event;
 pub mod filter;

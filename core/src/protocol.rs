@@ -10,6 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cursor::Cursor;
+use crate::date::Date;
+use crate::day::{ContractPremium, DayReport, DaySummary, TickerPremium};
 use crate::event::FlowEvent;
 
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -53,6 +55,16 @@ pub enum ClientMessage {
         filter: String,
     },
     Ping,
+    /// The day's premium totals ([`ServerMessage::Day`]): for `date` (the
+    /// current New York trading day when absent), with the top `top`
+    /// tickers and contracts ([`crate::day::DEFAULT_DAY_TOP`] when absent,
+    /// at most [`crate::day::MAX_DAY_TOP`]).
+    Day {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        date: Option<Date>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        top: Option<u32>,
+    },
 }
 
 /// Health of the upstream market feed.
@@ -189,6 +201,8 @@ pub enum ServerMessage {
         message: String,
     },
     Pong,
+    /// The answer to a `day` request.
+    Day(DayReport),
 }
 
 /// One element of an [`ServerMessage::Events`] batch.
@@ -207,6 +221,7 @@ pub enum FrameKind {
     Status,
     Error,
     Pong,
+    Day,
 }
 
 /// A server frame decoded in one pass, for clients.
@@ -255,6 +270,17 @@ pub struct ServerFrame<E = FlowEvent> {
     pub code: Option<ErrorCode>,
     #[serde(default)]
     pub message: Option<String>,
+    /// `day` fields.
+    #[serde(default)]
+    pub date: Option<Date>,
+    #[serde(default)]
+    pub as_of: Option<i64>,
+    #[serde(default)]
+    pub totals: Option<DaySummary>,
+    #[serde(default)]
+    pub tickers: Vec<TickerPremium>,
+    #[serde(default)]
+    pub contracts: Vec<ContractPremium>,
 }
 
 /// One event of a [`ServerFrame`]: what [`EventItem`] is for [`ServerMessage`].
@@ -270,8 +296,8 @@ pub enum FrameBody<E = FlowEvent> {
     /// An `event` or `events` frame: its events, oldest first (an `events`
     /// frame may carry none).
     Events(Vec<FrameItem<E>>),
-    /// Any other frame: a [`ServerMessage::Status`], [`ServerMessage::Error`]
-    /// or [`ServerMessage::Pong`].
+    /// Any other frame: a [`ServerMessage::Status`], [`ServerMessage::Error`],
+    /// [`ServerMessage::Pong`] or [`ServerMessage::Day`].
     Message(Box<ServerMessage>),
 }
 
@@ -282,6 +308,8 @@ pub enum FrameError {
     EventIncomplete,
     #[error("an error frame without its code or message")]
     ErrorIncomplete,
+    #[error("a day frame without its date, as_of or totals")]
+    DayIncomplete,
 }
 
 impl<'de, E: Deserialize<'de>> ServerFrame<E> {
@@ -315,6 +343,18 @@ impl<E> ServerFrame<E> {
                 _ => return Err(FrameError::ErrorIncomplete),
             },
             FrameKind::Pong => FrameBody::Message(Box::new(ServerMessage::Pong)),
+            FrameKind::Day => match (self.date, self.as_of, self.totals) {
+                (Some(date), Some(as_of), Some(totals)) => {
+                    FrameBody::Message(Box::new(ServerMessage::Day(DayReport {
+                        date,
+                        as_of,
+                        totals,
+                        tickers: self.tickers,
+                        contracts: self.contracts,
+                    })))
+                }
+                _ => return Err(FrameError::DayIncomplete),
+            },
         })
     }
 }
@@ -575,6 +615,70 @@ mod tests {
         })
         .unwrap_or_default();
         assert_eq!(plain, r#"{"type":"status","live":true}"#);
+    }
+
+    #[test]
+    fn day_requests_parse_and_bad_ones_do_not() {
+        let parse = |t: &str| serde_json::from_str::<ClientMessage>(t);
+        assert!(matches!(
+            parse(r#"{"op":"day"}"#),
+            Ok(ClientMessage::Day {
+                date: None,
+                top: None
+            })
+        ));
+        let day = Date::from_ymd(2026, 12, 7).ok();
+        let asked = ClientMessage::Day {
+            date: day,
+            top: Some(20),
+        };
+        let text = serde_json::to_string(&asked).unwrap_or_default();
+        assert_eq!(text, r#"{"op":"day","date":"2026-12-07","top":20}"#);
+        assert_eq!(parse(&text).ok(), Some(asked));
+        for bad in [
+            r#"{"op":"day","date":"2026-13-01"}"#,
+            r#"{"op":"day","date":"yesterday"}"#,
+            r#"{"op":"day","date":20261207}"#,
+            r#"{"op":"day","top":-1}"#,
+            r#"{"op":"day","top":"ten"}"#,
+            r#"{"op":"day","extra":1}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad} parsed");
+        }
+        let e = parse(r#"{"op":"day","date":"2026-02-30"}"#)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("2026-02-30 is not a calendar date")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_day_frame_round_trips_through_both_decoders() {
+        let mut totals = crate::day::DayTotals::default();
+        for (field, cents) in [
+            ("SPY:call", 120_000),
+            ("SPY:bull", 120_000),
+            ("SPY261218C00500000", 120_000),
+            ("AAPL:put", 50_000),
+            ("AAPL261218P00150000", 50_000),
+        ] {
+            totals.add(field, cents);
+        }
+        let date = Date::from_ymd(2026, 12, 7).unwrap_or_else(|e| panic!("{e}"));
+        let day = ServerMessage::Day(totals.report(date, 1_796_000_000_000, 10));
+        let text = serde_json::to_string(&day).unwrap_or_default();
+        assert!(
+            text.starts_with(r#"{"type":"day","date":"2026-12-07","as_of":1796000000000,"#),
+            "{text}"
+        );
+        assert_eq!(message(&text), day);
+        let incomplete = ServerFrame::<FlowEvent>::parse(r#"{"type":"day","date":"2026-12-07"}"#)
+            .map(ServerFrame::into_body);
+        assert_eq!(incomplete.ok(), Some(Err(FrameError::DayIncomplete)));
+        assert!(ServerFrame::<FlowEvent>::parse(r#"{"type":"day","date":"12/07"}"#).is_err());
     }
 
     #[test]

@@ -697,6 +697,14 @@ async fn commit_and_ack_count_once(bus: Bus) {
             .await
             .unwrap_or_else(|e| panic!("{e}"))
     };
+    // The day's premium (cents) of SPY puts, SPY bull, and the one contract.
+    let premium = |bus: Bus| async move {
+        let t = bus.day_totals(day).await.unwrap_or_else(|e| panic!("{e}"));
+        let spy = t.tickers.get("SPY").copied().unwrap_or_default();
+        let contract = t.contracts.get("SPY261218P00500000").copied();
+        assert_eq!((spy.call, spy.bear, t.skipped), (0, 0, 0));
+        (spy.put, spy.bull, contract)
+    };
     let first = bus
         .commit_flow(0, "A", &events[..3], &[])
         .await
@@ -714,6 +722,7 @@ async fn commit_and_ack_count_once(bus: Bus) {
     }
     let spy = |n: u64| vec![("SPY261218P00500000".to_string(), n)];
     assert_eq!(volume(bus.clone()).await, spy(1_130));
+    assert_eq!(premium(bus.clone()).await, (400, 400, Some(400)));
     // The same events again (a commit whose reply was lost): all skipped,
     // nothing counted twice.
     let again = bus
@@ -722,6 +731,7 @@ async fn commit_and_ack_count_once(bus: Bus) {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again, vec![None, None, None]);
     assert_eq!(volume(bus.clone()).await, spy(1_130));
+    assert_eq!(premium(bus.clone()).await, (400, 400, Some(400)));
     // One committed event beside a new one: only the new one goes in.
     let mixed = bus
         .commit_flow(0, "A", &events[1..], &[])
@@ -734,10 +744,12 @@ async fn commit_and_ack_count_once(bus: Bus) {
         other => panic!("live message of the new event: {other:?}"),
     }
     assert_eq!(volume(bus.clone()).await, spy(1_137));
+    assert_eq!(premium(bus.clone()).await, (500, 500, Some(500)));
     assert_eq!(bus.guard_members(0).await.unwrap_or_default().len(), 5);
     // Another owner is fenced, and counts nothing.
     assert!(bus.commit_flow(0, "B", &events[3..], &[]).await.is_err());
     assert_eq!(volume(bus.clone()).await, spy(1_137));
+    assert_eq!(premium(bus.clone()).await, (500, 500, Some(500)));
 
     // Entries 0 and 2 now; 1, 3 and 4 (between and after them) stay pending.
     let acked = bus

@@ -3,7 +3,8 @@
 //! [`App`] owns everything the screen shows: the [`tape::Tape`] (buffer and
 //! filtered view), the [`scope::Scope`] (view, filter, quick toggles, active
 //! watchlist and drill-down focus), selection and scrolling, pause, the
-//! popups, the connection and feed state and the clock. It does no I/O:
+//! popups, the connection and feed state, the day's totals from the
+//! gateway ([`day`]) and the clock. It does no I/O:
 //! [`App::on_key`] and [`App::on_client`] return [`Effect`]s for the run loop
 //! to carry out (quit, subscribe with a new scope, ring the bell, export,
 //! save watchlists), and the time is passed in, so tests drive it with a
@@ -11,6 +12,7 @@
 //! in `rescope`. A loss of history the gateway reports stays on the status
 //! line until `Esc` or [`LOSS_TTL_MS`].
 
+pub mod day;
 pub mod editor;
 mod rescope;
 pub mod scope;
@@ -187,6 +189,8 @@ pub struct App {
     pub loss: Option<Loss>,
     rate: RateMeter,
     now_ms: i64,
+    /// The day's totals from the gateway, and the panel's view of them.
+    pub day: day::DayState,
 }
 
 impl App {
@@ -228,6 +232,7 @@ impl App {
             loss: None,
             rate: RateMeter::default(),
             now_ms,
+            day: day::DayState::default(),
         }
     }
 
@@ -503,6 +508,10 @@ impl App {
                 None
             }
             ServerMessage::Pong => None,
+            ServerMessage::Day(report) => {
+                self.day.receive(report);
+                None
+            }
         }
     }
 
@@ -723,6 +732,11 @@ impl App {
             Action::Export => Some(Effect::Export),
             Action::SidePanel => {
                 self.side_panel = !self.side_panel;
+                None
+            }
+            Action::DayPanel => {
+                self.day.cycle();
+                self.side_panel = true;
                 None
             }
         };

@@ -248,6 +248,18 @@ async fn serve(
                     .await;
             }
             ClientMessage::Filter { .. } => {}
+            // A gateway older than the `day` op.
+            ClientMessage::Day { .. } => {
+                let refused = ServerMessage::Error {
+                    code: ErrorCode::UnknownOp,
+                    message: "unknown op \"day\"; the ops are subscribe, filter and ping".into(),
+                };
+                let _ = ws
+                    .send(Message::text(
+                        serde_json::to_string(&refused).unwrap_or_default(),
+                    ))
+                    .await;
+            }
         }
     }
 }

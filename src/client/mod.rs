@@ -9,7 +9,9 @@
 //! jitter between passes, and resumes from the last cursor its current
 //! subscription delivered, dropping anything at or before it, so no event is
 //! lost or shown twice. A token travels as `Authorization: Bearer` at the
-//! handshake; HTTP 401/403 there is reported as a rejected token.
+//! handshake; HTTP 401/403 there is reported as a rejected token. If asked
+//! to ([`ClientOptions::day_every`]), it also asks for the day's totals
+//! (`day`).
 //!
 //! Connections go through the shared [`flowtape_server::wsclient`], so
 //! `wss://` gateways work: they are trusted by the system's CA bundle, or by
@@ -17,10 +19,13 @@
 //! the token and the trust roots are checked once, before the first connect;
 //! a problem there is a [`ClientEvent::Failed`] at once, never retried.
 
+mod day;
 mod subscription;
 
 use std::time::Duration;
 
+use day::DayAsker;
+pub use day::{DAY_EVERY, DAY_TOP};
 use flowtape_core::cursor::Cursor;
 use flowtape_core::event::FlowEvent;
 use flowtape_core::protocol::{ClientMessage, FrameBody, ServerFrame, ServerMessage};
@@ -98,6 +103,10 @@ pub struct ClientOptions {
     pub keep_raw: bool,
     /// Whom `wss://` servers are checked against (`--ca-file`).
     pub trust: TrustRoots,
+    /// Ask for the day's totals (`day` op) on connect, after each
+    /// re-subscribe and this often; the answers come as
+    /// [`ServerMessage::Day`]. `None`: never.
+    pub day_every: Option<Duration>,
 }
 
 /// One event as delivered.
@@ -137,7 +146,7 @@ pub enum ClientEvent {
     },
     /// New events, oldest first, each after the previous cursor.
     Events(Vec<Received>),
-    /// Any other server message (status, error, pong).
+    /// Any other server message (status, error, pong, day).
     Server(Box<ServerMessage>),
 }
 
@@ -431,6 +440,7 @@ async fn session(
     let mut retry: Option<Instant> = None;
     let mut refusals: u32 = 0;
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let mut day = DayAsker::new(opts.day_every);
     let mut last_heard = Instant::now();
     // Reading waits until then (see `run_paced`).
     let mut resume_at: Option<Instant> = None;
@@ -446,6 +456,8 @@ async fn session(
                     frames += 1;
                     match take(frame, cursor, opts.keep_raw, &mut batch) {
                         Err(why) => break Some(why),
+                        // An error about `day`: not the subscription's.
+                        Ok(Some(message)) if day.swallow(&message) => {}
                         Ok(Some(message)) => {
                             // Events before the message go first.
                             if !flush(&mut batch, out).await {
@@ -530,9 +542,15 @@ async fn session(
                     if let Err(e) = send(&mut ws, &newest).await {
                         return End::Dropped(e);
                     }
+                    day.now();
                 }
                 None => *cmds_open = false,
             },
+            request = day.due() => {
+                if let Err(e) = send(&mut ws, &request).await {
+                    return End::Dropped(e);
+                }
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() >= DEAD_AFTER {
                     return End::Dropped(format!("nothing heard for {}s", DEAD_AFTER.as_secs()));

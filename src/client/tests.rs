@@ -32,6 +32,7 @@ fn options(servers: Vec<String>) -> ClientOptions {
         fail_fast: false,
         keep_raw: false,
         trust: TrustRoots::System,
+        day_every: None,
     }
 }
 
@@ -576,4 +577,115 @@ async fn a_watchlist_switch_in_the_app_resubscribes_and_its_backfill_fills_the_t
         ["AAPL", "NVDA", "AAPL"],
         "filled from the backfill"
     );
+}
+
+/// Client events until `until` holds for one, or 20 s; all of them.
+async fn events_until(
+    rx: &mut mpsc::Receiver<ClientEvent>,
+    until: impl Fn(&ClientEvent) -> bool,
+) -> Vec<ClientEvent> {
+    let mut all = Vec::new();
+    let deadline = tokio::time::sleep(Duration::from_secs(20));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { panic!("the client stopped: {all:?}") };
+                let done = until(&ev);
+                all.push(ev);
+                if done {
+                    return all;
+                }
+            }
+            _ = &mut deadline => panic!("timed out: {all:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_day_totals_are_asked_for_on_connect_and_after_a_resubscribe() {
+    // The demo's setup: a memory bus, the sim, a processor and a gateway.
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    let config = NodeConfig {
+        feed: Some(FeedChoice::Sim(SimConfig {
+            rate: 500.0,
+            start_ns: now_ns,
+            ..SimConfig::default()
+        })),
+        process: Some(ProcessorConfig::new("client-day-test".into())),
+        gateway: Some(GatewayConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..GatewayConfig::default()
+        }),
+    };
+    let node = Node::start(Bus::memory(BusConfig::default()), config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = node.gateway_addr().map_or(0, |a| a.port());
+    let mut opts = options(vec![format!("ws://127.0.0.1:{port}/ws")]);
+    // Only on connect and after a resubscribe within the test.
+    opts.day_every = Some(Duration::from_secs(3600));
+    let (cmd_tx, cmd_rx) = mpsc::channel(4);
+    let (tx, mut rx) = mpsc::channel(256);
+    let client = tokio::spawn(run(opts, cmd_rx, tx));
+    let is_day = |e: &ClientEvent| matches!(e, ClientEvent::Server(m) if matches!(**m, ServerMessage::Day(_)));
+    events_until(&mut rx, is_day).await;
+    // Wait for prints to be committed, then ask again by resubscribing.
+    events_until(&mut rx, |e| matches!(e, ClientEvent::Events(_))).await;
+    cmd_tx
+        .send(ClientCommand::Resubscribe("calls".into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let all = events_until(&mut rx, is_day).await;
+    let Some(ClientEvent::Server(m)) = all.last() else {
+        panic!("no day answer")
+    };
+    let ServerMessage::Day(report) = &**m else {
+        panic!("not a day answer: {m:?}")
+    };
+    assert!(report.tickers.len() <= DAY_TOP as usize);
+    assert!(report.as_of > 0);
+    client.abort();
+    node.shutdown();
+    node.wait().await;
+}
+
+#[tokio::test]
+async fn an_older_gateway_refusing_day_is_not_asked_again_and_its_refusal_is_not_shown() {
+    let gw = FakeGateway::start(Script {
+        events: numbered(5),
+        ..Script::default()
+    })
+    .await;
+    let mut opts = options(vec![gw.url.clone()]);
+    opts.day_every = Some(Duration::from_millis(20));
+    let (_cmd_tx, cmd_rx) = mpsc::channel(4);
+    let (tx, mut rx) = mpsc::channel(64);
+    tokio::spawn(run(opts, cmd_rx, tx));
+    // The gateway answers each message in order, so a ping sent after the
+    // day request is answered after the refusal: wait for events and pongs
+    // well past it.
+    let mut all = events_until(&mut rx, |e| matches!(e, ClientEvent::Events(_))).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Ok(ev) = rx.try_recv() {
+        all.push(ev);
+    }
+    assert!(
+        !all.iter().any(
+            |e| matches!(e, ClientEvent::Server(m) if matches!(**m, ServerMessage::Error { .. }))
+        ),
+        "{all:?}"
+    );
+    let asked = || {
+        gw.messages()
+            .into_iter()
+            .filter(|m| matches!(m, ClientMessage::Day { .. }))
+            .count()
+    };
+    let before = asked();
+    assert!(before >= 1, "asked on connect");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(asked(), before, "not asked again after unknown_op");
 }

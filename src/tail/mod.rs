@@ -122,6 +122,7 @@ pub async fn tail(opts: TailOptions, out: &mut impl Write) -> Result<u64, TailEr
         fail_fast: true,
         keep_raw: true,
         trust: opts.trust,
+        day_every: None,
     };
     let (_cmd_tx, cmd_rx) = mpsc::channel(1);
     let (ev_tx, mut ev_rx) = mpsc::channel(1024);

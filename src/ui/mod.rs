@@ -7,6 +7,7 @@
 //! line), [`tape`] (the table), [`side`] (aggregates panel), [`popup`] (help,
 //! detail, filter line, watchlist editor) and the hint bar here.
 
+pub mod day;
 pub mod popup;
 pub mod side;
 pub mod status;

@@ -392,3 +392,113 @@ fn the_default_view_is_notable_flow_and_v_shows_all_prints() {
     let back = text(&render(&mut a, &skin("default", false), 120, 16));
     assert_eq!(back, notable, "the same key goes back");
 }
+
+/// The day's totals a gateway would send at `as_of`: SPY bought, TSLA sold,
+/// contracts of both ranked by premium.
+fn day_report(as_of: i64) -> flowtape_core::day::DayReport {
+    let mut t = flowtape_core::day::DayTotals::default();
+    for (field, dollars) in [
+        ("SPY:call", 4_200_000),
+        ("SPY:put", 1_100_000),
+        ("SPY:bull", 3_900_000),
+        ("SPY:bear", 600_000),
+        ("TSLA:call", 800_000),
+        ("TSLA:put", 2_300_000),
+        ("TSLA:bull", 300_000),
+        ("TSLA:bear", 2_000_000),
+        ("NVDA:call", 950_000),
+        ("NVDA:bull", 450_000),
+        ("NVDA:bear", 450_000),
+        ("SPY241220C00590000", 2_500_000),
+        ("SPY241220C00595000", 1_700_000),
+        ("SPY241220P00580000", 1_100_000),
+        ("TSLA241227P00400000", 2_300_000),
+        ("TSLA241220C00450000", 800_000),
+        ("NVDA250117C00150000", 950_000),
+    ] {
+        t.add(field, dollars * 100);
+    }
+    let date = flowtape_core::date::market_date(as_of);
+    t.report(date, as_of, 20)
+}
+
+fn with_day(a: &mut App) {
+    let day = flowtape_core::protocol::ServerMessage::Day(day_report(t0() - 3_000));
+    a.on_client(crate::client::ClientEvent::Server(Box::new(day)), t0());
+}
+
+#[test]
+fn side_panel_shows_the_days_totals_once_the_server_sends_them() {
+    let mut a = live_app();
+    a.side_panel = true;
+    let before = text(&render(&mut a, &skin("default", false), 160, 30));
+    assert!(
+        before.contains("In view: net premium by ticker"),
+        "{before}"
+    );
+    with_day(&mut a);
+    let t = text(&render(&mut a, &skin("default", false), 160, 30));
+    for want in [
+        "Today 2024-12-20",
+        "as of 10:14:57 ET",
+        "Net premium by ticker",
+        "C/P premium $6.0M / $3.4M  1.75",
+    ] {
+        assert!(t.contains(want), "{want:?} missing:\n{t}");
+    }
+    assert!(!t.contains("In view"), "{t}");
+    insta::assert_snapshot!(t);
+}
+
+#[test]
+fn d_shows_the_days_top_contracts_and_back() {
+    let mut a = live_app();
+    with_day(&mut a);
+    assert!(!a.side_panel);
+    a.on_key(key('d'));
+    assert!(a.side_panel, "d opens the side panel");
+    let t = text(&render(&mut a, &skin("default", false), 160, 30));
+    let spy = row_of(
+        &render(&mut a, &skin("default", false), 160, 30),
+        "SPY 590C 12/20",
+    );
+    let tsla = row_of(
+        &render(&mut a, &skin("default", false), 160, 30),
+        "TSLA 400P 12/27",
+    );
+    assert!(spy < tsla, "ranked by premium:\n{t}");
+    assert!(t.contains("Top contracts by premium"), "{t}");
+    insta::assert_snapshot!(t);
+    a.on_key(key('d'));
+    let t = text(&render(&mut a, &skin("default", false), 160, 30));
+    assert!(t.contains("Net premium by ticker"), "{t}");
+}
+
+#[test]
+fn the_contracts_view_waits_for_the_server_without_day_totals() {
+    let mut a = live_app();
+    a.on_key(key('d'));
+    let t = text(&render(&mut a, &skin("default", false), 160, 30));
+    assert!(t.contains("waiting for the day's totals"), "{t}");
+}
+
+#[test]
+fn the_day_panel_key_follows_overrides() {
+    let overrides = [("day_panel".to_string(), vec!["D".to_string()])].into();
+    let mut cfg = config();
+    cfg.keymap = crate::keymap::Keymap::with_overrides(&overrides).unwrap_or_default();
+    let mut a = app_with(cfg);
+    with_day(&mut a);
+    a.on_key(key('d'));
+    assert!(!a.side_panel, "d is no longer bound");
+    a.on_key(key('D'));
+    let t = text(&render(&mut a, &skin("default", false), 160, 30));
+    assert!(t.contains("Top contracts by premium"), "{t}");
+    a.on_key(key('?'));
+    let t = text(&render(&mut a, &skin("default", false), 100, 72));
+    assert!(
+        t.lines()
+            .any(|l| l.trim_start().starts_with("│  D ") && l.contains("top contracts")),
+        "{t}"
+    );
+}

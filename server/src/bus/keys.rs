@@ -47,8 +47,8 @@ impl Keys {
         format!("{}:vol:{}:{}", self.flow_tag(), shard, day.compact())
     }
 
-    /// Premium per ticker for one shard and trading day
-    /// (hash `SYM:call|put|bull|bear` → cents).
+    /// Premium per ticker and per contract for one shard and trading day
+    /// (hash `SYM:call|put|bull|bear` and unpadded OSI symbol → cents).
     pub fn day_premium(&self, shard: u16, day: Date) -> String {
         format!("{}:prem:{}:{}", self.flow_tag(), shard, day.compact())
     }

@@ -18,6 +18,7 @@ use super::{
 };
 use flowtape_core::cursor::Cursor;
 use flowtape_core::date::Date;
+use flowtape_core::day::DayTotals;
 use flowtape_core::event::Print;
 use flowtape_core::protocol::FeedStatus;
 
@@ -48,7 +49,7 @@ struct FlowLog {
 struct DayAggregates {
     /// occ → contracts.
     volume: HashMap<String, u64>,
-    /// `SYM:call|put|bull|bear` → cents.
+    /// `SYM:call|put|bull|bear` and unpadded OSI symbol → cents.
     premium: HashMap<String, i64>,
     written: Option<Instant>,
 }
@@ -291,6 +292,7 @@ impl MemoryBus {
                 let day = days.by_day.entry((shard, d.day)).or_default();
                 *day.volume.entry(d.occ.to_string()).or_default() += d.size;
                 *day.premium.entry(d.bucket.to_string()).or_default() += d.premium_cents;
+                *day.premium.entry(d.occ.to_string()).or_default() += d.premium_cents;
                 if let Some(dir) = &d.direction {
                     *day.premium.entry(dir.to_string()).or_default() += d.premium_cents;
                 }
@@ -329,7 +331,22 @@ impl MemoryBus {
             .unwrap_or_default()
     }
 
-    /// The day's premium aggregates of one shard (`SYM:call|put|bull|bear` → cents).
+    /// The day's premium totals, every shard's summed.
+    pub(super) fn day_totals(&self, day: Date) -> DayTotals {
+        let days = lock(&self.days);
+        let mut totals = DayTotals::default();
+        for shard in 0..self.shards.len() as u16 {
+            if let Some(agg) = days.by_day.get(&(shard, day)) {
+                for (field, cents) in &agg.premium {
+                    totals.add(field, *cents);
+                }
+            }
+        }
+        totals
+    }
+
+    /// The day's premium aggregates of one shard (`SYM:call|put|bull|bear`
+    /// and unpadded OSI symbol → cents).
     pub fn day_premium(&self, shard: u16, day: Date) -> HashMap<String, i64> {
         lock(&self.days)
             .by_day

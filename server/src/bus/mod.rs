@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use flowtape_core::cursor::Cursor;
 use flowtape_core::date::Date;
+use flowtape_core::day::DayTotals;
 use flowtape_core::event::{Print, Sentiment};
 use flowtape_core::occ::Right;
 use flowtape_core::protocol::FeedStatus;
@@ -131,7 +132,8 @@ pub struct NewEvent<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct DayDelta {
     pub day: Date,
-    /// Unpadded OSI symbol: the day volume field.
+    /// Unpadded OSI symbol: the day volume field, and the contract's
+    /// field in the premium hash.
     pub occ: Arc<str>,
     pub size: u64,
     /// The premium bucket field, `SYM:call` or `SYM:put`.
@@ -405,6 +407,15 @@ impl Bus {
         match self {
             Bus::Memory(m) => Ok(m.day_volume(shard, day)),
             Bus::Redis(r) => r.day_volume(shard, day).await,
+        }
+    }
+
+    /// The day's premium totals per ticker and per contract, every shard's
+    /// summed (on Redis, one `HGETALL` per shard, the shards at once).
+    pub async fn day_totals(&self, day: Date) -> Result<DayTotals, BusError> {
+        match self {
+            Bus::Memory(m) => Ok(m.day_totals(day)),
+            Bus::Redis(r) => r.day_totals(day).await,
         }
     }
 

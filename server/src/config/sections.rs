@@ -351,6 +351,11 @@ pub struct GatewaySection {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain_timeout: Option<HumanDuration>,
+    /// The day's totals (`day` op) are read from Redis at most once per
+    /// this, for all clients of the gateway.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub day_cache: Option<HumanDuration>,
 }
 
 impl GatewaySection {
@@ -375,6 +380,7 @@ impl GatewaySection {
             delay: Some(HumanDuration(d.delay)),
             max_healthy_lag: Some(HumanDuration(d.max_healthy_lag)),
             drain_timeout: Some(HumanDuration(d.drain_timeout)),
+            day_cache: Some(HumanDuration(d.day_cache)),
         }
     }
 
@@ -401,6 +407,7 @@ impl GatewaySection {
             delay: duration(self.delay, d.delay),
             max_healthy_lag: duration(self.max_healthy_lag, d.max_healthy_lag),
             drain_timeout: duration(self.drain_timeout, d.drain_timeout),
+            day_cache: duration(self.day_cache, d.day_cache),
             ..d
         }
     }

@@ -111,6 +111,9 @@ pub struct GatewayConfig {
     /// How often the feed status is read from the bus; a change reaches
     /// every subscribed client within this.
     pub feed_poll: Duration,
+    /// The day's totals (`day` op) are read from the bus at most once per
+    /// this, whatever the number of clients asking; they are as old as this at most.
+    pub day_cache: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -142,6 +145,7 @@ impl Default for GatewayConfig {
             catch_up_patience: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(5),
             feed_poll: Duration::from_secs(1),
+            day_cache: Duration::from_secs(1),
         }
     }
 }

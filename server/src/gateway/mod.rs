@@ -26,6 +26,7 @@
 //! - `budget`: the bytes queued for all clients together, and closing the
 //!   clients furthest behind when they would exceed the memory budget;
 //! - `ratelimit`: the per-connection token bucket;
+//! - `day`: the `day` op, the day's totals read once per `day_cache` for all clients;
 //! - [`metrics`]: counters and latency histograms.
 //!
 //! [`Gateway::bind`] checks the configuration, subscribes to the bus and
@@ -36,6 +37,7 @@
 pub mod auth;
 mod budget;
 pub mod config;
+mod day;
 mod delivery;
 mod handshake;
 mod hub;
@@ -71,6 +73,7 @@ use crate::metrics::{health_json, render_healthy, Exposition, Roles};
 use crate::shutdown::{self, Shutdown};
 use auth::{Authenticator, Refusal};
 use budget::MemoryBudget;
+use day::DayCache;
 use delivery::bus_call;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::protocol::FeedStatus;
@@ -125,6 +128,8 @@ struct Shared {
     feed: watch::Receiver<Option<FeedStatus>>,
     /// The other roles of this gateway's node, shown on its port.
     roles: Roles,
+    /// The day's totals, read at most once per `day_cache` for all clients.
+    day: Arc<DayCache>,
 }
 
 impl Gateway {
@@ -178,6 +183,7 @@ impl Gateway {
             memory,
             tls,
             health: Arc::new(HubHealth::new()),
+            day: Arc::new(DayCache::new(config.day_cache)),
             config: Arc::new(config),
             roles: Roles::default(),
         };
@@ -552,6 +558,7 @@ async fn upgrade<S>(
         tap,
         entitlement: grant.entitlement,
         feed: shared.feed.clone(),
+        day: shared.day.clone(),
     };
     session::serve(ws, side, ctx, shutdown).await;
     drop(grant);

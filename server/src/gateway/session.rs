@@ -33,6 +33,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::auth::Entitlement;
 use super::budget::MemoryBudget;
 use super::config::GatewayConfig;
+use super::day::{self, DayCache};
 use super::delivery::bus_call;
 use super::hub::{loss_status, CatchUp, LiveEnd, LiveRx, Tap};
 use super::mailbox;
@@ -63,6 +64,8 @@ pub(crate) struct Context {
     pub entitlement: Entitlement,
     /// The feed status; a change is pushed to the client once subscribed.
     pub feed: watch::Receiver<Option<FeedStatus>>,
+    /// The day's totals, shared by the gateway's connections.
+    pub day: Arc<DayCache>,
 }
 
 /// Serves one upgraded connection until it closes.
@@ -250,10 +253,10 @@ fn parse_command(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
         Some(_) => return Err((ErrorCode::BadField, "\"op\" must be a string".into())),
         None => return Err((ErrorCode::BadField, "missing \"op\"".into())),
     };
-    if !matches!(op.as_str(), "subscribe" | "filter" | "ping") {
+    if !matches!(op.as_str(), "subscribe" | "filter" | "ping" | "day") {
         return Err((
             ErrorCode::UnknownOp,
-            format!("unknown op {op:?}; the ops are subscribe, filter and ping"),
+            format!("unknown op {op:?}; the ops are subscribe, filter, ping and day"),
         ));
     }
     if let Some(serde_json::Value::String(since)) = object.get("since") {
@@ -393,6 +396,7 @@ impl Session {
             }
             // The reader answers pings itself.
             ClientMessage::Ping => Ok(()),
+            ClientMessage::Day { date, top } => day::answer(&self.ctx, &self.out, date, top).await,
         }
     }
 
@@ -662,6 +666,12 @@ mod tests {
             Some(ErrorCode::BadField)
         );
         assert_eq!(code(r#"{"op":"ping"}"#), None);
+        assert_eq!(code(r#"{"op":"day"}"#), None);
+        assert_eq!(
+            code(r#"{"op":"day","date":"2026-02-30"}"#),
+            Some(ErrorCode::BadField)
+        );
+        assert_eq!(code(r#"{"op":"day","top":1.5}"#), Some(ErrorCode::BadField));
         assert!(matches!(
             parse_command(r#"{"op":"subscribe","filter":"AAPL","since":"5-1"}"#),
             Ok(ClientMessage::Subscribe { since: Some(c), .. }) if c == Cursor::new(5, 1)

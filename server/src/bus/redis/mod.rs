@@ -34,11 +34,12 @@ use super::{
 use durable::Durability;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::date::Date;
+use flowtape_core::day::DayTotals;
 use flowtape_core::event::Print;
 use flowtape_core::protocol::FeedStatus;
 use reply::{
-    flow_entries, group_backlog, raw_entries_of_read, raw_stream_entries, raw_stream_payloads,
-    server_code, string_of,
+    day_hash, flow_entries, group_backlog, raw_entries_of_read, raw_stream_entries,
+    raw_stream_payloads, server_code, string_of,
 };
 use target::{Conn, Target};
 
@@ -93,6 +94,7 @@ impl DayAdds {
             let size = i64::try_from(d.size).unwrap_or(i64::MAX);
             *adds.fields.entry((volume, d.occ.clone())).or_default() += size;
             *adds.fields.entry((premium, d.bucket.clone())).or_default() += d.premium_cents;
+            *adds.fields.entry((premium, d.occ.clone())).or_default() += d.premium_cents;
             if let Some(direction) = &d.direction {
                 *adds.fields.entry((premium, direction.clone())).or_default() += d.premium_cents;
             }
@@ -775,6 +777,25 @@ impl RedisBus {
             .query_async(&mut c)
             .await?;
         Ok(map.into_iter().collect())
+    }
+
+    /// The day's premium totals: every shard's premium hash (`HGETALL`,
+    /// the shards at once), summed; fields it cannot read are counted in
+    /// [`DayTotals::skipped`].
+    pub(super) async fn day_totals(&self, day: Date) -> Result<DayTotals, BusError> {
+        let reads = (0..self.config.shards).map(|shard| {
+            let mut c = self.conn.clone();
+            let key = self.keys.day_premium(shard, day);
+            async move {
+                let v: Value = redis::cmd("HGETALL").arg(&key).query_async(&mut c).await?;
+                day_hash(v)
+            }
+        });
+        let mut totals = DayTotals::default();
+        for part in futures_util::future::join_all(reads).await {
+            totals.merge(part?);
+        }
+        Ok(totals)
     }
 
     /// The leases in one `MGET` (they share the flow slot), then each

@@ -8,6 +8,7 @@ use redis::Value;
 
 use crate::bus::{BusError, FlowEntry, RawEntry};
 use flowtape_core::cursor::Cursor;
+use flowtape_core::day::DayTotals;
 use flowtape_core::event::Print;
 
 /// The error code Redis answered with (`LEASE_LOST`, `NOSCRIPT`, …), also
@@ -96,6 +97,43 @@ pub(super) fn raw_stream_payloads(v: Value) -> Result<Vec<Vec<u8>>, BusError> {
         .into_iter()
         .filter_map(|(_, fields)| Some(field(fields.as_deref()?, "p")?.as_bytes().to_vec()))
         .collect())
+}
+
+/// A day premium hash (`HGETALL`: a flat array field, amount, … on RESP2,
+/// a map on RESP3) summed into [`DayTotals`]; a field or amount that is not
+/// a string is counted as skipped, like any other unreadable field.
+pub(super) fn day_hash(v: Value) -> Result<DayTotals, BusError> {
+    fn add(totals: &mut DayTotals, field: &Value, amount: &Value) {
+        match (bytes_of(field), bytes_of(amount)) {
+            (Some(f), Some(a)) => {
+                totals.add_stored(f, a);
+            }
+            _ => totals.skipped += 1,
+        }
+    }
+    let mut totals = DayTotals::default();
+    match v {
+        Value::Nil => {}
+        Value::Array(items) => {
+            for pair in items.chunks(2) {
+                match pair {
+                    [field, amount] => add(&mut totals, field, amount),
+                    _ => totals.skipped += 1,
+                }
+            }
+        }
+        Value::Map(pairs) => {
+            for (field, amount) in &pairs {
+                add(&mut totals, field, amount);
+            }
+        }
+        other => {
+            return Err(BusError::Protocol(format!(
+                "a day premium hash read as {other:?}"
+            )))
+        }
+    }
+    Ok(totals)
 }
 
 /// A raw entry's content: `None` if deleted since delivered, `Some(None)` if undecodable.
@@ -243,6 +281,33 @@ pub(super) fn group_backlog(v: Value, group: &str) -> Result<(Option<u64>, u64),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn day_hashes_sum_and_skip_junk() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let flat = Value::Array(vec![
+            bulk("SPY:call"),
+            bulk("1500"),
+            bulk("SPY261218C00500000"),
+            bulk("1500"),
+            bulk("SPY:weird"),
+            bulk("3"),
+            bulk("SPY:put"),
+            bulk("lots"),
+            Value::Int(4),
+            bulk("5"),
+            bulk("dangling"),
+        ]);
+        let t = day_hash(flat).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.skipped, 4);
+        assert_eq!(t.sum().call, 1500);
+        assert_eq!(t.contracts.get("SPY261218C00500000"), Some(&1500));
+        let map = Value::Map(vec![(bulk("QQQ:bear"), bulk("-7"))]);
+        let t = day_hash(map).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((t.sum().bear, t.skipped), (-7, 0));
+        assert!(day_hash(Value::Okay).is_err());
+        assert_eq!(day_hash(Value::Nil).ok(), Some(DayTotals::default()));
+    }
 
     #[test]
     fn live_messages_parse() {
