@@ -1,0 +1,89 @@
+//! The presenter: turns each new frame into the fewest bytes that take the
+//! terminal from what it shows to that frame.
+//!
+//! It keeps the buffer the terminal shows. For a frame of the same size it
+//! first scrolls a band of rows that moved ([`scroll::find`]), then draws the
+//! cells that still differ with ratatui's crossterm backend; a frame of a new
+//! size, the first frame, or one after [`Presenter::invalidate`] clears the
+//! screen and draws everything. Output is wrapped in synchronized-update
+//! codes; a frame that changes nothing produces no bytes.
+
+use std::io::{self, Write};
+
+use crossterm::cursor::{Hide, MoveTo, Show};
+use crossterm::queue;
+use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
+use ratatui::backend::{Backend, CrosstermBackend};
+use ratatui::buffer::Buffer;
+use ratatui::layout::Position;
+
+use super::scroll;
+use super::Frame;
+
+/// What the terminal shows, and how to change it.
+#[derive(Debug, Default)]
+pub struct Presenter {
+    /// The screen as the terminal shows it; `None` before the first frame
+    /// and after [`Presenter::invalidate`].
+    shown: Option<Buffer>,
+    /// Where the cursor shows, or `None` while it is hidden (as
+    /// `Term::enter` leaves it).
+    cursor: Option<Position>,
+}
+
+/// Resets colours and attributes, the scroll region, and clears the screen.
+const CLEAR: &[u8] = b"\x1b[0m\x1b[r\x1b[2J";
+
+impl Presenter {
+    pub fn new() -> Presenter {
+        Presenter::default()
+    }
+
+    /// Forgets what the terminal shows: the next frame is drawn whole (after
+    /// a resize, or a write that may have stopped halfway).
+    pub fn invalidate(&mut self) {
+        self.shown = None;
+    }
+
+    /// Appends to `out` the bytes that take the terminal to `frame`.
+    pub fn present(&mut self, frame: &Frame, out: &mut Vec<u8>) -> io::Result<()> {
+        let next = &frame.buffer;
+        let mut body = Vec::new();
+        let shown = match self.shown.take() {
+            Some(shown) if shown.area == next.area => shown,
+            _ => {
+                body.extend_from_slice(CLEAR);
+                Buffer::empty(next.area)
+            }
+        };
+        let mut shown = shown;
+        if let Some(shift) = scroll::find(&shown, next) {
+            shift.write(&mut body)?;
+            shift.apply(&mut shown);
+        }
+        let cells = shown.diff(next);
+        if !cells.is_empty() {
+            CrosstermBackend::new(&mut body).draw(cells.into_iter())?;
+        }
+        self.shown = Some(next.clone());
+        match (frame.cursor, self.cursor) {
+            (Some(at), was) => {
+                if was.is_none() {
+                    queue!(body, Show)?;
+                }
+                if !body.is_empty() || was != Some(at) {
+                    queue!(body, MoveTo(at.x, at.y))?;
+                }
+            }
+            (None, Some(_)) => queue!(body, Hide)?,
+            (None, None) => {}
+        }
+        self.cursor = frame.cursor;
+        if !body.is_empty() {
+            queue!(out, BeginSynchronizedUpdate)?;
+            out.write_all(&body)?;
+            queue!(out, EndSynchronizedUpdate)?;
+        }
+        Ok(())
+    }
+}
