@@ -14,7 +14,7 @@ use crossterm::cursor::{Hide, MoveTo, Show};
 use crossterm::queue;
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use ratatui::backend::{Backend, CrosstermBackend};
-use ratatui::buffer::Buffer;
+use ratatui::buffer::{Buffer, Cell, CellWidth};
 use ratatui::layout::Position;
 
 use super::scroll;
@@ -61,6 +61,7 @@ impl Presenter {
             shift.write(&mut body)?;
             shift.apply(&mut shown);
         }
+        expose_wide_damage(&mut shown, next);
         let cells = shown.diff(next);
         if !cells.is_empty() {
             CrosstermBackend::new(&mut body).draw(cells.into_iter())?;
@@ -85,5 +86,39 @@ impl Presenter {
             queue!(out, EndSynchronizedUpdate)?;
         }
         Ok(())
+    }
+}
+
+/// A cell no frame has: the terminal's cell is unknown, so it is redrawn.
+fn unknown() -> Cell {
+    Cell::new("\u{E000}")
+}
+
+/// Marks as unknown the cells whose look depends on how a terminal treats a
+/// wide character partly overwritten (terminals differ): the other columns
+/// of a changed wide character, and a column after a new wide character
+/// that covers half of an old one.
+fn expose_wide_damage(shown: &mut Buffer, next: &Buffer) {
+    let width = usize::from(next.area.width.max(1));
+    let len = shown.content.len().min(next.content.len());
+    for i in 0..len {
+        if shown.content[i] == next.content[i] {
+            continue;
+        }
+        let row_end = (i / width + 1) * width;
+        let old = usize::from(shown.content[i].cell_width()).max(1);
+        let new = usize::from(next.content[i].cell_width()).max(1);
+        for j in i + 1..(i + old).min(row_end) {
+            shown.content[j] = unknown();
+        }
+        // The old cell at i+new-1, if wide, loses its first half.
+        if new > 1 {
+            let last = i + new - 1;
+            if last < row_end && shown.content[last].cell_width() > 1 {
+                for j in last + 1..(last + usize::from(shown.content[last].cell_width())).min(row_end) {
+                    shown.content[j] = unknown();
+                }
+            }
+        }
     }
 }
