@@ -6,6 +6,7 @@
 //! the [`presenter`], which scrolls rows that moved with the terminal's own
 //! scrolling ([`scroll`]) and draws only the cells that still differ.
 
+pub mod cells;
 pub mod presenter;
 pub mod scroll;
 pub mod writer;

@@ -3,7 +3,7 @@
 //!
 //! It keeps the buffer the terminal shows. For a frame of the same size it
 //! first scrolls a band of rows that moved ([`scroll::find`]), then draws the
-//! cells that still differ with ratatui's crossterm backend; a frame of a new
+//! cells that still differ ([`cells::write`]); a frame of a new
 //! size, the first frame, or one after [`Presenter::invalidate`] clears the
 //! screen and draws everything. Output is wrapped in synchronized-update
 //! codes; a frame that changes nothing produces no bytes.
@@ -13,11 +13,10 @@ use std::io::{self, Write};
 use crossterm::cursor::{Hide, MoveTo, Show};
 use crossterm::queue;
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
-use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::buffer::{Buffer, Cell, CellWidth};
 use ratatui::layout::Position;
 
-use super::scroll;
+use super::{cells, scroll};
 use super::Frame;
 
 /// What the terminal shows, and how to change it.
@@ -64,7 +63,7 @@ impl Presenter {
         expose_wide_damage(&mut shown, next);
         let cells = shown.diff(next);
         if !cells.is_empty() {
-            CrosstermBackend::new(&mut body).draw(cells.into_iter())?;
+            cells::write(cells, next, &mut body)?;
         }
         self.shown = Some(next.clone());
         match (frame.cursor, self.cursor) {
