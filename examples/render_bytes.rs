@@ -7,7 +7,11 @@
 //! the `screen` presenter; both sets of bytes are counted, not written.
 //!
 //! Reported per view: new rows a second, the visible (non-blank) characters
-//! of a tape row, and for each path bytes a second and bytes per new row.
+//! of a tape row, and for each path bytes a second and bytes per new row
+//! (all bytes over all new rows); for the new path also the bytes of the
+//! frames that brought rows over those rows (leaving out the status line's
+//! clock and rate, which change between rows), and that over the visible
+//! characters.
 //!
 //! Run: `cargo run --release --example render_bytes [SECONDS]` (default 30).
 //! The figures are in docs/tui.md ("Over SSH").
@@ -66,6 +70,8 @@ struct Run {
     old_bytes: Counter,
     presenter: Presenter,
     new_bytes: u64,
+    /// New bytes in the frames that brought new rows.
+    new_row_frame_bytes: u64,
     rows: u64,
     /// Visible characters of the newest tape row, summed over frames that had new rows.
     visible: u64,
@@ -131,6 +137,7 @@ impl Run {
             old_bytes,
             presenter: Presenter::new(),
             new_bytes: 0,
+            new_row_frame_bytes: 0,
             rows: 0,
             visible: 0,
             visible_frames: 0,
@@ -170,6 +177,7 @@ impl Run {
         self.new_bytes += bytes.len() as u64;
         self.rows += rows;
         if rows > 0 {
+            self.new_row_frame_bytes += bytes.len() as u64;
             let first_row = ui::layout(SCREEN, app).tape.y + 1;
             self.visible += visible(&frame.buffer, first_row);
             self.visible_frames += 1;
@@ -237,16 +245,16 @@ async fn main() {
         WARM_UP.as_secs()
     );
     println!(
-        "| view | new rows/s | row's visible chars | old B/s | old B/row | new B/s | new B/row | new B/row ÷ visible chars |"
+        "| view | new rows/s | row's visible chars | old B/s | old B/row | new B/s | new B/row | new B/row, frames with rows | ÷ visible chars |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (run, at) in runs.iter().zip(old_at_start) {
         let old = run.old_bytes.0.get() - at;
         let per_s = |n: u64| n as f64 / seconds as f64;
         let per_row = |n: u64| n as f64 / run.rows.max(1) as f64;
         let chars = run.visible as f64 / run.visible_frames.max(1) as f64;
         println!(
-            "| {} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
+            "| {} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
             run.name,
             per_s(run.rows),
             chars,
@@ -254,7 +262,8 @@ async fn main() {
             per_row(old),
             per_s(run.new_bytes),
             per_row(run.new_bytes),
-            per_row(run.new_bytes) / chars.max(1.0)
+            per_row(run.new_row_frame_bytes),
+            per_row(run.new_row_frame_bytes) / chars.max(1.0)
         );
     }
     node.shutdown();

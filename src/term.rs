@@ -9,6 +9,7 @@
 //! backs up (see [`crate::screen`]).
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossterm::cursor::{Hide, Show};
 use crossterm::terminal::{
@@ -46,10 +47,45 @@ pub fn write_restore(out: &mut impl Write) -> io::Result<()> {
     out.flush()
 }
 
+/// Set when the terminal is given back, so that a frame still on its way
+/// (from the writer thread, as a panic restores the terminal) is not drawn
+/// over the main screen.
+static RESTORED: AtomicBool = AtomicBool::new(false);
+
+/// Standard output for frames: each frame is one locked write, refused once
+/// the terminal has been given back.
+struct FrameOut;
+
+impl FrameOut {
+    fn locked<T>(with: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<T>) -> io::Result<T> {
+        let mut out = io::stdout().lock();
+        if RESTORED.load(Ordering::SeqCst) {
+            return Err(io::Error::other("the terminal has been restored"));
+        }
+        with(&mut out)
+    }
+}
+
+impl Write for FrameOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        FrameOut::locked(|out| out.write(buf))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        FrameOut::locked(|out| out.write_all(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        FrameOut::locked(|out| out.flush())
+    }
+}
+
 /// Leaves raw mode and the alternate screen. Safe to call more than once.
 pub fn restore() -> io::Result<()> {
     let raw = disable_raw_mode();
-    let screen = write_restore(&mut io::stdout().lock());
+    let mut out = io::stdout().lock();
+    RESTORED.store(true, Ordering::SeqCst);
+    let screen = write_restore(&mut out);
     raw.and(screen)
 }
 
@@ -64,10 +100,11 @@ fn install_panic_hook() {
 impl Term {
     pub fn enter() -> io::Result<Term> {
         install_panic_hook();
+        RESTORED.store(false, Ordering::SeqCst);
         enable_raw_mode()?;
         let start = execute!(io::stdout(), EnterAlternateScreen, Hide)
             .and_then(|()| screen())
-            .and_then(|area| Ok((area, FrameWriter::spawn(io::stdout())?)));
+            .and_then(|area| Ok((area, FrameWriter::spawn(FrameOut)?)));
         let (area, writer) = start.inspect_err(|_| {
             let _ = restore();
         })?;

@@ -2,7 +2,8 @@
 //!
 //! [`write`] takes the cells that differ (ratatui's buffer diff) and emits
 //! them with the shortest cursor moves (reprinting a short run of unchanged
-//! cells, cursor forward, column only, or a full move) and one SGR sequence
+//! cells, cursor forward, column only, or a full move), long runs of plain
+//! blanks erased (ECH) rather than printed, and one SGR sequence
 //! per style change that sets only what changed. Colours are written as
 //! crossterm writes them (256-colour indices for the named colours), and not
 //! at all when `NO_COLOR` is set, as crossterm does. It assumes the terminal
@@ -125,6 +126,22 @@ fn digits(n: u16) -> usize {
     n.to_string().len()
 }
 
+/// A run of this many blank cells or more is erased (ECH) rather than
+/// printed: `CSI n X` and `CSI n C` cost about eight bytes.
+const ERASE_RUN: usize = 9;
+
+/// Blank cells with no colours or attributes that follow `cells[i]` (and it)
+/// on its row, one after another.
+fn blank_run(cells: &[(u16, u16, &Cell)], i: usize, colour: bool) -> usize {
+    let blank = |c: &Cell| c.symbol() == " " && Pen::of(c, colour) == Pen::default();
+    let (x0, y0, _) = cells[i];
+    cells[i..]
+        .iter()
+        .enumerate()
+        .take_while(|(k, (x, y, c))| *y == y0 && usize::from(*x) == usize::from(x0) + k && blank(c))
+        .count()
+}
+
 /// Writes `cells` (in screen order, as a buffer diff yields them) of the
 /// frame `next`.
 pub fn write<'a>(
@@ -132,12 +149,15 @@ pub fn write<'a>(
     next: &Buffer,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
+    let cells: Vec<(u16, u16, &Cell)> = cells.into_iter().collect();
     let colour = !Colored::ansi_color_disabled_memoized();
     let width = next.area.width;
     let mut pen = Pen::default();
     // Where the cursor is; `None` when unknown (after the last column).
     let mut at: Option<(u16, u16)> = None;
-    for (x, y, cell) in cells {
+    let mut i = 0;
+    while i < cells.len() {
+        let (x, y, cell) = cells[i];
         match at {
             Some(p) if p == (x, y) => {}
             Some((cx, cy)) if cy == y && cx < x => {
@@ -169,9 +189,18 @@ pub fn write<'a>(
             sgr(out, pen, want);
             pen = want;
         }
+        let run = blank_run(&cells, i, colour);
+        if run >= ERASE_RUN {
+            // Erasing leaves the cursor where it is.
+            write!(out, "\x1b[{run}X")?;
+            at = Some((x, y));
+            i += run;
+            continue;
+        }
         out.extend_from_slice(cell.symbol().as_bytes());
         let end = x.saturating_add(cell.cell_width().max(1));
         at = (end < width).then_some((end, y));
+        i += 1;
     }
     if pen != Pen::default() {
         out.extend_from_slice(b"\x1b[0m");

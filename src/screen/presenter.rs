@@ -39,7 +39,7 @@ impl Presenter {
     }
 
     /// Forgets what the terminal shows: the next frame is drawn whole (after
-    /// a resize, or a write that may have stopped halfway).
+    /// a resize, when the terminal may have moved or cleared anything).
     pub fn invalidate(&mut self) {
         self.shown = None;
     }
@@ -48,14 +48,13 @@ impl Presenter {
     pub fn present(&mut self, frame: &Frame, out: &mut Vec<u8>) -> io::Result<()> {
         let next = &frame.buffer;
         let mut body = Vec::new();
-        let shown = match self.shown.take() {
+        let mut shown = match self.shown.take() {
             Some(shown) if shown.area == next.area => shown,
             _ => {
                 body.extend_from_slice(CLEAR);
                 Buffer::empty(next.area)
             }
         };
-        let mut shown = shown;
         if let Some(shift) = scroll::find(&shown, next) {
             shift.write(&mut body)?;
             shift.apply(&mut shown);
