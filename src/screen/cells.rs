@@ -130,15 +130,31 @@ fn digits(n: u16) -> usize {
 /// printed: `CSI n X` and `CSI n C` cost about eight bytes.
 const ERASE_RUN: usize = 9;
 
-/// Blank cells with no colours or attributes that follow `cells[i]` (and it)
-/// on its row, one after another.
+/// Modifiers that show on a blank cell.
+const VISIBLE_ON_BLANK: Modifier = Modifier::REVERSED
+    .union(Modifier::UNDERLINED)
+    .union(Modifier::SLOW_BLINK)
+    .union(Modifier::RAPID_BLINK)
+    .union(Modifier::CROSSED_OUT);
+
+/// The blank cells from `cells[i]` on, one after another on its row, in one
+/// pen that shows nothing on a blank (no background, no reverse or
+/// underline), so that erasing them in that pen draws them on any terminal.
 fn blank_run(cells: &[(u16, u16, &Cell)], i: usize, colour: bool) -> usize {
-    let blank = |c: &Cell| c.symbol() == " " && Pen::of(c, colour) == Pen::default();
-    let (x0, y0, _) = cells[i];
+    let (x0, y0, first) = cells[i];
+    let pen = Pen::of(first, colour);
+    if pen.bg != Color::Reset || pen.modifier.intersects(VISIBLE_ON_BLANK) {
+        return 0;
+    }
     cells[i..]
         .iter()
         .enumerate()
-        .take_while(|(k, (x, y, c))| *y == y0 && usize::from(*x) == usize::from(x0) + k && blank(c))
+        .take_while(|(k, (x, y, c))| {
+            *y == y0
+                && usize::from(*x) == usize::from(x0) + k
+                && c.symbol() == " "
+                && Pen::of(c, colour) == pen
+        })
         .count()
 }
 

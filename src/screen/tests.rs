@@ -350,7 +350,7 @@ fn nothing_changed_sends_nothing() {
 #[test]
 fn random_frames_with_wide_characters_show_exactly() {
     let mut rng = fastrand::Rng::with_seed(16);
-    let words = ["株式", "期権", "abc", "▲ up", "★", "x", "流れ", "  ", "CALL"];
+    let words = ["株式", "期権", "abc", "▲ up", "★", "x", "流れ", "  ", "CALL", "            "];
     let colours = [Color::Red, Color::Green, Color::Reset, Color::Indexed(208)];
     let area = Rect::new(0, 0, 23, 12);
     let random_row = |rng: &mut fastrand::Rng, buf: &mut Buffer, y: u16| {
