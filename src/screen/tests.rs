@@ -244,9 +244,8 @@ fn old_way(frames: &[&Frame]) -> usize {
 
 /// The bytes a new row costs at 200×50 without the side panel. The
 /// selection is on the newest row (live), so the old top row loses its
-/// highlight and is redrawn whole too: about two rows' worth (330 bytes
-/// for a row of 67 visible characters when written), where ratatui's
-/// diff redraws the whole tape.
+/// highlight and is redrawn whole too: about two rows' worth, where
+/// ratatui's diff redraws the whole tape.
 #[test]
 fn a_new_row_costs_about_what_the_row_itself_costs() {
     let skin = Skin::new(Theme::builtin("default").unwrap_or_default(), false);
