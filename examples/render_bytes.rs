@@ -196,7 +196,10 @@ fn visible(buf: &Buffer, y: u16) -> u64 {
 async fn main() {
     let seconds: u64 = std::env::args()
         .nth(1)
-        .map(|s| s.parse().unwrap_or_else(|e| fail(format!("seconds {s:?}: {e}"))))
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|e| fail(format!("seconds {s:?}: {e}")))
+        })
         .unwrap_or(30);
     let node = Node::start_demo(flowtape::run::DEMO_RATE)
         .await

@@ -57,7 +57,9 @@ static RESTORED: AtomicBool = AtomicBool::new(false);
 struct FrameOut;
 
 impl FrameOut {
-    fn locked<T>(with: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<T>) -> io::Result<T> {
+    fn locked<T>(
+        with: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<T>,
+    ) -> io::Result<T> {
         let mut out = io::stdout().lock();
         if RESTORED.load(Ordering::SeqCst) {
             return Err(io::Error::other("the terminal has been restored"));

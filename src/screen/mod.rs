@@ -9,9 +9,9 @@
 pub mod cells;
 pub mod presenter;
 pub mod scroll;
-pub mod writer;
 #[cfg(test)]
 mod tests;
+pub mod writer;
 
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -56,9 +56,7 @@ impl Canvas {
             Err(never) => match never {},
         };
         let backend = self.terminal.backend();
-        let cursor = backend
-            .cursor_visible()
-            .then(|| backend.cursor_position());
+        let cursor = backend.cursor_visible().then(|| backend.cursor_position());
         Frame { buffer, cursor }
     }
 }

@@ -16,8 +16,8 @@ use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use ratatui::buffer::{Buffer, Cell, CellWidth};
 use ratatui::layout::Position;
 
-use super::{cells, scroll};
 use super::Frame;
+use super::{cells, scroll};
 
 /// What the terminal shows, and how to change it.
 #[derive(Debug, Default)]
@@ -113,7 +113,9 @@ fn expose_wide_damage(shown: &mut Buffer, next: &Buffer) {
         if new > 1 {
             let last = i + new - 1;
             if last < row_end && shown.content[last].cell_width() > 1 {
-                for j in last + 1..(last + usize::from(shown.content[last].cell_width())).min(row_end) {
+                for j in
+                    last + 1..(last + usize::from(shown.content[last].cell_width())).min(row_end)
+                {
                     shown.content[j] = unknown();
                 }
             }

@@ -111,12 +111,9 @@ pub fn find(shown: &Buffer, next: &Buffer) -> Option<Shift> {
             } else {
                 // Upward is downward with the rows numbered from the bottom.
                 let flip = |v: &[usize]| v.iter().rev().copied().collect::<Vec<_>>();
-                let (t, b, gain) = best_band(
-                    by.unsigned_abs(),
-                    &flip(&same),
-                    &flip(&blank),
-                    |r| moved(height - 1 - r),
-                );
+                let (t, b, gain) = best_band(by.unsigned_abs(), &flip(&same), &flip(&blank), |r| {
+                    moved(height - 1 - r)
+                });
                 (height - 1 - b, height - 1 - t, gain)
             };
             let shift = Shift {
@@ -148,7 +145,11 @@ fn candidates(old: &[&[Cell]], new: &[&[Cell]], old_hash: &[u64], new_hash: &[u6
     }
     let mut ranked: Vec<(isize, usize)> = votes.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    ranked.into_iter().take(CANDIDATES).map(|(d, _)| d).collect()
+    ranked
+        .into_iter()
+        .take(CANDIDATES)
+        .map(|(d, _)| d)
+        .collect()
 }
 
 /// For a downward shift by `by`: the region `top..=bottom` whose scrolling

@@ -27,8 +27,6 @@ struct Slot {
     closed: bool,
     /// The first write error; the thread stops at it.
     error: Option<io::Error>,
-    /// Frames written so far.
-    written: u64,
 }
 
 impl Slot {
@@ -90,15 +88,13 @@ impl FrameWriter {
         self.update(|slot| slot.bell = true)
     }
 
-    /// Frames written so far.
-    pub fn written(&self) -> u64 {
-        self.shared.lock().written
-    }
-
     fn update(&self, change: impl FnOnce(&mut Slot)) -> io::Result<()> {
         let mut slot = self.shared.lock();
         if let Some(e) = &slot.error {
-            return Err(io::Error::new(e.kind(), format!("writing to the terminal: {e}")));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("writing to the terminal: {e}"),
+            ));
         }
         change(&mut slot);
         self.shared.wake.notify_one();
@@ -124,7 +120,10 @@ fn write_frames(shared: &Shared, mut out: impl Write) {
         let (frame, repaint, bell) = {
             let mut slot = shared.lock();
             while !slot.has_work() && !slot.closed {
-                slot = shared.wake.wait(slot).unwrap_or_else(PoisonError::into_inner);
+                slot = shared
+                    .wake
+                    .wait(slot)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
             if !slot.has_work() {
                 return;
@@ -136,7 +135,6 @@ fn write_frames(shared: &Shared, mut out: impl Write) {
             presenter.invalidate();
         }
         bytes.clear();
-        let had_frame = frame.is_some();
         let written = frame
             .map_or(Ok(()), |f| presenter.present(&f, &mut bytes))
             .and_then(|()| {
@@ -146,13 +144,9 @@ fn write_frames(shared: &Shared, mut out: impl Write) {
                 out.write_all(&bytes)
             })
             .and_then(|()| out.flush());
-        let mut slot = shared.lock();
-        match written {
-            Ok(()) => slot.written += u64::from(had_frame),
-            Err(e) => {
-                slot.error = Some(e);
-                return;
-            }
+        if let Err(e) = written {
+            shared.lock().error = Some(e);
+            return;
         }
     }
 }
