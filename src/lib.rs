@@ -10,7 +10,8 @@
 //! - [`client`]: the gateway connection (subscribe, reconnect, resume, fail over).
 //! - [`app`]: the client state, changed by keys and server messages, no I/O.
 //! - [`ui`]: rendering, a pure function of the state.
-//! - [`term`] and [`run`]: the terminal and the event loop that ties them together.
+//! - [`term`] and [`run`]: the terminal and the event loop that ties them together;
+//!   [`screen`]: drawing frames to the terminal in few bytes.
 //! - [`tail`]: the headless `flowtape tail` for scripts.
 //! - [`export`] and [`format`]: CSV export and the text forms of fields.
 
@@ -21,6 +22,7 @@ pub mod export;
 pub mod format;
 pub mod keymap;
 pub mod run;
+pub mod screen;
 pub mod tail;
 pub mod term;
 pub mod theme;

@@ -6,7 +6,10 @@
 //! wake for every event: the client reads the socket once per frame interval
 //! and hands over a batch ([`client::run_paced`]); once a redraw is due, the
 //! loop stops listening to the client, sleeps until the frame's time, and
-//! then takes in everything that arrived meanwhile before drawing. SIGTERM
+//! then takes in everything that arrived meanwhile before drawing. Drawing
+//! never waits for the terminal: [`Term::draw`] hands the frame to a writer
+//! thread that skips to the newest frame when the output backs up (a slow
+//! SSH link), so frames never queue (see [`crate::screen`]). SIGTERM
 //! and SIGINT end the loop like `q` does, so the terminal is always
 //! restored. Logs go to a file, never to the screen.
 

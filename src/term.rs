@@ -3,34 +3,32 @@
 //! [`Term::enter`] takes the terminal and installs a panic hook that restores
 //! it before the panic message prints; dropping the [`Term`] restores it on
 //! every other exit path (quit, error, SIGTERM handled by the run loop).
-//! Frames are wrapped in synchronized-update codes so terminals, tmux and SSH
-//! show whole frames, never half-drawn ones.
+//! Frames are rendered in memory and written by a [`FrameWriter`] thread,
+//! which sends only what changed (scrolling rows that moved), wrapped in
+//! synchronized-update codes, and skips to the newest frame when the output
+//! backs up (see [`crate::screen`]).
 
-use std::io::{self, BufWriter, Stdout, Write};
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossterm::cursor::{Hide, Show};
 use crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, BeginSynchronizedUpdate, EndSynchronizedUpdate,
-    EnterAlternateScreen, LeaveAlternateScreen,
+    disable_raw_mode, enable_raw_mode, EndSynchronizedUpdate, EnterAlternateScreen,
+    LeaveAlternateScreen,
 };
 use crossterm::{execute, queue};
-use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
-use ratatui::{Terminal, TerminalOptions, Viewport};
 
 use crate::app::App;
+use crate::screen::writer::FrameWriter;
+use crate::screen::Canvas;
 use crate::ui::{self, Skin};
 
 /// The terminal in raw mode on the alternate screen.
 pub struct Term {
-    /// Buffered: a frame is thousands of small escape-code writes, which go
-    /// out as a few large writes when the frame is flushed.
-    terminal: Terminal<CrosstermBackend<BufWriter<Stdout>>>,
-    /// The screen's size, as of the start or the last [`Term::resize`]. The
-    /// viewport is fixed to it, so that drawing does not ask the terminal
-    /// for its size every frame (crossterm opens `/dev/tty` to ask); the run
-    /// loop calls [`Term::resize`] on every resize event.
-    area: Rect,
+    canvas: Canvas,
+    /// Always `Some` until dropped (taken to end the thread before restoring).
+    writer: Option<FrameWriter>,
 }
 
 /// The screen's size now.
@@ -39,14 +37,57 @@ fn screen() -> io::Result<Rect> {
     Ok(Rect::new(0, 0, width, height))
 }
 
-/// Room for a whole full-screen frame of escape codes.
-const FRAME_BUFFER: usize = 256 * 1024;
+/// The codes that give the terminal back: end a synchronized update left
+/// open, the whole screen as scroll region, plain colours, the main screen,
+/// the cursor.
+pub fn write_restore(out: &mut impl Write) -> io::Result<()> {
+    queue!(out, EndSynchronizedUpdate)?;
+    out.write_all(b"\x1b[r\x1b[0m")?;
+    queue!(out, LeaveAlternateScreen, Show)?;
+    out.flush()
+}
+
+/// Set when the terminal is given back, so that a frame still on its way
+/// (from the writer thread, as a panic restores the terminal) is not drawn
+/// over the main screen.
+static RESTORED: AtomicBool = AtomicBool::new(false);
+
+/// Standard output for frames: each frame is one locked write, refused once
+/// the terminal has been given back.
+struct FrameOut;
+
+impl FrameOut {
+    fn locked<T>(
+        with: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let mut out = io::stdout().lock();
+        if RESTORED.load(Ordering::SeqCst) {
+            return Err(io::Error::other("the terminal has been restored"));
+        }
+        with(&mut out)
+    }
+}
+
+impl Write for FrameOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        FrameOut::locked(|out| out.write(buf))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        FrameOut::locked(|out| out.write_all(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        FrameOut::locked(|out| out.flush())
+    }
+}
 
 /// Leaves raw mode and the alternate screen. Safe to call more than once.
 pub fn restore() -> io::Result<()> {
     let raw = disable_raw_mode();
-    let mut out = io::stdout();
-    let screen = execute!(out, EndSynchronizedUpdate, LeaveAlternateScreen, Show);
+    let mut out = io::stdout().lock();
+    RESTORED.store(true, Ordering::SeqCst);
+    let screen = write_restore(&mut out);
     raw.and(screen)
 }
 
@@ -61,57 +102,54 @@ fn install_panic_hook() {
 impl Term {
     pub fn enter() -> io::Result<Term> {
         install_panic_hook();
+        RESTORED.store(false, Ordering::SeqCst);
         enable_raw_mode()?;
-        let mut out = io::stdout();
-        if let Err(e) = execute!(out, EnterAlternateScreen, Hide) {
-            let _ = restore();
-            return Err(e);
-        }
-        let out = BufWriter::with_capacity(FRAME_BUFFER, out);
-        let start = screen().and_then(|area| {
-            let options = TerminalOptions {
-                viewport: Viewport::Fixed(area),
-            };
-            Ok((
-                Terminal::with_options(CrosstermBackend::new(out), options)?,
-                area,
-            ))
-        });
-        let (terminal, area) = start.inspect_err(|_| {
+        let start = execute!(io::stdout(), EnterAlternateScreen, Hide)
+            .and_then(|()| screen())
+            .and_then(|area| Ok((area, FrameWriter::spawn(FrameOut)?)));
+        let (area, writer) = start.inspect_err(|_| {
             let _ = restore();
         })?;
-        Ok(Term { terminal, area })
+        Ok(Term {
+            canvas: Canvas::new(area),
+            writer: Some(writer),
+        })
     }
 
     /// Rows and columns (as of the last resize).
     pub fn area(&self) -> io::Result<Rect> {
-        Ok(self.area)
+        Ok(self.canvas.area())
     }
 
-    /// Draws one frame inside a synchronized update.
+    fn writer(&self) -> io::Result<&FrameWriter> {
+        self.writer
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the terminal's writer has stopped"))
+    }
+
+    /// Renders one frame and hands it to the writer (which shows it as soon
+    /// as the terminal takes it, unless a newer frame comes first).
     pub fn draw(&mut self, app: &App, skin: &Skin) -> io::Result<()> {
-        queue!(self.terminal.backend_mut(), BeginSynchronizedUpdate)?;
-        let drawn = self.terminal.draw(|f| ui::draw(f, app, skin)).map(|_| ());
-        let end = execute!(self.terminal.backend_mut(), EndSynchronizedUpdate);
-        drawn.and(end)
+        let frame = self.canvas.render(|f| ui::draw(f, app, skin));
+        self.writer()?.submit(frame)
     }
 
     /// Picks up a new size at once (the next draw repaints everything).
     pub fn resize(&mut self) -> io::Result<()> {
-        self.area = screen()?;
-        self.terminal.resize(self.area)
+        self.canvas = Canvas::new(screen()?);
+        self.writer()?.repaint()
     }
 
     /// Rings the terminal bell.
     pub fn bell(&mut self) -> io::Result<()> {
-        let out = self.terminal.backend_mut();
-        out.write_all(b"\x07")?;
-        out.flush()
+        self.writer()?.bell()
     }
 }
 
 impl Drop for Term {
     fn drop(&mut self) {
+        // The writer's last frame goes out before the terminal is given back.
+        drop(self.writer.take());
         let _ = restore();
     }
 }

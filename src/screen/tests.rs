@@ -1,0 +1,514 @@
+//! The bytes the presenter writes, fed to a VT100/xterm screen model (the
+//! `vt100` crate): after every frame the model's screen must be the frame,
+//! symbol for symbol, with the same colours and modifiers.
+
+use std::io::{self, Write};
+use std::sync::mpsc;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::style::Colored;
+use ratatui::buffer::{Buffer, Cell};
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+
+use super::presenter::Presenter;
+use super::scroll::{self, Shift};
+use super::writer::FrameWriter;
+use super::{Canvas, Frame};
+use crate::app::testing::{app_with, config, event, push};
+use crate::app::App;
+use crate::theme::Theme;
+use crate::ui::{self, Skin};
+
+/// The colour the model shows for a ratatui colour, as crossterm sends it.
+fn model_colour(c: Color) -> vt100::Color {
+    if Colored::ansi_color_disabled_memoized() {
+        return vt100::Color::Default;
+    }
+    let idx = |i| vt100::Color::Idx(i);
+    match c {
+        Color::Reset => vt100::Color::Default,
+        Color::Black => idx(0),
+        Color::Red => idx(1),
+        Color::Green => idx(2),
+        Color::Yellow => idx(3),
+        Color::Blue => idx(4),
+        Color::Magenta => idx(5),
+        Color::Cyan => idx(6),
+        Color::Gray => idx(7),
+        Color::DarkGray => idx(8),
+        Color::LightRed => idx(9),
+        Color::LightGreen => idx(10),
+        Color::LightYellow => idx(11),
+        Color::LightBlue => idx(12),
+        Color::LightMagenta => idx(13),
+        Color::LightCyan => idx(14),
+        Color::White => idx(15),
+        Color::Indexed(i) => idx(i),
+        Color::Rgb(r, g, b) => vt100::Color::Rgb(r, g, b),
+    }
+}
+
+/// A terminal model of `rows` by `cols`, its cursor hidden as `Term::enter` leaves it.
+fn model(rows: u16, cols: u16) -> vt100::Parser {
+    let n = |v: u16| std::num::NonZeroU16::new(v).unwrap_or(std::num::NonZeroU16::MIN);
+    let mut model = vt100::Parser::new(n(rows), n(cols), 0);
+    model.process(b"\x1b[?25l");
+    model
+}
+
+/// Panics, naming the first cell where the model's screen is not `buf`.
+fn assert_screen(model: &vt100::Parser, buf: &Buffer, when: &str) {
+    let screen = model.screen();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            let got = screen
+                .cell(y, x)
+                .unwrap_or_else(|| panic!("{when}: no cell {x},{y} in the model"));
+            if got.is_wide_continuation() {
+                continue;
+            }
+            let want = &buf[(x, y)];
+            let symbol = if got.contents().is_empty() {
+                " "
+            } else {
+                got.contents()
+            };
+            let m = want.modifier;
+            let same = symbol == want.symbol()
+                && got.fgcolor() == model_colour(want.fg)
+                && got.bgcolor() == model_colour(want.bg)
+                && got.bold() == m.contains(Modifier::BOLD)
+                && got.dim() == m.contains(Modifier::DIM)
+                && got.italic() == m.contains(Modifier::ITALIC)
+                && got.underline() == m.contains(Modifier::UNDERLINED)
+                && got.inverse() == m.contains(Modifier::REVERSED);
+            assert!(
+                same,
+                "{when}: cell {x},{y}: the terminal shows {symbol:?} {:?}/{:?} \
+                 bold {} dim {} inverse {}, the frame has {want:?}\nscreen:\n{}",
+                got.fgcolor(),
+                got.bgcolor(),
+                got.bold(),
+                got.dim(),
+                got.inverse(),
+                screen.contents()
+            );
+        }
+    }
+}
+
+/// A terminal model with a presenter writing to it.
+struct Screen {
+    model: vt100::Parser,
+    presenter: Presenter,
+    /// Bytes of the last frame.
+    last: Vec<u8>,
+}
+
+impl Screen {
+    fn new(area: Rect) -> Screen {
+        Screen {
+            model: model(area.height, area.width),
+            presenter: Presenter::new(),
+            last: Vec::new(),
+        }
+    }
+
+    fn show(&mut self, frame: &Frame, when: &str) {
+        self.last.clear();
+        self.presenter
+            .present(frame, &mut self.last)
+            .unwrap_or_else(|e| panic!("{when}: {e}"));
+        self.model.process(&self.last);
+        assert_screen(&self.model, &frame.buffer, when);
+        let want = frame.cursor.map(|p| (p.y, p.x));
+        let screen = self.model.screen();
+        let got = (!screen.hide_cursor()).then(|| screen.cursor_position());
+        assert_eq!(got, want, "{when}: cursor");
+    }
+
+    fn scrolled(&self) -> bool {
+        let text = String::from_utf8_lossy(&self.last);
+        text.contains("L\x1b[r") || text.contains("M\x1b[r")
+    }
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+/// The app's frame on `canvas`, the tape fitted to it.
+fn render(canvas: &mut Canvas, app: &mut App, skin: &Skin) -> Frame {
+    app.set_page(ui::tape_rows(canvas.area(), app));
+    canvas.render(|f| ui::draw(f, app, skin))
+}
+
+/// Non-blank cells of a frame's row `y`.
+fn visible(buf: &Buffer, y: u16) -> usize {
+    (0..buf.area.width)
+        .filter(|x| buf[(*x, y)].symbol() != " ")
+        .count()
+}
+
+/// Rows arriving, the selection moving, popups opening and closing, the
+/// filter line's cursor, a resize: the terminal shows every frame exactly.
+fn run_session(theme: &str, side_panel: bool, area: Rect) {
+    let skin = Skin::new(Theme::builtin(theme).unwrap_or_default(), false);
+    let mut app = app_with(crate::app::AppConfig {
+        side_panel,
+        ..config()
+    });
+    let mut canvas = Canvas::new(area);
+    let mut screen = Screen::new(area);
+    let frame = render(&mut canvas, &mut app, &skin);
+    screen.show(&frame, "first frame");
+
+    let syms = ["MSFT", "GOOG", "NFLX", "SPY", "IWM", "AMZN"];
+    for (i, sym) in syms.iter().enumerate() {
+        push(&mut app, event(sym, 10 + i as i64));
+        let frame = render(&mut canvas, &mut app, &skin);
+        screen.show(&frame, &format!("row {sym} arrived"));
+        assert!(screen.scrolled(), "a new row scrolls the tape");
+    }
+    for i in 0..3 {
+        push(&mut app, event("XLF", 20 + i));
+    }
+    let frame = render(&mut canvas, &mut app, &skin);
+    screen.show(&frame, "three rows at once");
+
+    let steps: [(&str, KeyCode); 9] = [
+        ("selection down", KeyCode::Char('j')),
+        ("selection down again", KeyCode::Char('j')),
+        ("selection up", KeyCode::Char('k')),
+        ("help open", KeyCode::Char('?')),
+        ("help closed", KeyCode::Esc),
+        ("detail open", KeyCode::Enter),
+        ("detail closed", KeyCode::Esc),
+        ("filter line open", KeyCode::Char('/')),
+        ("filter typed", KeyCode::Char('p')),
+    ];
+    for (when, code) in steps {
+        app.on_key(key(code));
+        let frame = render(&mut canvas, &mut app, &skin);
+        screen.show(&frame, when);
+    }
+    app.on_key(key(KeyCode::Esc));
+    push(&mut app, event("DIA", 30));
+    let frame = render(&mut canvas, &mut app, &skin);
+    screen.show(&frame, "filter closed, a row arrived while scrolled down");
+
+    let smaller = Rect::new(0, 0, area.width - 7, area.height - 3);
+    canvas = Canvas::new(smaller);
+    screen.model = model(smaller.height, smaller.width);
+    // (A resized terminal keeps whatever it likes; the repaint must not care.)
+    screen.model.process(b"stale text");
+    let frame = render(&mut canvas, &mut app, &skin);
+    screen.show(&frame, "resized");
+    push(&mut app, event("QQQ", 31));
+    let frame = render(&mut canvas, &mut app, &skin);
+    screen.show(&frame, "row after resize");
+}
+
+#[test]
+fn the_terminal_shows_every_frame_with_the_side_panel() {
+    run_session("default", true, Rect::new(0, 0, 160, 30));
+}
+
+#[test]
+fn the_terminal_shows_every_frame_without_the_side_panel() {
+    run_session("default", false, Rect::new(0, 0, 120, 24));
+}
+
+#[test]
+fn the_terminal_shows_every_frame_in_the_no_color_skin() {
+    run_session("mono", true, Rect::new(0, 0, 200, 50));
+}
+
+/// Bytes ratatui's own diff on the crossterm backend sends for `frames`
+/// (the TUI's way before the presenter), for the last frame.
+fn old_way(frames: &[&Frame]) -> usize {
+    use ratatui::backend::{Backend, CrosstermBackend};
+    let mut shown = Buffer::empty(frames[0].buffer.area);
+    let mut last = Vec::new();
+    for f in frames {
+        last.clear();
+        let diff = shown.diff(&f.buffer);
+        CrosstermBackend::new(&mut last)
+            .draw(diff.into_iter())
+            .unwrap_or_else(|e| panic!("{e}"));
+        shown = f.buffer.clone();
+    }
+    last.len()
+}
+
+/// The bytes a new row costs at 200×50 without the side panel. The
+/// selection is on the newest row (live), so the old top row loses its
+/// highlight and is redrawn whole too: about two rows' worth, where
+/// ratatui's diff redraws the whole tape.
+#[test]
+fn a_new_row_costs_about_what_the_row_itself_costs() {
+    let skin = Skin::new(Theme::builtin("default").unwrap_or_default(), false);
+    let mut app = app_with(crate::app::AppConfig {
+        side_panel: false,
+        ..config()
+    });
+    let area = Rect::new(0, 0, 200, 50);
+    let mut canvas = Canvas::new(area);
+    let mut screen = Screen::new(area);
+    let before = render(&mut canvas, &mut app, &skin);
+    screen.show(&before, "first frame");
+    push(&mut app, event("MSFT", 10));
+    let after = render(&mut canvas, &mut app, &skin);
+    screen.show(&after, "a row arrived");
+    let tape_top = ui::layout(area, &app).tape.y + 1;
+    let row = visible(&after.buffer, tape_top);
+    let bytes = screen.last.len();
+    let old = old_way(&[&before, &after]);
+    assert!(
+        bytes <= 6 * row && bytes * 5 < old,
+        "a new row of {row} visible characters took {bytes} bytes (ratatui's diff: {old}): {:?}",
+        String::from_utf8_lossy(&screen.last)
+    );
+}
+
+/// A buffer of `rows` (text, colour) lines, `width` wide.
+fn lines(width: u16, rows: &[(&str, Color)]) -> Buffer {
+    let mut buf = Buffer::empty(Rect::new(0, 0, width, rows.len() as u16));
+    for (y, (text, colour)) in rows.iter().enumerate() {
+        buf.set_string(0, y as u16, text, Style::default().fg(*colour));
+    }
+    buf
+}
+
+fn frame(buffer: Buffer) -> Frame {
+    Frame {
+        buffer,
+        cursor: None,
+    }
+}
+
+#[test]
+fn a_band_moving_up_or_down_is_scrolled_and_the_rest_stays() {
+    let a = ("header that stays", Color::Yellow);
+    let rows = [
+        ("first row of the tape, long", Color::Green),
+        ("second row of the tape, long", Color::Red),
+        ("third row of the tape, long", Color::Cyan),
+        ("fourth row of the tape, long", Color::Blue),
+    ];
+    let foot = ("footer that stays", Color::Magenta);
+    let before = lines(40, &[a, rows[0], rows[1], rows[2], rows[3], foot]);
+    let down = lines(
+        40,
+        &[
+            a,
+            ("a new row", Color::White),
+            rows[0],
+            rows[1],
+            rows[2],
+            foot,
+        ],
+    );
+    let up = lines(
+        40,
+        &[a, rows[1], rows[2], rows[3], ("", Color::Reset), foot],
+    );
+    assert_eq!(
+        scroll::find(&before, &down),
+        Some(Shift {
+            top: 1,
+            bottom: 4,
+            by: 1
+        })
+    );
+    assert_eq!(
+        scroll::find(&before, &up),
+        Some(Shift {
+            top: 1,
+            bottom: 4,
+            by: -1
+        })
+    );
+    for (next, when) in [(down, "down"), (up, "up")] {
+        let mut screen = Screen::new(before.area);
+        screen.show(&frame(before.clone()), "before");
+        screen.show(&frame(next), when);
+        assert!(screen.scrolled(), "{when}: scrolled");
+    }
+}
+
+#[test]
+fn nothing_changed_sends_nothing() {
+    let buf = lines(20, &[("same", Color::Red), ("rows", Color::Blue)]);
+    let mut presenter = Presenter::new();
+    let mut out = Vec::new();
+    presenter
+        .present(&frame(buf.clone()), &mut out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.is_empty());
+    out.clear();
+    presenter
+        .present(&frame(buf), &mut out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.is_empty(), "sent {:?}", String::from_utf8_lossy(&out));
+}
+
+/// Random screens of wide and narrow text whose bands move, change and
+/// swap colours: the terminal always ends up showing the frame.
+#[test]
+fn random_frames_with_wide_characters_show_exactly() {
+    let mut rng = fastrand::Rng::with_seed(16);
+    let words = [
+        "株式",
+        "期権",
+        "abc",
+        "▲ up",
+        "★",
+        "x",
+        "流れ",
+        "  ",
+        "CALL",
+        "            ",
+    ];
+    let colours = [Color::Red, Color::Green, Color::Reset, Color::Indexed(208)];
+    let area = Rect::new(0, 0, 23, 12);
+    let random_row = |rng: &mut fastrand::Rng, buf: &mut Buffer, y: u16| {
+        for x in 0..area.width {
+            buf[(x, y)] = Cell::EMPTY;
+        }
+        let mut x = 0;
+        while x < area.width {
+            let word = words[rng.usize(..words.len())];
+            let style = Style::default()
+                .fg(colours[rng.usize(..colours.len())])
+                .bg(colours[rng.usize(..colours.len())]);
+            let style = if rng.bool() {
+                style.add_modifier(Modifier::BOLD)
+            } else {
+                style
+            };
+            let (next, _) = buf.set_stringn(x, y, word, usize::from(area.width - x), style);
+            x = next + 1;
+        }
+    };
+    let mut buf = Buffer::empty(area);
+    for y in 0..area.height {
+        random_row(&mut rng, &mut buf, y);
+    }
+    let mut screen = Screen::new(area);
+    screen.show(&frame(buf.clone()), "first");
+    for step in 0..300 {
+        let top = rng.u16(..area.height - 1);
+        let bottom = rng.u16(top + 1..area.height);
+        let by = rng.i16(1..=(bottom - top) as i16) * if rng.bool() { 1 } else { -1 };
+        Shift { top, bottom, by }.apply(&mut buf);
+        for _ in 0..rng.usize(..4) {
+            let y = rng.u16(..area.height);
+            random_row(&mut rng, &mut buf, y);
+        }
+        screen.show(&frame(buf.clone()), &format!("step {step}"));
+    }
+}
+
+/// The codes `Term` sends on exit give back the whole screen as scroll
+/// region (and the main screen and cursor), whatever was set before.
+#[test]
+fn the_restore_codes_reset_the_scroll_region() {
+    let mut model = model(5, 10);
+    model.process(b"\x1b[?1049h\x1b[?25l\x1b[2;3r");
+    let mut out = Vec::new();
+    crate::term::write_restore(&mut out).unwrap_or_else(|e| panic!("{e}"));
+    model.process(&out);
+    assert!(!model.screen().alternate_screen());
+    assert!(!model.screen().hide_cursor());
+    // With the whole screen as region, line feeds at the bottom scroll row 0 away.
+    model.process(b"\x1b[Htop\x1b[5;1H\n\n");
+    assert_ne!(model.screen().contents_between(0, 0, 0, 3), "top");
+    assert!(!String::from_utf8_lossy(&out).contains("\x1b[2;3r"));
+}
+
+/// A writer that blocks until the test lets it go, and tells when it is
+/// blocked.
+struct Gate {
+    entered: mpsc::Sender<()>,
+    open: mpsc::Receiver<()>,
+    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Write for Gate {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let _ = self.entered.send(());
+        self.open
+            .recv()
+            .map_err(|_| io::Error::other("the gate was dropped"))?;
+        self.bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_blocked_terminal_gets_the_newest_frame_not_a_backlog() {
+    let (entered_tx, entered) = mpsc::channel();
+    let (open, open_rx) = mpsc::channel();
+    let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = FrameWriter::spawn(Gate {
+        entered: entered_tx,
+        open: open_rx,
+        bytes: bytes.clone(),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let numbered = |n: usize| frame(lines(30, &[(&format!("frame {n}"), Color::Green)]));
+    writer.submit(numbered(1)).unwrap_or_else(|e| panic!("{e}"));
+    // The thread is now stuck writing frame 1, as over a stalled link.
+    entered.recv().unwrap_or_else(|e| panic!("{e}"));
+    for n in 2..=100 {
+        writer.submit(numbered(n)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Let every write through from now on.
+    for _ in 0..10 {
+        let _ = open.send(());
+    }
+    drop(writer);
+    let bytes = bytes.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let text = String::from_utf8_lossy(&bytes);
+    let frames = text.matches("\x1b[?2026h").count();
+    assert_eq!(frames, 2, "frame 1, then straight to frame 100: {text:?}");
+    let mut model = model(1, 30);
+    model.process(&bytes);
+    assert_eq!(model.screen().contents(), "frame 100");
+}
+
+#[test]
+fn a_failed_write_is_reported_by_the_next_submit() {
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let writer = FrameWriter::spawn(Broken).unwrap_or_else(|e| panic!("{e}"));
+    let f = frame(lines(10, &[("x", Color::Red)]));
+    writer.submit(f.clone()).unwrap_or_else(|e| panic!("{e}"));
+    // The thread stops at the error; a later submit tells of it.
+    let mut failed = None;
+    for _ in 0..1_000_000 {
+        if let Err(e) = writer.submit(f.clone()) {
+            failed = Some(e);
+            break;
+        }
+        std::thread::yield_now();
+    }
+    let e = failed.unwrap_or_else(|| panic!("the write error was never reported"));
+    assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+}
