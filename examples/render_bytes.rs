@@ -112,6 +112,8 @@ impl Run {
             fail_fast: false,
             keep_raw: false,
             trust: Default::default(),
+            // As the TUI asks, so the side panel changes as it does.
+            day_every: Some(client::DAY_EVERY),
         };
         let (_cmd_tx, cmd_rx) = mpsc::channel(16);
         let (ev_tx, events) = mpsc::channel(4_096);
