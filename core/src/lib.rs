@@ -4,6 +4,7 @@
 //! clock: callers pass "now" and the text of any table they load.
 //!
 //! - [`date`]: calendar dates and the New York market clock.
+//! - [`clock`]: times as users type them, and where they fall in the stream.
 //! - [`occ`]: option contracts and OCC/OSI symbols.
 //! - [`cursor`]: positions in the flow stream.
 //! - [`event`]: raw [`event::Print`]s and scored [`event::FlowEvent`]s (the public schema).
@@ -12,6 +13,7 @@
 //! - [`detect`]: flow detection — side, sweeps, blocks, tags, score.
 //! - [`protocol`]: the client wire protocol.
 
+pub mod clock;
 pub mod conditions;
 pub mod cursor;
 pub mod date;
