@@ -138,12 +138,7 @@ pub fn format_ny(at_ms: i64) -> String {
     let local = at_ms + new_york_offset_hours(at_ms) * MS_PER_HOUR;
     let date = Date::from_days_since_epoch(local.div_euclid(MS_PER_DAY));
     let s = local.rem_euclid(MS_PER_DAY) / MS_PER_SECOND;
-    format!(
-        "{date} {:02}:{:02}:{:02} ET",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    format!("{date} {:02}:{:02}:{:02} ET", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// The stream position just before the first event at or after `at_ms`:
@@ -176,9 +171,9 @@ impl Moment {
     pub fn parse(text: &str, now_ms: i64) -> Result<Moment, TimeError> {
         let t = text.trim();
         let digits = t.bytes().filter(|b| b.is_ascii_digit()).count();
-        let cursorish = t.split_once('-').map_or(digits >= 10 && digits == t.len(), |(ms, _)| {
-            ms.len() >= 10
-        });
+        let cursorish = t
+            .split_once('-')
+            .map_or(digits >= 10 && digits == t.len(), |(ms, _)| ms.len() >= 10);
         if cursorish {
             if let Ok(c) = t.parse::<Cursor>() {
                 let at_ms = i64::try_from(c.ms).unwrap_or(i64::MAX);
@@ -257,7 +252,10 @@ mod tests {
         assert_eq!(ok("2026-12-04", now), utc(2026, 12, 4, 5, 0, 0));
         assert_eq!(ok("2026-12-04 10:30", now), utc(2026, 12, 4, 15, 30, 0));
         assert_eq!(ok("2026-07-01 10:30", now), utc(2026, 7, 1, 14, 30, 0));
-        assert_eq!(ok("2026-12-04 10:30:05 UTC", now), utc(2026, 12, 4, 10, 30, 5));
+        assert_eq!(
+            ok("2026-12-04 10:30:05 UTC", now),
+            utc(2026, 12, 4, 10, 30, 5)
+        );
     }
 
     #[test]
@@ -284,8 +282,20 @@ mod tests {
     fn bad_input_says_what_is_accepted() {
         let now = utc(NOW.0, NOW.1, NOW.2, 18, 0, 0);
         for bad in [
-            "", "   ", "10", "25:00", "10:60", "10:30:61", "10:30 PST", "1030", "10:3x",
-            "2026-13-01", "2026-12-04 10:30 extra", "yesterday", "10:30:15:01", "-1:30",
+            "",
+            "   ",
+            "10",
+            "25:00",
+            "10:60",
+            "10:30:61",
+            "10:30 PST",
+            "1030",
+            "10:3x",
+            "2026-13-01",
+            "2026-12-04 10:30 extra",
+            "yesterday",
+            "10:30:15:01",
+            "-1:30",
             "1:2:3 Z Z",
         ] {
             match parse_time(bad, now) {
@@ -342,7 +352,13 @@ mod tests {
 
     #[test]
     fn new_york_wall_time_is_formatted() {
-        assert_eq!(format_ny(utc(2026, 12, 7, 15, 30, 5)), "2026-12-07 10:30:05 ET");
-        assert_eq!(format_ny(utc(2026, 7, 1, 4, 0, 0)), "2026-07-01 00:00:00 ET");
+        assert_eq!(
+            format_ny(utc(2026, 12, 7, 15, 30, 5)),
+            "2026-12-07 10:30:05 ET"
+        );
+        assert_eq!(
+            format_ny(utc(2026, 7, 1, 4, 0, 0)),
+            "2026-07-01 00:00:00 ET"
+        );
     }
 }
