@@ -38,6 +38,7 @@ mod budget;
 pub mod config;
 mod delivery;
 mod handshake;
+mod history;
 mod hub;
 mod mailbox;
 pub mod metrics;

@@ -34,6 +34,7 @@ use super::auth::Entitlement;
 use super::budget::MemoryBudget;
 use super::config::GatewayConfig;
 use super::delivery::bus_call;
+use super::history::Pages;
 use super::hub::{loss_status, CatchUp, LiveEnd, LiveRx, Tap};
 use super::mailbox;
 use super::metrics::GatewayMetrics;
@@ -250,15 +251,17 @@ fn parse_command(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
         Some(_) => return Err((ErrorCode::BadField, "\"op\" must be a string".into())),
         None => return Err((ErrorCode::BadField, "missing \"op\"".into())),
     };
-    if !matches!(op.as_str(), "subscribe" | "filter" | "ping") {
+    if !matches!(op.as_str(), "subscribe" | "filter" | "ping" | "history") {
         return Err((
             ErrorCode::UnknownOp,
-            format!("unknown op {op:?}; the ops are subscribe, filter and ping"),
+            format!("unknown op {op:?}; the ops are subscribe, filter, history and ping"),
         ));
     }
-    if let Some(serde_json::Value::String(since)) = object.get("since") {
-        if let Err(e) = since.parse::<Cursor>() {
-            return Err((ErrorCode::BadCursor, e.to_string()));
+    for field in ["since", "before", "after"] {
+        if let Some(serde_json::Value::String(cursor)) = object.get(field) {
+            if let Err(e) = cursor.parse::<Cursor>() {
+                return Err((ErrorCode::BadCursor, format!("{field}: {e}")));
+            }
         }
     }
     serde_json::from_value(value).map_err(|e| (ErrorCode::BadField, format!("{op}: {e}")))
@@ -298,10 +301,13 @@ pub(super) struct Session {
     /// How many of the losses the hub found this client has been told of.
     told: u64,
     live: Option<LiveRx>,
+    /// Its `history` requests' rate limit.
+    pub(super) pages: Pages,
 }
 
 impl Session {
     fn new(ctx: Context, out: Outbox) -> Session {
+        let pages = Pages::new(&ctx.config, Instant::now());
         Session {
             ctx,
             out,
@@ -309,6 +315,7 @@ impl Session {
             cursor: Cursor::ZERO,
             told: 0,
             live: None,
+            pages,
         }
     }
 
@@ -391,6 +398,7 @@ impl Session {
                 }
                 Ok(())
             }
+            ClientMessage::History(request) => self.history(request).await,
             // The reader answers pings itself.
             ClientMessage::Ping => Ok(()),
         }
