@@ -187,7 +187,7 @@ impl Resubscriber {
     fn send(&mut self, filter: String) {
         self.unsent = match self.tx.try_send(ClientCommand::Resubscribe(filter)) {
             Err(mpsc::error::TrySendError::Full(ClientCommand::Resubscribe(f))) => Some(f),
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+            _ => None,
         };
     }
 

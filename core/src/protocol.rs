@@ -64,7 +64,7 @@ pub enum ClientMessage {
 }
 
 /// A `history` request: exactly one of `before` and `after`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryRequest {
     /// The newest matching events strictly before this cursor.

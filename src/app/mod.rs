@@ -503,6 +503,7 @@ impl App {
                 None
             }
             ServerMessage::Pong => None,
+            ServerMessage::Page { .. } => None,
         }
     }
 

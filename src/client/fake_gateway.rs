@@ -203,6 +203,8 @@ async fn serve(
                     ))
                     .await;
             }
+            // History is tested against the real gateway (`tests/history.rs`).
+            ClientMessage::History(_) => {}
             ClientMessage::Filter { .. } => {}
         }
     }
