@@ -12,6 +12,7 @@
 //! line until `Esc` or [`LOSS_TTL_MS`].
 
 pub mod editor;
+pub mod history;
 mod rescope;
 pub mod scope;
 pub mod stats;
@@ -23,12 +24,13 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use flowtape_core::cursor::Cursor;
 use flowtape_core::event::FlowEvent;
 use flowtape_core::filter::{Filter, Presets};
-use flowtape_core::protocol::{FeedStatus, LostRange, ServerMessage};
+use flowtape_core::protocol::{FeedStatus, HistoryRequest, LostRange, ServerMessage};
 
 use crate::client::{ClientEvent, Received};
 use crate::config::{AlertRule, WatchlistConfig};
 use crate::keymap::{Action, Keymap};
 use editor::LineEditor;
+use history::{Past, TimePrompt};
 use scope::{Focus, Scope, Toggles, View};
 use stats::RateMeter;
 use tape::{Entry, Tape};
@@ -55,6 +57,8 @@ pub enum Effect {
         lists: Vec<WatchlistConfig>,
         done: String,
     },
+    /// Ask the gateway for a page of history ([`history`]).
+    History(HistoryRequest),
 }
 
 /// The connection as the status line shows it.
@@ -130,6 +134,8 @@ pub enum Mode {
     },
     Filter(FilterLine),
     Watchlists(WatchEditor),
+    /// The jump-to-time prompt.
+    TimePrompt(TimePrompt),
 }
 
 /// What [`App::new`] needs.
@@ -187,6 +193,8 @@ pub struct App {
     pub loss: Option<Loss>,
     rate: RateMeter,
     now_ms: i64,
+    /// Scroll-back and time travel.
+    past: Past,
 }
 
 impl App {
@@ -228,6 +236,7 @@ impl App {
             loss: None,
             rate: RateMeter::default(),
             now_ms,
+            past: Past::new(cfg.buffer_size),
         }
     }
 
@@ -280,15 +289,15 @@ impl App {
     /// Rows the tape displays (the frozen part of the view while paused).
     pub fn displayed_len(&self) -> usize {
         match self.paused_at {
-            Some(at) => self.tape.view_len_upto(at),
-            None => self.tape.view_len(),
+            Some(at) => self.shown().view_len_upto(at),
+            None => self.shown().view_len(),
         }
     }
 
     /// The displayed row `i` from the top, with its cursor.
     pub fn row(&self, i: usize) -> Option<(Cursor, &Entry)> {
-        let cursor = self.tape.view_from_top(self.displayed_len(), i)?;
-        self.tape.get(cursor).map(|e| (cursor, e))
+        let cursor = self.shown().view_from_top(self.displayed_len(), i)?;
+        self.shown().get(cursor).map(|e| (cursor, e))
     }
 
     pub fn selected(&self) -> usize {
@@ -418,11 +427,18 @@ impl App {
             }
             ClientEvent::Subscribed { filter, resumed } => {
                 self.replaying = true;
+                self.past.forget_requests();
+                if !resumed {
+                    // A new scope: what was read back belongs to the old one.
+                    self.end_travel();
+                    self.past.live = history::Pager::default();
+                }
                 self.floor_pending = !resumed && filter == self.subscribed;
                 None
             }
             ClientEvent::Disconnected { server, reason } => {
                 tracing::warn!(%server, %reason, "disconnected");
+                self.past.forget_requests();
                 let since_ms = match self.conn {
                     Conn::Reconnecting { since_ms, .. } => since_ms,
                     _ => now_ms,
@@ -466,10 +482,13 @@ impl App {
                 notice,
                 lost,
                 live,
-                ..
+                retention,
             } => {
                 if let Some(f) = feed {
                     self.feed = Some(f);
+                }
+                if let Some(r) = retention {
+                    self.past.retention_s = r.max_age_s;
                 }
                 match lost {
                     // The status line shows it; the notice says the same.
@@ -503,7 +522,22 @@ impl App {
                 None
             }
             ServerMessage::Pong => None,
-            ServerMessage::Page { .. } => None,
+            ServerMessage::Page {
+                id,
+                events,
+                more,
+                next,
+                notice,
+            } => {
+                self.on_page(history::PageIn {
+                    id,
+                    events,
+                    more,
+                    next,
+                    notice,
+                });
+                None
+            }
         }
     }
 
@@ -575,7 +609,7 @@ impl App {
             None => true,
             Some((cursor, row)) => {
                 match self
-                    .tape
+                    .shown()
                     .view_position_from_top(self.displayed_len(), cursor)
                 {
                     Some(i) => {
@@ -636,6 +670,7 @@ impl App {
             }
             Mode::Filter(line) => self.on_filter_key(line, &key).into_iter().collect(),
             Mode::Watchlists(ed) => self.on_watch_key(ed, &key),
+            Mode::TimePrompt(prompt) => self.on_time_key(prompt, &key).into_iter().collect(),
         }
     }
 
@@ -656,6 +691,7 @@ impl App {
                 None
             }
             Action::Live => {
+                self.end_travel();
                 self.paused_at = None;
                 self.sel = 0;
                 self.offset = 0;
@@ -668,6 +704,10 @@ impl App {
             Action::PageDown => self.move_by(self.page as i64),
             Action::PageUp => self.move_by(-(self.page as i64)),
             Action::Top => {
+                if self.travelling_from().is_none() {
+                    // At the live edge: the scroll-back's extra room goes.
+                    self.end_travel();
+                }
                 self.sel = 0;
                 self.offset = 0;
                 None
@@ -726,6 +766,10 @@ impl App {
                 self.side_panel = !self.side_panel;
                 None
             }
+            Action::TimeTravel => {
+                self.open_time_prompt();
+                None
+            }
         };
         effect.into_iter().collect()
     }
@@ -735,13 +779,20 @@ impl App {
         if len == 0 {
             self.sel = 0;
             self.offset = 0;
-            return None;
+            return (delta > 0).then(|| self.page_back()).flatten();
         }
-        let target = (self.sel as i64)
-            .saturating_add(delta)
-            .clamp(0, len as i64 - 1);
+        let wanted = (self.sel as i64).saturating_add(delta);
+        let target = wanted.clamp(0, len as i64 - 1);
         self.sel = target as usize;
         self.scroll_to_selection();
+        // Past the oldest row: older history; past the newest while time
+        // travelling: newer.
+        if wanted > target || (delta > 0 && target == len as i64 - 1) {
+            return self.page_back();
+        }
+        if wanted < 0 {
+            return self.page_forward();
+        }
         None
     }
 
