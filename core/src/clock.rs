@@ -18,8 +18,7 @@ const MS_PER_HOUR: i64 = 3_600_000;
 const MS_PER_DAY: i64 = 86_400_000;
 
 /// The forms [`parse_time`] accepts, for error messages and help.
-pub const TIME_FORMS: &str =
-    "HH:MM, HH:MM:SS, YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS], optionally followed by ET, UTC or Z";
+pub const TIME_FORMS: &str = "HH:MM[:SS] or YYYY-MM-DD [HH:MM[:SS]], then ET (default), UTC or Z";
 
 /// Why a typed time was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

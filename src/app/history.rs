@@ -158,7 +158,7 @@ impl App {
     pub fn travel_marker(&self) -> Option<&'static str> {
         match &self.past.travel.as_ref()?.forward {
             Edge::Loading(_) => Some("loading newer…"),
-            Edge::End => Some("caught up with live: Esc for the live tape"),
+            Edge::End => Some("caught up with live"),
             Edge::Idle | Edge::Full => None,
         }
     }
@@ -337,5 +337,210 @@ impl App {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use flowtape_core::protocol::{Retention, ServerMessage};
+
+    use super::*;
+    use crate::app::testing::{app, event, history_page as page, push, t0};
+    use crate::client::ClientEvent;
+
+    fn key(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    fn code(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    /// The one history request among `effects`.
+    fn request(effects: &[Effect]) -> HistoryRequest {
+        match effects {
+            [Effect::History(r)] => r.clone(),
+            other => panic!("not one history request: {other:?}"),
+        }
+    }
+
+    fn retention(app: &mut App, max_age_s: u64) {
+        let now = app.now_ms();
+        let status = ServerMessage::Status {
+            feed: None,
+            retention: Some(Retention {
+                max_events: 1_000_000,
+                max_age_s,
+                oldest: None,
+                max_backfill: 5_000,
+            }),
+            notice: None,
+            lost: None,
+            live: false,
+        };
+        app.on_client(ClientEvent::Server(Box::new(status)), now);
+    }
+
+    fn cursors(app: &App) -> Vec<Cursor> {
+        (0..app.displayed_len())
+            .filter_map(|i| app.row(i).map(|(c, _)| c))
+            .collect()
+    }
+
+    fn selected(app: &App) -> Option<Cursor> {
+        app.selected_entry().map(|(c, _)| c)
+    }
+
+    #[test]
+    fn scrolling_past_the_oldest_row_pages_back_without_gap_or_duplicate() {
+        let mut a = app();
+        retention(&mut a, 86_400);
+        let oldest = cursors(&a).last().copied().unwrap_or_default();
+        // To the bottom: the page before the oldest row is asked for.
+        let r = request(&a.on_key(key('G')));
+        assert_eq!(r.before, Some(oldest));
+        assert_eq!((r.after, r.limit, r.filter), (None, Some(PAGE), None));
+        let id = r.id.clone().unwrap_or_default();
+        assert_eq!(a.history_marker().as_deref(), Some("loading older…"));
+        // Only one request per edge in flight.
+        assert!(a.on_key(key('j')).is_empty());
+        // Live events keep coming at the top; the selection stays put.
+        push(&mut a, event("LIVE", 20));
+        assert_eq!(selected(&a), Some(oldest));
+        // The page: two older events and one already held (no duplicate).
+        let next = Cursor::new(t0() as u64 - 60_000, 0);
+        let older = vec![event("OLD", -30), event("OLD", -10), event("LIVE", 20)];
+        let now = a.now_ms();
+        a.on_client(page(&id, older, true, Some(next)), now);
+        assert_eq!(a.history_marker(), None);
+        assert_eq!(selected(&a), Some(oldest), "the page went below");
+        let all = cursors(&a);
+        assert_eq!(all.len(), 8 + 1 + 2);
+        assert!(
+            all.windows(2).all(|w| w[0] > w[1]),
+            "newest first, once each"
+        );
+        assert_eq!(all[all.len() - 1], Cursor::new(t0() as u64 - 30_000, 0));
+        // A stale page (another id) changes nothing.
+        a.on_client(page("h999", vec![event("STALE", -40)], true, None), now);
+        assert_eq!(cursors(&a), all);
+        // Down to the new bottom: the next page starts where the last stopped.
+        let r = request(&a.on_key(key('G')));
+        assert_eq!(r.before, Some(next));
+        let id = r.id.unwrap_or_default();
+        a.on_client(page(&id, Vec::new(), false, None), now);
+        assert_eq!(
+            a.history_marker().as_deref(),
+            Some("start of the stream's history (retention 24 h)")
+        );
+        assert!(a.on_key(key('j')).is_empty(), "nothing older to ask for");
+        // Back to live: the scroll-back's extra room goes.
+        a.on_key(code(KeyCode::Esc));
+        assert_eq!(a.tape().capacity(), 1_000);
+        assert_eq!(a.selected(), 0);
+    }
+
+    #[test]
+    fn a_new_scope_or_a_dropped_link_forgets_the_request_in_flight() {
+        let mut a = app();
+        let id = request(&a.on_key(key('G'))).id.unwrap_or_default();
+        let now = a.now_ms();
+        a.on_client(
+            ClientEvent::Disconnected {
+                server: "ws://x".into(),
+                reason: "gone".into(),
+            },
+            now,
+        );
+        assert_eq!(a.history_marker(), None);
+        // Its answer, should it come, is not taken.
+        a.on_client(page(&id, vec![event("OLD", -30)], true, None), now);
+        assert_eq!(cursors(&a).len(), 8);
+    }
+
+    #[test]
+    fn jump_to_time_reads_the_scope_from_then_and_esc_goes_back_to_live() {
+        let mut a = app();
+        // Now is 10:15:09 ET; a bad time keeps the text and says why.
+        a.on_key(key('t'));
+        for c in "25:00".chars() {
+            a.on_key(key(c));
+        }
+        assert!(a.on_key(code(KeyCode::Enter)).is_empty());
+        let Mode::TimePrompt(p) = &a.mode else {
+            panic!("the prompt closed")
+        };
+        assert_eq!(p.editor.text(), "25:00");
+        assert!(
+            p.error.as_deref().is_some_and(|e| e.contains("HH:MM")),
+            "{p:?}"
+        );
+        // A time in the future says so.
+        for _ in 0..5 {
+            a.on_key(code(KeyCode::Backspace));
+        }
+        for c in "10:16".chars() {
+            a.on_key(key(c));
+        }
+        a.on_key(code(KeyCode::Enter));
+        let Mode::TimePrompt(p) = &a.mode else {
+            panic!("the prompt closed")
+        };
+        assert!(p
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("in the future")));
+        // 10:14: the page after the position just before 10:14:00.
+        for _ in 0..5 {
+            a.on_key(code(KeyCode::Backspace));
+        }
+        for c in "10:14".chars() {
+            a.on_key(key(c));
+        }
+        let r = request(&a.on_key(code(KeyCode::Enter)));
+        let at = t0() - 60_000;
+        assert_eq!(r.after, Some(position_before(at)));
+        assert_eq!(a.mode, Mode::Tape);
+        assert_eq!(a.travelling_from(), Some(at));
+        let now = a.now_ms();
+        let from_then = vec![event("T1", -60), event("T2", -50), event("T3", -40)];
+        let next = Cursor::new((t0() - 40_000) as u64, 0);
+        a.on_client(
+            page(r.id.as_deref().unwrap_or(""), from_then, true, Some(next)),
+            now,
+        );
+        let rows: Vec<String> = (0..a.displayed_len())
+            .filter_map(|i| a.row(i).map(|(_, e)| e.event.sym.clone()))
+            .collect();
+        assert_eq!(rows, ["T3", "T2", "T1"]);
+        assert_eq!(a.selected(), 2, "starting at the time asked for");
+        // Live events go to the live tape, not this one.
+        push(&mut a, event("LIVE", 20));
+        assert_eq!(a.displayed_len(), 3);
+        // Up past the newest row: the next page forwards.
+        for _ in 0..2 {
+            assert!(a.on_key(key('k')).is_empty());
+        }
+        let r = request(&a.on_key(key('k')));
+        assert_eq!(r.after, Some(next));
+        a.on_client(
+            page(
+                r.id.as_deref().unwrap_or(""),
+                vec![event("T4", -30)],
+                false,
+                None,
+            ),
+            now,
+        );
+        assert_eq!(a.displayed_len(), 4);
+        assert_eq!(a.travel_marker(), Some("caught up with live"));
+        // Esc: the live tape, with what came meanwhile.
+        a.on_key(code(KeyCode::Esc));
+        assert_eq!(a.travelling_from(), None);
+        assert_eq!(
+            a.row(0).map(|(_, e)| e.event.sym.clone()).as_deref(),
+            Some("LIVE")
+        );
     }
 }

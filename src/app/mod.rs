@@ -246,8 +246,9 @@ impl App {
         self.now_ms
     }
 
+    /// The tape on screen: the live one, or the one read from a time.
     pub fn tape(&self) -> &Tape {
-        &self.tape
+        self.shown()
     }
 
     pub fn filter_text(&self) -> &str {

@@ -82,9 +82,93 @@ pub fn status(app: &App, skin: &Skin) -> Option<Span<'static>> {
     };
     let tail = app
         .travel_marker()
-        .map_or(String::new(), |m| format!(", {m}"));
+        .map_or(String::new(), |m| format!("; {m}"));
     Some(Span::styled(
         format!("FROM {when} (Esc for live{tail})"),
         skin.theme.warn().add_modifier(Modifier::REVERSED),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use flowtape_core::cursor::Cursor;
+
+    use super::super::tests::{key, live_app, render, skin, text};
+    use crate::app::testing::{event, history_page, t0};
+    use crate::app::Effect;
+
+    fn request_id(effects: &[Effect]) -> String {
+        match effects {
+            [Effect::History(r)] => r.id.clone().unwrap_or_default(),
+            other => panic!("not one history request: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_scroll_back_page_arrives_below_the_oldest_row() {
+        let mut a = live_app();
+        let s = skin("default", false);
+        let id = request_id(&a.on_key(key('G')));
+        let before = text(&render(&mut a, &s, 120, 14));
+        assert!(before.contains("── loading older… ──"), "{before}");
+        insta::assert_snapshot!("scroll_back_loading", before);
+        let now = a.now_ms();
+        let next = Cursor::new(t0() as u64 - 40_000, 0);
+        a.on_client(
+            history_page(
+                &id,
+                vec![event("OLD1", -30), event("OLD2", -20)],
+                true,
+                Some(next),
+            ),
+            now,
+        );
+        let after = text(&render(&mut a, &s, 120, 14));
+        assert!(!after.contains("loading older"), "{after}");
+        insta::assert_snapshot!("scroll_back_page_arrived", after);
+        // The last page: the start of the stream's history.
+        let id = request_id(&a.on_key(key('G')));
+        a.on_client(history_page(&id, Vec::new(), false, None), now);
+        let end = text(&render(&mut a, &s, 120, 16));
+        assert!(end.contains("── start of the stream's history ──"), "{end}");
+    }
+
+    #[test]
+    fn the_jump_to_time_prompt_and_its_error() {
+        let mut a = live_app();
+        let s = skin("default", false);
+        a.on_key(key('t'));
+        for c in "10:1".chars() {
+            a.on_key(key(c));
+        }
+        let prompt = text(&render(&mut a, &s, 120, 14));
+        assert!(prompt.contains("Jump to time (NY): 10:1"), "{prompt}");
+        insta::assert_snapshot!("time_prompt", prompt);
+        a.on_key(key('x'));
+        a.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        let error = text(&render(&mut a, &s, 120, 14));
+        assert!(error.contains("\"10:1x\" is not a time"), "{error}");
+        insta::assert_snapshot!("time_prompt_error", error);
+        // Fixed: the tape from then, and the status line says so.
+        a.on_key(KeyEvent::new(KeyCode::Backspace, KeyModifiers::NONE));
+        a.on_key(key('4'));
+        let id = request_id(&a.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+        let now = a.now_ms();
+        a.on_client(
+            history_page(
+                &id,
+                vec![event("T1", -60), event("T2", -50)],
+                true,
+                Some(Cursor::new(t0() as u64 - 50_000, 0)),
+            ),
+            now,
+        );
+        let travel = text(&render(&mut a, &s, 160, 10));
+        assert!(
+            travel.contains("FROM 10:14:00 ET (Esc for live)"),
+            "{travel}"
+        );
+        insta::assert_snapshot!("time_travel", travel);
+    }
 }
