@@ -220,7 +220,9 @@ impl App {
     pub(super) fn end_travel(&mut self) {
         self.past.travel = None;
         self.tape.set_capacity(self.past.base_cap);
-        if self.past.live.edge == Edge::Full {
+        // Cut to size, the tape no longer reaches the start (or the bound).
+        let cut = self.tape.len() > self.past.base_cap;
+        if self.past.live.edge == Edge::Full || (cut && self.past.live.edge == Edge::End) {
             self.past.live.edge = Edge::Idle;
         }
     }
@@ -542,5 +544,18 @@ mod tests {
             a.row(0).map(|(_, e)| e.event.sym.clone()).as_deref(),
             Some("LIVE")
         );
+    }
+
+    #[test]
+    fn t_is_in_the_keymap_and_can_be_moved() {
+        use crate::keymap::{Action, Keymap};
+        assert_eq!(
+            Keymap::default().action(&key('t')),
+            Some(Action::TimeTravel)
+        );
+        let overrides = [("time_travel".to_string(), vec!["T".to_string()])].into();
+        let moved = Keymap::with_overrides(&overrides).unwrap_or_default();
+        assert_eq!(moved.action(&key('T')), Some(Action::TimeTravel));
+        assert_eq!(moved.action(&key('t')), None);
     }
 }
