@@ -164,23 +164,17 @@ pub enum Moment {
 }
 
 impl Moment {
-    /// Reads a cursor (`<ms>-<seq>`, or `<ms>` with 10 or more digits) or a
-    /// time ([`parse_time`]), as of `now_ms`. A time or a cursor after
+    /// Reads a cursor (`<ms>-<seq>`, or `<ms>`) or a time ([`parse_time`]), as of `now_ms`. A time or a cursor after
     /// `now_ms` is refused.
     pub fn parse(text: &str, now_ms: i64) -> Result<Moment, TimeError> {
         let t = text.trim();
-        let digits = t.bytes().filter(|b| b.is_ascii_digit()).count();
-        let cursorish = t
-            .split_once('-')
-            .map_or(digits >= 10 && digits == t.len(), |(ms, _)| ms.len() >= 10);
-        if cursorish {
-            if let Ok(c) = t.parse::<Cursor>() {
-                let at_ms = i64::try_from(c.ms).unwrap_or(i64::MAX);
-                if at_ms > now_ms {
-                    return Err(TimeError::Future { at_ms, now_ms });
-                }
-                return Ok(Moment::Cursor(c));
+        // No time form parses as a cursor: times have a `:`, dates two `-`.
+        if let Ok(c) = t.parse::<Cursor>() {
+            let at_ms = i64::try_from(c.ms).unwrap_or(i64::MAX);
+            if at_ms > now_ms {
+                return Err(TimeError::Future { at_ms, now_ms });
             }
+            return Ok(Moment::Cursor(c));
         }
         parse_time(t, now_ms).map(Moment::Time)
     }
@@ -328,6 +322,8 @@ mod tests {
         let now = utc(NOW.0, NOW.1, NOW.2, 18, 0, 0);
         let c = Cursor::new(now as u64 - 5, 3);
         assert_eq!(Moment::parse(&c.to_string(), now), Ok(Moment::Cursor(c)));
+        // The stream's very start, as scripts write it.
+        assert_eq!(Moment::parse("0-0", now), Ok(Moment::Cursor(Cursor::ZERO)));
         assert_eq!(
             Moment::parse(&(now - 5).to_string(), now),
             Ok(Moment::Cursor(Cursor::new(now as u64 - 5, 0)))

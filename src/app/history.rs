@@ -17,7 +17,7 @@
 
 use flowtape_core::clock::{format_ny, parse_time, position_at, position_before};
 use flowtape_core::cursor::Cursor;
-use flowtape_core::protocol::{EventItem, HistoryRequest};
+use flowtape_core::protocol::{ErrorCode, EventItem, HistoryRequest};
 
 use super::editor::LineEditor;
 use super::tape::{Entry, Tape};
@@ -109,6 +109,18 @@ impl Past {
             reset(&mut t.forward);
         }
     }
+}
+
+/// Whether an error with `code` may be the answer to a page request (it
+/// carries no id): the requests in flight are then forgotten.
+pub fn refuses_a_page(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::BadHistory
+            | ErrorCode::BadCursor
+            | ErrorCode::HistoryUnavailable
+            | ErrorCode::RateLimited
+    )
 }
 
 /// A page as the app receives it.
@@ -557,5 +569,26 @@ mod tests {
         let moved = Keymap::with_overrides(&overrides).unwrap_or_default();
         assert_eq!(moved.action(&key('T')), Some(Action::TimeTravel));
         assert_eq!(moved.action(&key('t')), None);
+    }
+
+    #[test]
+    fn a_refused_page_can_be_asked_for_again() {
+        let mut a = app();
+        assert!(matches!(
+            a.on_key(key('G')).as_slice(),
+            [Effect::History(_)]
+        ));
+        assert!(a.on_key(key('j')).is_empty(), "one in flight");
+        let refusal = ServerMessage::Error {
+            code: ErrorCode::HistoryUnavailable,
+            message: "the event store is unavailable; ask for the page again shortly".into(),
+        };
+        let now = a.now_ms();
+        a.on_client(ClientEvent::Server(Box::new(refusal)), now);
+        assert_eq!(a.history_marker(), None);
+        assert!(matches!(
+            a.on_key(key('j')).as_slice(),
+            [Effect::History(_)]
+        ));
     }
 }

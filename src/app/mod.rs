@@ -519,6 +519,10 @@ impl App {
                 None
             }
             ServerMessage::Error { code, message } => {
+                if history::refuses_a_page(code) {
+                    // Asked again when the user next reaches that edge.
+                    self.past.forget_requests();
+                }
                 self.error(format!("server: {message} ({code:?})"));
                 None
             }

@@ -3,7 +3,8 @@
 //!
 //! - The reader reads client frames, applies the rate limit, answers `ping`
 //!   and every kind of bad input with a `pong` or an `error` frame, and
-//!   passes `subscribe` and `filter` to the session.
+//!   passes `subscribe`, `filter` and `history` to the session (which
+//!   answers `history` with a page, [`super::history`]).
 //! - The session owns the filter and the cursor (the newest stream id the
 //!   client's stream has covered). On `subscribe` it sends the history the
 //!   client asked for ([`super::replay`]), then catches up from its cursor to
