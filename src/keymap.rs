@@ -85,7 +85,12 @@ actions! {
     Export => "export", "Export the filtered tape to CSV", ["e"], "export";
     SidePanel => "side_panel", "Show or hide the side panel", ["a"], "panel";
     DayPanel => "day_panel", "Side panel: the day's tickers, then its top contracts", ["d"], "";
+    TimeTravel => "time_travel", "Jump to a time (New York, e.g. 10:30); Esc for live", ["t"], "";
 }
+
+/// Fixed keys of the jump-to-time prompt, for the help and hint bar.
+pub const TIME_PROMPT_KEYS: &[(&str, &str)] =
+    &[("Enter", "read the tape from this time"), ("Esc", "cancel")];
 
 /// Fixed keys of the filter line, for the help and hint bar.
 pub const EDITOR_KEYS: &[(&str, &str)] = &[

@@ -12,7 +12,6 @@ use flowtape::app::scope::View;
 use flowtape::config::{default_config_path, ConfigError, FileConfig, Overrides, Settings};
 use flowtape::tail::{self, TailFormat, TailOptions};
 use flowtape::theme::ColorSupport;
-use flowtape_core::cursor::Cursor;
 use flowtape_core::filter::Filter;
 
 const EXAMPLES: &str = "\
@@ -39,6 +38,9 @@ Examples:
   flowtape tail --filter 'premium>=1m' | jq .sym
   flowtape tail --backfill 500 --limit 500 > last500.ndjson
   flowtape tail --since 1734700000200-0      everything after a cursor, then live
+  flowtape tail --since 09:30 --until 10:00 --filter SPY
+                                             SPY's flow from 09:30 to 10:00 New York time, then exit
+  flowtape tail --since '2026-12-04 15:00 UTC' everything since then, then live
   flowtape tail --format table --filter 'SPY puts dte<=0'
 
 Exit status: 0 when done (or --limit reached), 1 when the server cannot be
@@ -112,9 +114,14 @@ struct TailArgs {
     /// Start with the last N matching events (the gateway caps it).
     #[arg(long, value_name = "N", conflicts_with = "since")]
     backfill: Option<u32>,
-    /// Start with every matching event after this cursor (an event's `id`).
-    #[arg(long, value_name = "CURSOR")]
-    since: Option<Cursor>,
+    /// Start with every matching event from this time (10:30, 10:30:15,
+    /// 2026-12-04 10:30, 2026-12-04; New York time unless it ends in UTC or
+    /// Z) or after this cursor (an event's `id`).
+    #[arg(long, value_name = "TIME|CURSOR")]
+    since: Option<String>,
+    /// Print the matching events before this time or cursor, then exit.
+    #[arg(long, value_name = "TIME|CURSOR", requires = "since")]
+    until: Option<String>,
     /// Exit after N events.
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
@@ -173,6 +180,13 @@ async fn run_tail(config: Option<PathBuf>, args: TailArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e, 2),
     };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let window = match tail::Window::parse(args.since.as_deref(), args.until.as_deref(), now_ms) {
+        Ok(w) => w,
+        Err(e) => return fail(&e, e.exit_code() as u8),
+    };
     let opts = TailOptions {
         servers: settings.servers,
         token: settings.token,
@@ -183,7 +197,8 @@ async fn run_tail(config: Option<PathBuf>, args: TailArgs) -> ExitCode {
         } else {
             args.backfill
         },
-        since: args.since,
+        since: window.since,
+        until: window.until,
         limit: args.limit,
         format: args.format,
         max_failures: 10,

@@ -191,8 +191,17 @@ impl Resubscriber {
     fn send(&mut self, filter: String) {
         self.unsent = match self.tx.try_send(ClientCommand::Resubscribe(filter)) {
             Err(mpsc::error::TrySendError::Full(ClientCommand::Resubscribe(f))) => Some(f),
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
+            _ => None,
         };
+    }
+
+    /// Asks for a history page; one the client's queue has no room for is
+    /// dropped, and asked again when the app next reaches that edge after
+    /// a reconnect or a new scope.
+    fn history(&mut self, request: flowtape_core::protocol::HistoryRequest) {
+        if let Err(e) = self.tx.try_send(ClientCommand::History(request)) {
+            tracing::warn!("history request not sent: {e}");
+        }
     }
 
     fn retry(&mut self) {
@@ -332,6 +341,7 @@ fn apply(
         Effect::Quit => return true,
         Effect::Bell => *bell = true,
         Effect::Subscribe(f) => subscriber.send(f),
+        Effect::History(request) => subscriber.history(request),
         Effect::Export => {
             let n = app.tape().view_len();
             match export::export(export_dir, app.filtered_events(), now_ms()) {

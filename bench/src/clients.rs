@@ -455,6 +455,8 @@ async fn client(
                     }
                     0
                 }
+                // Bench clients ask for no history.
+                FrameBody::Page(_) => 0,
             }
         };
         // Each decoded event spends a unit of the task's scheduling budget.

@@ -5,6 +5,7 @@
 //!
 //! - [`date`]: calendar dates and the New York market clock.
 //! - [`day`]: the day's premium totals per ticker and contract, ranked.
+//! - [`clock`]: times as users type them, and where they fall in the stream.
 //! - [`occ`]: option contracts and OCC/OSI symbols.
 //! - [`cursor`]: positions in the flow stream.
 //! - [`event`]: raw [`event::Print`]s and scored [`event::FlowEvent`]s (the public schema).
@@ -14,6 +15,7 @@
 //! - [`protocol`]: the client wire protocol.
 //! - [`text_position`]: line and column of an offset, for errors in config files.
 
+pub mod clock;
 pub mod conditions;
 pub mod cursor;
 pub mod date;

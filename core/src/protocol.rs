@@ -19,6 +19,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The most events a `backfill` may ask for.
 pub const MAX_BACKFILL: u32 = 5_000;
 
+/// Events in a `history` page when the request gives no `limit`.
+pub const HISTORY_PAGE_DEFAULT: u32 = 200;
+/// The most events a `history` page may ask for.
+pub const MAX_HISTORY_PAGE: u32 = 1_000;
+
 /// Close code and reason for a client that fell too far behind.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 pub const CLOSE_SLOW_CONSUMER_REASON: &str = "slow consumer, resume with your cursor";
@@ -54,6 +59,9 @@ pub enum ClientMessage {
     Filter {
         filter: String,
     },
+    /// One page of the flow stream's history next to a cursor, answered with
+    /// a [`ServerMessage::Page`]; live delivery goes on meanwhile.
+    History(HistoryRequest),
     Ping,
     /// The day's premium totals ([`ServerMessage::Day`]): for `date` (the
     /// current New York trading day when absent), with the top `top`
@@ -65,6 +73,28 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         top: Option<u32>,
     },
+}
+
+/// A `history` request: exactly one of `before` and `after`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryRequest {
+    /// The newest matching events strictly before this cursor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Cursor>,
+    /// The oldest matching events strictly after this cursor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Cursor>,
+    /// At most this many events ([`HISTORY_PAGE_DEFAULT`] when absent, at
+    /// most [`MAX_HISTORY_PAGE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The filter; the subscription's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Echoed in the page, to tell pages apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// Health of the upstream market feed.
@@ -166,6 +196,10 @@ pub enum ErrorCode {
     /// The event store cannot be read right now; retry shortly.
     Unavailable,
     Internal,
+    /// A `history` request that cannot be answered as asked.
+    BadHistory,
+    /// A `history` page could not be read from the event store; ask again shortly.
+    HistoryUnavailable,
 }
 
 /// A message from server to client.
@@ -203,6 +237,23 @@ pub enum ServerMessage {
     Pong,
     /// The answer to a `day` request.
     Day(DayReport),
+    /// The answer to a `history` request: matching events, oldest first.
+    Page {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        events: Vec<EventItem>,
+        /// Whether the stream may hold more matching history in the
+        /// request's direction: ask again from `next`.
+        more: bool,
+        /// Where the next page in the same direction starts (its `before` or
+        /// `after`): past every entry this page scanned, so a sparse filter
+        /// never rescans.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<Cursor>,
+        /// E.g. that the request reached back past what the stream keeps.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notice: Option<String>,
+    },
 }
 
 /// One element of an [`ServerMessage::Events`] batch.
@@ -222,6 +273,7 @@ pub enum FrameKind {
     Error,
     Pong,
     Day,
+    Page,
 }
 
 /// A server frame decoded in one pass, for clients.
@@ -281,6 +333,13 @@ pub struct ServerFrame<E = FlowEvent> {
     pub tickers: Vec<TickerPremium>,
     #[serde(default)]
     pub contracts: Vec<ContractPremium>,
+    /// `page` fields (with `events` and `notice`).
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub more: bool,
+    #[serde(default)]
+    pub next: Option<Cursor>,
 }
 
 /// One event of a [`ServerFrame`]: what [`EventItem`] is for [`ServerMessage`].
@@ -299,6 +358,19 @@ pub enum FrameBody<E = FlowEvent> {
     /// Any other frame: a [`ServerMessage::Status`], [`ServerMessage::Error`],
     /// [`ServerMessage::Pong`] or [`ServerMessage::Day`].
     Message(Box<ServerMessage>),
+    /// A `page` of history: not part of the live stream.
+    Page(Page<E>),
+}
+
+/// A history page as a [`ServerFrame`] carries it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<E = FlowEvent> {
+    pub id: Option<String>,
+    /// Oldest first.
+    pub events: Vec<FrameItem<E>>,
+    pub more: bool,
+    pub next: Option<Cursor>,
+    pub notice: Option<String>,
 }
 
 /// Why a frame that is valid JSON is not a valid server frame.
@@ -355,6 +427,13 @@ impl<E> ServerFrame<E> {
                 }
                 _ => return Err(FrameError::DayIncomplete),
             },
+            FrameKind::Page => FrameBody::Page(Page {
+                id: self.id,
+                events: self.events,
+                more: self.more,
+                next: self.next,
+                notice: self.notice,
+            }),
         })
     }
 }
@@ -370,13 +449,69 @@ impl ServerFrame {
                 None => return Err(FrameError::EventIncomplete),
             },
             FrameBody::Events(items) => ServerMessage::Events {
-                events: items
-                    .into_iter()
-                    .map(|FrameItem { cursor, event }| EventItem { cursor, event })
-                    .collect(),
+                events: event_items(items),
             },
+            FrameBody::Page(page) => page.into_message(),
         })
     }
+}
+
+fn event_items(items: Vec<FrameItem>) -> Vec<EventItem> {
+    items
+        .into_iter()
+        .map(|FrameItem { cursor, event }| EventItem { cursor, event })
+        .collect()
+}
+
+impl Page {
+    /// The page as the [`ServerMessage::Page`] it encodes.
+    pub fn into_message(self) -> ServerMessage {
+        ServerMessage::Page {
+            id: self.id,
+            events: event_items(self.events),
+            more: self.more,
+            next: self.next,
+            notice: self.notice,
+        }
+    }
+}
+
+/// What a `page` frame says besides its events.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PageHead<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
+    pub more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<Cursor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<&'a str>,
+}
+
+/// The text of one `page` frame built from event frames (as made by
+/// [`event_frame`]), oldest first, without re-serializing them:
+/// `{"type":"page","id":…,"more":…,"next":…,"events":[…]}`.
+pub fn page_frame<'a>(
+    head: &PageHead<'_>,
+    event_frames: impl IntoIterator<Item = &'a str>,
+) -> String {
+    let head = serde_json::to_string(head).unwrap_or_default();
+    let fields = head
+        .strip_prefix('{')
+        .and_then(|h| h.strip_suffix('}'))
+        .unwrap_or("");
+    let mut out = Vec::new();
+    write_events_frame(&mut out, event_frames);
+    // `{"type":"events","events":[…]}` becomes `{"type":"page",<head>,"events":[…]}`.
+    let events = out
+        .strip_prefix(b"{\"type\":\"events\",".as_slice())
+        .unwrap_or(&out);
+    let mut text = String::with_capacity(out.len() + head.len() + 16);
+    text.push_str("{\"type\":\"page\",");
+    text.push_str(fields);
+    text.push(',');
+    text.push_str(std::str::from_utf8(events).unwrap_or(""));
+    text
 }
 
 /// The text of one event frame, built from the stored event JSON without
@@ -706,5 +841,106 @@ mod tests {
         let incomplete = ServerFrame::<FlowEvent>::parse(r#"{"type":"error","message":"x"}"#)
             .map(|f| f.into_message());
         assert_eq!(incomplete.ok(), Some(Err(FrameError::ErrorIncomplete)));
+    }
+
+    #[test]
+    fn history_requests_parse_and_round_trip() {
+        let text = r#"{"op":"history","before":"17-2","limit":50,"filter":"AAPL","id":"p1"}"#;
+        let m: Result<ClientMessage, _> = serde_json::from_str(text);
+        let want = ClientMessage::History(HistoryRequest {
+            before: Some(Cursor::new(17, 2)),
+            after: None,
+            limit: Some(50),
+            filter: Some("AAPL".into()),
+            id: Some("p1".into()),
+        });
+        assert_eq!(m.ok(), Some(want.clone()));
+        let back = serde_json::to_string(&want).unwrap_or_default();
+        assert_eq!(
+            serde_json::from_str::<ClientMessage>(&back).ok(),
+            Some(want)
+        );
+        let bare = ClientMessage::History(HistoryRequest {
+            after: Some(Cursor::new(5, 0)),
+            ..HistoryRequest::default()
+        });
+        assert_eq!(
+            serde_json::to_string(&bare).unwrap_or_default(),
+            r#"{"op":"history","after":"5-0"}"#
+        );
+        for bad in [
+            r#"{"op":"history","before":"x"}"#,
+            r#"{"op":"history","limit":-1}"#,
+            r#"{"op":"history","after":"5-0","extra":1}"#,
+        ] {
+            assert!(serde_json::from_str::<ClientMessage>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_page_frame_decodes_in_one_pass_and_as_a_message() {
+        let (a, b) = (event_frame("5-1", STORED), event_frame("5-2", STORED));
+        let head = PageHead {
+            id: Some("p\"1"),
+            more: true,
+            next: Some(Cursor::new(5, 1)),
+            notice: Some("older than the stream keeps"),
+        };
+        let text = page_frame(&head, [a.as_str(), b.as_str()]);
+        let FrameBody::Page(page) = both(&text) else {
+            panic!("not a page: {text}")
+        };
+        assert_eq!(page.id.as_deref(), Some("p\"1"));
+        assert!(page.more);
+        assert_eq!(page.next, Some(Cursor::new(5, 1)));
+        assert_eq!(page.notice.as_deref(), Some("older than the stream keeps"));
+        let cursors: Vec<Cursor> = page.events.iter().map(|i| i.cursor).collect();
+        assert_eq!(cursors, [Cursor::new(5, 1), Cursor::new(5, 2)]);
+        assert_eq!(page.events[1].event.id, "5-2");
+        // The message writes what the frame reads.
+        let message = page.clone().into_message();
+        let written = serde_json::to_string(&message).unwrap_or_default();
+        assert_eq!(both(&written), FrameBody::Page(page));
+        // An empty last page: no id, no next, no events.
+        let last = page_frame(&PageHead::default(), std::iter::empty());
+        assert_eq!(last, r#"{"type":"page","more":false,"events":[]}"#);
+        assert_eq!(
+            message_of_page(&last),
+            ServerMessage::Page {
+                id: None,
+                events: Vec::new(),
+                more: false,
+                next: None,
+                notice: None
+            }
+        );
+        // A page's events are never taken for the live stream's.
+        let generic = ServerFrame::<serde_json::Value>::parse(&text).map(|f| f.into_body());
+        assert!(matches!(generic, Ok(Ok(FrameBody::Page(p))) if p.events.len() == 2));
+    }
+
+    fn message_of_page(text: &str) -> ServerMessage {
+        match both(text) {
+            FrameBody::Page(p) => p.into_message(),
+            other => panic!("{text} is not a page: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn history_error_codes_have_wire_names() {
+        let e = ServerMessage::Error {
+            code: ErrorCode::BadHistory,
+            message: "x".into(),
+        };
+        let text = serde_json::to_string(&e).unwrap_or_default();
+        assert_eq!(
+            text,
+            r#"{"type":"error","code":"bad_history","message":"x"}"#
+        );
+        assert_eq!(message(&text), e);
+        assert_eq!(
+            serde_json::to_string(&ErrorCode::HistoryUnavailable).unwrap_or_default(),
+            r#""history_unavailable""#
+        );
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod day;
 pub mod editor;
+pub mod history;
 mod rescope;
 pub mod scope;
 pub mod stats;
@@ -25,12 +26,13 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use flowtape_core::cursor::Cursor;
 use flowtape_core::event::FlowEvent;
 use flowtape_core::filter::{Filter, Presets};
-use flowtape_core::protocol::{FeedStatus, LostRange, ServerMessage};
+use flowtape_core::protocol::{FeedStatus, HistoryRequest, LostRange, ServerMessage};
 
 use crate::client::{ClientEvent, Received};
 use crate::config::{AlertRule, WatchlistConfig};
 use crate::keymap::{Action, Keymap};
 use editor::LineEditor;
+use history::{Past, TimePrompt};
 use scope::{Focus, Scope, Toggles, View};
 use stats::RateMeter;
 use tape::{Entry, Tape};
@@ -57,6 +59,8 @@ pub enum Effect {
         lists: Vec<WatchlistConfig>,
         done: String,
     },
+    /// Ask the gateway for a page of history ([`history`]).
+    History(HistoryRequest),
 }
 
 /// The connection as the status line shows it.
@@ -132,6 +136,8 @@ pub enum Mode {
     },
     Filter(FilterLine),
     Watchlists(WatchEditor),
+    /// The jump-to-time prompt.
+    TimePrompt(TimePrompt),
 }
 
 /// What [`App::new`] needs.
@@ -191,6 +197,8 @@ pub struct App {
     now_ms: i64,
     /// The day's totals from the gateway, and the panel's view of them.
     pub day: day::DayState,
+    /// Scroll-back and time travel.
+    past: Past,
 }
 
 impl App {
@@ -233,6 +241,7 @@ impl App {
             rate: RateMeter::default(),
             now_ms,
             day: day::DayState::default(),
+            past: Past::new(cfg.buffer_size),
         }
     }
 
@@ -242,8 +251,9 @@ impl App {
         self.now_ms
     }
 
+    /// The tape on screen: the live one, or the one read from a time.
     pub fn tape(&self) -> &Tape {
-        &self.tape
+        self.shown()
     }
 
     pub fn filter_text(&self) -> &str {
@@ -285,15 +295,15 @@ impl App {
     /// Rows the tape displays (the frozen part of the view while paused).
     pub fn displayed_len(&self) -> usize {
         match self.paused_at {
-            Some(at) => self.tape.view_len_upto(at),
-            None => self.tape.view_len(),
+            Some(at) => self.shown().view_len_upto(at),
+            None => self.shown().view_len(),
         }
     }
 
     /// The displayed row `i` from the top, with its cursor.
     pub fn row(&self, i: usize) -> Option<(Cursor, &Entry)> {
-        let cursor = self.tape.view_from_top(self.displayed_len(), i)?;
-        self.tape.get(cursor).map(|e| (cursor, e))
+        let cursor = self.shown().view_from_top(self.displayed_len(), i)?;
+        self.shown().get(cursor).map(|e| (cursor, e))
     }
 
     pub fn selected(&self) -> usize {
@@ -423,11 +433,18 @@ impl App {
             }
             ClientEvent::Subscribed { filter, resumed } => {
                 self.replaying = true;
+                self.past.forget_requests();
+                if !resumed {
+                    // A new scope: what was read back belongs to the old one.
+                    self.end_travel();
+                    self.past.live = history::Pager::default();
+                }
                 self.floor_pending = !resumed && filter == self.subscribed;
                 None
             }
             ClientEvent::Disconnected { server, reason } => {
                 tracing::warn!(%server, %reason, "disconnected");
+                self.past.forget_requests();
                 let since_ms = match self.conn {
                     Conn::Reconnecting { since_ms, .. } => since_ms,
                     _ => now_ms,
@@ -471,10 +488,13 @@ impl App {
                 notice,
                 lost,
                 live,
-                ..
+                retention,
             } => {
                 if let Some(f) = feed {
                     self.feed = Some(f);
+                }
+                if let Some(r) = retention {
+                    self.past.retention_s = r.max_age_s;
                 }
                 match lost {
                     // The status line shows it; the notice says the same.
@@ -504,12 +524,32 @@ impl App {
                 None
             }
             ServerMessage::Error { code, message } => {
+                if history::refuses_a_page(code) {
+                    // Asked again when the user next reaches that edge.
+                    self.past.forget_requests();
+                }
                 self.error(format!("server: {message} ({code:?})"));
                 None
             }
             ServerMessage::Pong => None,
             ServerMessage::Day(report) => {
                 self.day.receive(report);
+                None
+            }
+            ServerMessage::Page {
+                id,
+                events,
+                more,
+                next,
+                notice,
+            } => {
+                self.on_page(history::PageIn {
+                    id,
+                    events,
+                    more,
+                    next,
+                    notice,
+                });
                 None
             }
         }
@@ -583,7 +623,7 @@ impl App {
             None => true,
             Some((cursor, row)) => {
                 match self
-                    .tape
+                    .shown()
                     .view_position_from_top(self.displayed_len(), cursor)
                 {
                     Some(i) => {
@@ -644,6 +684,7 @@ impl App {
             }
             Mode::Filter(line) => self.on_filter_key(line, &key).into_iter().collect(),
             Mode::Watchlists(ed) => self.on_watch_key(ed, &key),
+            Mode::TimePrompt(prompt) => self.on_time_key(prompt, &key).into_iter().collect(),
         }
     }
 
@@ -664,6 +705,7 @@ impl App {
                 None
             }
             Action::Live => {
+                self.end_travel();
                 self.paused_at = None;
                 self.sel = 0;
                 self.offset = 0;
@@ -676,6 +718,10 @@ impl App {
             Action::PageDown => self.move_by(self.page as i64),
             Action::PageUp => self.move_by(-(self.page as i64)),
             Action::Top => {
+                if self.travelling_from().is_none() {
+                    // At the live edge: the scroll-back's extra room goes.
+                    self.end_travel();
+                }
                 self.sel = 0;
                 self.offset = 0;
                 None
@@ -739,6 +785,10 @@ impl App {
                 self.side_panel = true;
                 None
             }
+            Action::TimeTravel => {
+                self.open_time_prompt();
+                None
+            }
         };
         effect.into_iter().collect()
     }
@@ -748,13 +798,20 @@ impl App {
         if len == 0 {
             self.sel = 0;
             self.offset = 0;
-            return None;
+            return (delta > 0).then(|| self.page_back()).flatten();
         }
-        let target = (self.sel as i64)
-            .saturating_add(delta)
-            .clamp(0, len as i64 - 1);
+        let wanted = (self.sel as i64).saturating_add(delta);
+        let target = wanted.clamp(0, len as i64 - 1);
         self.sel = target as usize;
         self.scroll_to_selection();
+        // Past the oldest row: older history; past the newest while time
+        // travelling: newer.
+        if wanted > target || (delta > 0 && target == len as i64 - 1) {
+            return self.page_back();
+        }
+        if wanted < 0 {
+            return self.page_forward();
+        }
         None
     }
 

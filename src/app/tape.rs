@@ -145,6 +145,8 @@ impl Tape {
                 if old.in_view {
                     self.view.pop_front();
                     self.aggregates.remove(&old.entry.event);
+                    // The view is complete only above what it lost.
+                    self.floor = Some(old.entry.cursor.successor());
                 }
             }
         }
@@ -175,6 +177,47 @@ impl Tape {
             if let Some(i) = self.index(c) {
                 self.slots[i].in_view = false;
                 self.aggregates.remove(&self.slots[i].entry.event);
+            }
+        }
+    }
+
+    /// The oldest position from which the view holds every event of the
+    /// scope, if one is known.
+    pub fn floor(&self) -> Option<Cursor> {
+        self.floor
+    }
+
+    /// The oldest event in view.
+    pub fn oldest_in_view(&self) -> Option<Cursor> {
+        self.view.front().copied()
+    }
+
+    /// Changes the capacity; a smaller one applies at the next insert.
+    pub fn set_capacity(&mut self, cap: usize) {
+        self.cap = cap.max(1);
+    }
+
+    /// Adds a page of history that holds every event of the scope from
+    /// `floor` up to the current floor: the floor moves down to `floor`,
+    /// and what the buffer held there (out of view until now) enters the
+    /// view if `keep` says so.
+    pub fn extend_back(
+        &mut self,
+        entries: Vec<Entry>,
+        floor: Cursor,
+        mut keep: impl FnMut(&FlowEvent) -> bool,
+    ) {
+        self.floor = Some(floor);
+        self.insert(entries, &mut keep);
+        for s in self.slots.iter_mut() {
+            s.in_view = s.entry.cursor >= floor && keep(&s.entry.event);
+        }
+        self.view.clear();
+        self.aggregates = Aggregates::default();
+        for s in &self.slots {
+            if s.in_view {
+                self.view.push_back(s.entry.cursor);
+                self.aggregates.add(&s.entry.event);
             }
         }
     }
@@ -336,5 +379,22 @@ mod tests {
         assert_eq!(t.view_len(), 4, "nothing below the floor enters");
         t.refilter(|_| true);
         assert_eq!(t.view_len(), 8, "a new scope lifts it");
+    }
+
+    #[test]
+    fn a_page_of_history_lowers_the_floor_and_shows_what_was_held_below_it() {
+        let mut t = Tape::new(100);
+        t.insert((5..=9).map(|i| entry("A", i)).collect(), |_| true);
+        t.set_floor(Cursor::new(7, 0));
+        assert_eq!(t.view_len(), 3);
+        // The page covers [3, 7): it brings 3 and 4, and vouches for 5 and 6.
+        t.extend_back(vec![entry("A", 3), entry("B", 4)], Cursor::new(3, 0), |e| {
+            e.sym == "A"
+        });
+        assert_eq!(t.floor(), Some(Cursor::new(3, 0)));
+        assert_eq!(cursors(&t), vec![3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(view_syms(&t), vec!["A"; 6], "B is not in the scope");
+        assert_eq!(t.oldest_in_view(), Some(Cursor::new(3, 0)));
+        assert_eq!(t.aggregates().count(), 6);
     }
 }

@@ -6,7 +6,7 @@ use flowtape_core::detect::score_breakdown;
 use flowtape_core::event::{FlowEvent, Kind, Sentiment, Side, Tag, Tags};
 use flowtape_core::filter::{Filter, Presets};
 use flowtape_core::occ::Right;
-use flowtape_core::protocol::{LostRange, ServerMessage};
+use flowtape_core::protocol::{EventItem, LostRange, ServerMessage};
 
 use super::scope::View;
 use super::{App, AppConfig};
@@ -244,5 +244,27 @@ pub fn loss_status(after_ms: i64, before_ms: Option<i64>) -> ClientEvent {
         notice: Some(range.notice()),
         lost: Some(range),
         live: false,
+    }))
+}
+
+/// A history page answering the request `id`, as the client hands it over.
+pub fn history_page(
+    id: &str,
+    events: Vec<FlowEvent>,
+    more: bool,
+    next: Option<Cursor>,
+) -> ClientEvent {
+    ClientEvent::Server(Box::new(ServerMessage::Page {
+        id: Some(id.to_string()),
+        events: events
+            .into_iter()
+            .map(|e| EventItem {
+                cursor: cursor_of(&e),
+                event: e,
+            })
+            .collect(),
+        more,
+        next,
+        notice: None,
     }))
 }

@@ -247,6 +247,8 @@ async fn serve(
                     ))
                     .await;
             }
+            // History is tested against the real gateway (`tests/history.rs`).
+            ClientMessage::History(_) => {}
             ClientMessage::Filter { .. } => {}
             // A gateway older than the `day` op.
             ClientMessage::Day { .. } => {

@@ -28,7 +28,9 @@ use day::DayAsker;
 pub use day::{DAY_EVERY, DAY_TOP};
 use flowtape_core::cursor::Cursor;
 use flowtape_core::event::FlowEvent;
-use flowtape_core::protocol::{ClientMessage, FrameBody, ServerFrame, ServerMessage};
+use flowtape_core::protocol::{
+    ClientMessage, EventItem, FrameBody, HistoryRequest, ServerFrame, ServerMessage,
+};
 use flowtape_server::wsclient::{self, Connector, SetupError, Socket, TlsClient, TrustRoots};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::value::RawValue;
@@ -157,6 +159,11 @@ pub enum ClientCommand {
     /// over with the filter's recent events, then live. Every later
     /// reconnect resumes with this filter.
     Resubscribe(String),
+    /// Ask for one page of history (answered by a
+    /// [`ServerMessage::Page`] in a [`ClientEvent::Server`], or an error).
+    /// Dropped while disconnected: a new `Subscribed` or `Disconnected` tells
+    /// the owner to ask again.
+    History(HistoryRequest),
 }
 
 /// Why a connect failed.
@@ -357,6 +364,7 @@ async fn wait_applying_commands(
                     opts.filter = f;
                     *cursor = None;
                 }
+                Some(ClientCommand::History(_)) => {}
                 None => *cmds_open = false,
             },
         }
@@ -544,6 +552,11 @@ async fn session(
                     }
                     day.now();
                 }
+                Some(ClientCommand::History(request)) => {
+                    if let Err(e) = send(&mut ws, &ClientMessage::History(request)).await {
+                        return End::Dropped(e);
+                    }
+                }
                 None => *cmds_open = false,
             },
             request = day.due() => {
@@ -641,6 +654,8 @@ fn decode(
             None
         }
         Ok(FrameBody::Message(m)) => Some(m),
+        // History, not the stream: the cursor stays.
+        Ok(FrameBody::Page(page)) => Some(Box::new(page.into_message())),
         Err(e) => {
             tracing::warn!(error = %e, "unusable frame");
             None
@@ -669,6 +684,30 @@ fn decode_raw(
     let items = match body {
         FrameBody::Events(items) => items,
         FrameBody::Message(m) => return Some(m),
+        FrameBody::Page(page) => {
+            // History, not the stream: the cursor stays.
+            let events = page
+                .events
+                .into_iter()
+                .filter_map(|item| match serde_json::from_str(item.event.get()) {
+                    Ok(event) => Some(EventItem {
+                        cursor: item.cursor,
+                        event,
+                    }),
+                    Err(e) => {
+                        tracing::warn!(error = %e, cursor = %item.cursor, "event does not match the schema");
+                        None
+                    }
+                })
+                .collect();
+            return Some(Box::new(ServerMessage::Page {
+                id: page.id,
+                events,
+                more: page.more,
+                next: page.next,
+                notice: page.notice,
+            }));
+        }
     };
     for item in items {
         let c = item.cursor;

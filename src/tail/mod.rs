@@ -5,9 +5,14 @@
 //! aligned columns. The filter is checked locally before connecting (with
 //! the config's presets, so `--filter notable` is the notable-flow view),
 //! sent to the gateway in canonical form (presets expanded) and applied
-//! locally as well. Exit codes: 0 done (or
+//! locally as well. `--since`/`--until` take a cursor or a time
+//! ([`window`]); with `--until`, tail prints the events before it and exits
+//! (at the first event at or after it, or once the replay of the stream up
+//! to the subscribe is over, whichever comes first). Exit codes: 0 done (or
 //! `--limit` reached, or stdout closed), 1 connection or server failure,
 //! 2 bad input. Diagnostics go to stderr.
+
+mod window;
 
 use std::io::{self, Write};
 
@@ -21,6 +26,7 @@ use tokio::sync::mpsc;
 use crate::client::{self, Backoff, ClientEvent, ClientOptions};
 use crate::format;
 use crate::ui::tape::tag_words;
+pub use window::Window;
 
 /// Output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -42,6 +48,8 @@ pub struct TailOptions {
     pub presets: Presets,
     pub backfill: Option<u32>,
     pub since: Option<Cursor>,
+    /// Print only events before this position, then exit.
+    pub until: Option<Cursor>,
     pub limit: Option<u64>,
     pub format: TailFormat,
     /// Failed connects in a row before giving up, once connected.
@@ -56,6 +64,8 @@ pub enum TailError {
     #[error("bad filter: {0}\n  {1}\n  {2}^")]
     BadFilter(FilterError, String, String),
     #[error("{0}")]
+    BadTime(String),
+    #[error("{0}")]
     Connection(String),
     #[error("server: {0}")]
     Server(String),
@@ -67,7 +77,7 @@ impl TailError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            TailError::BadFilter(..) => 2,
+            TailError::BadFilter(..) | TailError::BadTime(_) => 2,
             _ => 1,
         }
     }
@@ -127,7 +137,11 @@ pub async fn tail(opts: TailOptions, out: &mut impl Write) -> Result<u64, TailEr
     let (_cmd_tx, cmd_rx) = mpsc::channel(1);
     let (ev_tx, mut ev_rx) = mpsc::channel(1024);
     let client = tokio::spawn(client::run(client_opts, cmd_rx, ev_tx));
-    let result = pump(&mut ev_rx, &filter, opts.limit, opts.format, out).await;
+    let stop = Stop {
+        limit: opts.limit,
+        until: opts.until,
+    };
+    let result = pump(&mut ev_rx, &filter, stop, opts.format, out).await;
     client.abort();
     match result {
         Err(TailError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
@@ -135,13 +149,24 @@ pub async fn tail(opts: TailOptions, out: &mut impl Write) -> Result<u64, TailEr
     }
 }
 
+/// When `tail` is done.
+#[derive(Clone, Copy, Debug, Default)]
+struct Stop {
+    /// After this many events.
+    limit: Option<u64>,
+    /// At the first event at or after this position, or at the end of the
+    /// replay (which covers the stream up to the subscribe, after `until`).
+    until: Option<Cursor>,
+}
+
 async fn pump(
     ev_rx: &mut mpsc::Receiver<ClientEvent>,
     filter: &Filter,
-    limit: Option<u64>,
+    stop: Stop,
     format: TailFormat,
     out: &mut impl Write,
 ) -> Result<u64, TailError> {
+    let Stop { limit, until } = stop;
     let mut written = 0u64;
     if limit == Some(0) {
         return Ok(0);
@@ -153,6 +178,10 @@ async fn pump(
         match ev {
             ClientEvent::Events(items) => {
                 for item in items.iter().filter(|i| filter.matches(&i.event)) {
+                    if until.is_some_and(|u| item.cursor >= u) {
+                        out.flush()?;
+                        return Ok(written);
+                    }
                     match (format, &item.raw) {
                         (TailFormat::Ndjson, Some(raw)) => writeln!(out, "{}", raw.get())?,
                         (TailFormat::Ndjson, None) => writeln!(
@@ -180,10 +209,17 @@ async fn pump(
                     }
                     _ => eprintln!("flowtape tail: server: {message} ({code:?})"),
                 },
-                ServerMessage::Status { notice, lost, .. } => {
+                ServerMessage::Status {
+                    notice, lost, live, ..
+                } => {
                     // A loss always comes with its notice; a bare one is said too.
                     if let Some(n) = notice.or_else(|| lost.map(|l| l.notice())) {
                         eprintln!("flowtape tail: {n}");
+                    }
+                    if live && until.is_some() {
+                        // `until` was before the subscribe: all of it came.
+                        out.flush()?;
+                        return Ok(written);
                     }
                 }
                 _ => {}

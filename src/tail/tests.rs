@@ -15,6 +15,7 @@ fn options(server: &str, filter: &str) -> TailOptions {
         presets: Presets::builtin().clone(),
         backfill: Some(100),
         since: None,
+        until: None,
         limit: None,
         format: TailFormat::Ndjson,
         max_failures: 2,
@@ -166,4 +167,35 @@ async fn a_rejected_token_fails_clearly() {
         err.to_string().contains("rejected the token (HTTP 401)"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn until_prints_the_window_and_exits_even_when_nothing_matches() {
+    let events = sample_events();
+    let gw = FakeGateway::start(Script {
+        events: events.clone(),
+        ..Script::default()
+    })
+    .await;
+    // Events 3 and 4: after cursor 2-0, before 5-0.
+    let mut opts = options(&gw.url, "");
+    opts.backfill = None;
+    opts.since = Some(Cursor::new(2, 0));
+    opts.until = Some(Cursor::new(5, 0));
+    let (r, out) = run(opts).await;
+    assert_eq!(r.ok(), Some(2));
+    let ids: Vec<String> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<FlowEvent>(l).ok())
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, ["3-0", "4-0"]);
+    // A filter nothing matches: the replay's end ends it.
+    let mut opts = options(&gw.url, "premium>=900m");
+    opts.backfill = None;
+    opts.since = Some(Cursor::new(2, 0));
+    opts.until = Some(Cursor::new(5, 0));
+    let (r, out) = run(opts).await;
+    assert_eq!(r.ok(), Some(0));
+    assert_eq!(out, "");
 }

@@ -8,6 +8,7 @@
 //! detail, filter line, watchlist editor) and the hint bar here.
 
 pub mod day;
+pub mod history;
 pub mod popup;
 pub mod side;
 pub mod status;
@@ -23,7 +24,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
 use crate::app::{App, Mode};
-use crate::keymap::{Action, EDITOR_KEYS, WATCHLIST_KEYS};
+use crate::keymap::{Action, EDITOR_KEYS, TIME_PROMPT_KEYS, WATCHLIST_KEYS};
 use crate::theme::Theme;
 
 /// Width of the side panel.
@@ -132,6 +133,7 @@ pub struct Areas {
 pub fn layout(area: Rect, app: &App) -> Areas {
     let editor_rows = match &app.mode {
         Mode::Filter(line) => 1 + u16::from(line.error.is_some()),
+        Mode::TimePrompt(prompt) => 1 + u16::from(prompt.error.is_some()),
         _ => 0,
     };
     let message_rows = u16::from(app.message.is_some() && editor_rows == 0);
@@ -188,6 +190,11 @@ pub fn draw(frame: &mut Frame, app: &App, skin: &Skin) {
             }
         }
         Mode::Watchlists(ed) => popup::watchlists(frame, app, ed, skin),
+        Mode::TimePrompt(prompt) => {
+            if let Some(area) = areas.editor {
+                history::time_prompt(frame, area, prompt, skin);
+            }
+        }
     }
 }
 
@@ -231,6 +238,7 @@ pub fn hints(app: &App, skin: &Skin) -> Vec<(String, String)> {
             .collect(),
         Mode::Filter(_) => fixed(EDITOR_KEYS),
         Mode::Watchlists(_) => fixed(WATCHLIST_KEYS),
+        Mode::TimePrompt(_) => fixed(TIME_PROMPT_KEYS),
         Mode::Help { .. } => fixed(&[("j/k", "scroll"), ("Esc", "close")]),
         Mode::Detail { .. } => fixed(&[("j/k", "next/previous event"), ("Esc", "close")]),
     }

@@ -83,6 +83,7 @@ pub fn spans<'a>(app: &'a App, skin: &Skin) -> Vec<Span<'a>> {
             t.error().add_modifier(Modifier::REVERSED),
         ));
     }
+    segs.extend(super::history::status(app, skin));
     if app.is_paused() {
         segs.push(Span::styled(
             format!("PAUSED +{} new", app.new_while_paused()),

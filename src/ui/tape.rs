@@ -352,9 +352,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, skin: &Skin) {
             &pieces,
         );
     }
+    let mut drawn = 0;
     for n in 0..rows_fit {
         let i = start + n;
         let Some((_, entry)) = app.row(i) else { break };
+        drawn += 1;
         let y = area.y + 1 + n as u16;
         let mut style = row_style(entry, skin);
         if i == app.selected() {
@@ -373,6 +375,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, skin: &Skin) {
             cell(*c, entry, skin, &mut pieces);
             paint(buf, area.x + r.x, y, r.width, c.right_aligned(), &pieces);
         }
+    }
+    // Under the oldest row, when it shows: what the scroll-back is doing.
+    if drawn < rows_fit {
+        super::history::marker(frame, area, area.y + 1 + drawn as u16, app, skin);
     }
 }
 
@@ -402,6 +408,7 @@ fn draw_empty(frame: &mut Frame, area: Rect, app: &App, skin: &Skin, cols: &[Col
         Paragraph::new(Line::from(Span::styled(why, skin.theme.dim())).centered()),
         body,
     );
+    super::history::marker(frame, area, body.y + 1, app, skin);
 }
 
 #[cfg(test)]

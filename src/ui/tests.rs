@@ -12,11 +12,11 @@ use crate::app::testing::{app, app_with, config, t0};
 use crate::app::App;
 use crate::theme::Theme;
 
-fn skin(theme: &str, ascii: bool) -> Skin {
+pub(super) fn skin(theme: &str, ascii: bool) -> Skin {
     Skin::new(Theme::builtin(theme).unwrap_or_default(), ascii)
 }
 
-fn render(app: &mut App, skin: &Skin, w: u16, h: u16) -> Buffer {
+pub(super) fn render(app: &mut App, skin: &Skin, w: u16, h: u16) -> Buffer {
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap_or_else(|e| panic!("{e}"));
     app.set_page(tape_rows(Rect::new(0, 0, w, h), app));
     term.draw(|f| draw(f, app, skin))
@@ -25,7 +25,7 @@ fn render(app: &mut App, skin: &Skin, w: u16, h: u16) -> Buffer {
 }
 
 /// The buffer as plain text, one line per row, trailing spaces trimmed.
-fn text(buf: &Buffer) -> String {
+pub(super) fn text(buf: &Buffer) -> String {
     let w = usize::from(buf.area.width);
     buf.content
         .chunks(w)
@@ -40,7 +40,7 @@ fn text(buf: &Buffer) -> String {
         .join("\n")
 }
 
-fn key(c: char) -> KeyEvent {
+pub(super) fn key(c: char) -> KeyEvent {
     KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
 }
 
@@ -60,7 +60,7 @@ fn cell_at<'a>(buf: &'a Buffer, y: u16, sym: &str) -> &'a ratatui::buffer::Cell 
         .unwrap_or_else(|| panic!("no {sym:?} on row {y}"))
 }
 
-fn live_app() -> App {
+pub(super) fn live_app() -> App {
     let mut a = app();
     a.feed = Some(FeedStatus {
         state: FeedHealth::Ok,

@@ -561,6 +561,8 @@ async fn session(
                 }
                 continue;
             }
+            // Soak clients ask for no history.
+            FrameBody::Page(_) => continue,
         };
         let change = {
             let mut e2e = lock(&shared.e2e[thread_number() % shared.e2e.len()]);

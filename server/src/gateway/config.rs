@@ -91,6 +91,12 @@ pub struct GatewayConfig {
     pub backfill_scan_cap: usize,
     /// Stream entries read per round trip when replaying or repairing.
     pub page_size: usize,
+    /// A `history` page reads at most this many stream entries (checked per
+    /// round trip); a sparse filter's page then says `more` and where to go on.
+    pub history_scan_cap: usize,
+    /// Each connection's `history` requests: 10 a second, bursts of 20.
+    /// Refusals are `rate_limited` errors; they never close the connection.
+    pub history_rate: RateLimit,
     /// How long the `delayed` entitlement holds events after their trade time.
     pub delay: Duration,
     /// How often the hub checks the stream for events the live channel did
@@ -138,6 +144,12 @@ impl Default for GatewayConfig {
             max_backfill: MAX_BACKFILL,
             backfill_scan_cap: 200_000,
             page_size: 1000,
+            history_scan_cap: 20_000,
+            history_rate: RateLimit {
+                per_second: 10.0,
+                burst: 20,
+                abuse_after: u32::MAX,
+            },
             delay: Duration::from_secs(15 * 60),
             repair_check: Duration::from_millis(500),
             max_healthy_lag: Duration::from_secs(10),

@@ -90,7 +90,7 @@ pub struct GatewayMetrics {
     pub gateway_to_socket: Histogram,
 }
 
-const ERROR_CODES: [ErrorCode; 11] = [
+const ERROR_CODES: [ErrorCode; 13] = [
     ErrorCode::InvalidJson,
     ErrorCode::NotUtf8,
     ErrorCode::UnknownOp,
@@ -102,6 +102,8 @@ const ERROR_CODES: [ErrorCode; 11] = [
     ErrorCode::NotSubscribed,
     ErrorCode::Unavailable,
     ErrorCode::Internal,
+    ErrorCode::BadHistory,
+    ErrorCode::HistoryUnavailable,
 ];
 
 fn code_name(code: ErrorCode) -> String {

@@ -40,6 +40,7 @@ pub mod config;
 mod day;
 mod delivery;
 mod handshake;
+mod history;
 mod hub;
 mod mailbox;
 pub mod metrics;

@@ -475,12 +475,33 @@ impl Outbox {
         d: Arc<Delivery>,
         patience: Duration,
     ) -> Result<(), SlowConsumer> {
+        self.push_patiently(|| Out::Event(d.clone()), patience)
+            .await
+    }
+
+    /// Queues a frame's text (a history page), waiting up to `patience`
+    /// for room.
+    pub(crate) async fn text_patiently(
+        &self,
+        text: String,
+        patience: Duration,
+    ) -> Result<(), SlowConsumer> {
+        let text: Utf8Bytes = text.into();
+        self.push_patiently(|| Out::Text(Box::new(text.clone())), patience)
+            .await
+    }
+
+    async fn push_patiently(
+        &self,
+        out: impl Fn() -> Out,
+        patience: Duration,
+    ) -> Result<(), SlowConsumer> {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
             let room = self.inner.shared.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            if self.try_push(Out::Event(d.clone())).is_ok() {
+            if self.try_push(out()).is_ok() {
                 return Ok(());
             }
             if self.inner.tx.is_closed()

@@ -11,6 +11,9 @@
 //!   scanned, or the stream's start is reached; sent oldest first. The
 //!   cursor becomes `upto`: the newest id scanned, not the newest match.
 //!
+//! `history` pages ([`super::history`]) read with the same steps
+//! ([`Replay::forwards`], [`Replay::backwards`]), collected into one frame.
+//!
 //! Replayed events wait for room in the client's send queue (a replay reads
 //! at the client's pace), up to the write timeout.
 
@@ -33,7 +36,7 @@ pub(crate) enum ReplayError {
 }
 
 /// The greatest id strictly below `c`, if any.
-fn predecessor(c: Cursor) -> Option<Cursor> {
+pub(super) fn predecessor(c: Cursor) -> Option<Cursor> {
     match (c.ms, c.seq) {
         (0, 0) => None,
         (ms, 0) => Some(Cursor::new(ms - 1, u64::MAX)),
@@ -78,44 +81,96 @@ impl Replay<'_> {
 
     /// Sends every matching event in `(since, upto]`; returns the new cursor.
     pub(super) async fn since(&self, since: Cursor, upto: Cursor) -> Result<Cursor, ReplayError> {
-        let page_size = self.config.page_size;
         let mut pos = since;
         while pos < upto {
-            let page = bus_call(self.bus.flow_after(pos, page_size))
-                .await
-                .map_err(|e| ReplayError::Bus(e.to_string()))?;
-            let full = page.len() >= page_size;
-            for entry in &page {
-                if entry.id > upto {
-                    return Ok(upto);
-                }
-                pos = entry.id;
-                if let Some(d) = self.replayable(entry) {
-                    self.send(d).await?;
-                }
+            let step = self.forwards(pos, upto, usize::MAX).await?;
+            for d in step.found {
+                self.send(d).await?;
             }
-            if !full {
+            pos = step.last;
+            if step.end {
                 break;
             }
         }
         Ok(since.max(upto))
     }
 
+    /// One round trip forwards: the matching events after `after` and at or
+    /// before `upto`, at most `want` of them.
+    pub(super) async fn forwards(
+        &self,
+        after: Cursor,
+        upto: Cursor,
+        want: usize,
+    ) -> Result<Forwards, ReplayError> {
+        let page_size = self.config.page_size;
+        let page = bus_call(self.bus.flow_after(after, page_size))
+            .await
+            .map_err(|e| ReplayError::Bus(e.to_string()))?;
+        let mut step = Forwards {
+            found: Vec::new(),
+            last: after,
+            scanned: 0,
+            end: page.len() < page_size,
+        };
+        for entry in &page {
+            if entry.id > upto {
+                step.end = true;
+                break;
+            }
+            step.last = entry.id;
+            step.scanned += 1;
+            if let Some(d) = self.replayable(entry) {
+                step.found.push(d);
+                if step.found.len() >= want {
+                    // Entries after this one are left for the next step.
+                    step.end = false;
+                    break;
+                }
+            }
+        }
+        Ok(step)
+    }
+
     /// Sends the newest `n` matching events at or before `upto`, oldest first.
     pub(super) async fn backfill(&self, n: u32, upto: Cursor) -> Result<(), ReplayError> {
-        let want = n as usize;
+        let found = self
+            .backwards(n as usize, upto, self.config.backfill_scan_cap)
+            .await?;
+        for d in found.found.into_iter().rev() {
+            self.send(d).await?;
+        }
+        Ok(())
+    }
+
+    /// The newest `want` matching events at or before `upto`, newest first:
+    /// read backwards until `want` are found, `scan_cap` entries have been
+    /// scanned (checked per round trip), or the stream's start is reached.
+    pub(super) async fn backwards(
+        &self,
+        want: usize,
+        upto: Cursor,
+        scan_cap: usize,
+    ) -> Result<Backwards, ReplayError> {
         let page_size = self.config.page_size;
         let mut found: Vec<Arc<Delivery>> = Vec::with_capacity(want.min(1024));
         let mut before = Some(upto);
         let mut scanned = 0usize;
-        while let Some(b) =
-            before.filter(|_| found.len() < want && scanned < self.config.backfill_scan_cap)
-        {
+        let mut oldest = None;
+        let mut start = false;
+        while found.len() < want && scanned < scan_cap {
+            let Some(b) = before else {
+                start = true;
+                break;
+            };
             let page = bus_call(self.bus.flow_before(Some(b), page_size))
                 .await
                 .map_err(|e| ReplayError::Bus(e.to_string()))?;
+            let mut taken = 0;
             for entry in page.iter().rev() {
                 scanned += 1;
+                taken += 1;
+                oldest = Some(entry.id);
                 if let Some(d) = self.replayable(entry) {
                     found.push(d);
                     if found.len() == want {
@@ -124,15 +179,42 @@ impl Replay<'_> {
                 }
             }
             before = match page.first() {
-                Some(oldest) if page.len() >= page_size => predecessor(oldest.id),
+                Some(first) if page.len() >= page_size => predecessor(first.id),
                 _ => None, // the stream's start
             };
+            if before.is_none() && taken == page.len() {
+                start = true;
+                break;
+            }
         }
-        for d in found.into_iter().rev() {
-            self.send(d).await?;
-        }
-        Ok(())
+        Ok(Backwards {
+            found,
+            oldest,
+            start,
+        })
     }
+}
+
+/// One step of [`Replay::forwards`].
+pub(super) struct Forwards {
+    /// The matching events, oldest first.
+    pub found: Vec<Arc<Delivery>>,
+    /// The newest id read (the step's `after` if none).
+    pub last: Cursor,
+    /// Entries read.
+    pub scanned: usize,
+    /// The stream (or `upto`) ends at `last`.
+    pub end: bool,
+}
+
+/// What [`Replay::backwards`] found.
+pub(super) struct Backwards {
+    /// The matching events, newest first.
+    pub found: Vec<Arc<Delivery>>,
+    /// The oldest id scanned.
+    pub oldest: Option<Cursor>,
+    /// Every entry down to the stream's start was scanned.
+    pub start: bool,
 }
 
 #[cfg(test)]

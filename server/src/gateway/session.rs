@@ -3,7 +3,8 @@
 //!
 //! - The reader reads client frames, applies the rate limit, answers `ping`
 //!   and every kind of bad input with a `pong` or an `error` frame, and
-//!   passes `subscribe` and `filter` to the session.
+//!   passes `subscribe`, `filter` and `history` to the session (which
+//!   answers `history` with a page, [`super::history`]).
 //! - The session owns the filter and the cursor (the newest stream id the
 //!   client's stream has covered). On `subscribe` it sends the history the
 //!   client asked for ([`super::replay`]), then catches up from its cursor to
@@ -35,6 +36,7 @@ use super::budget::MemoryBudget;
 use super::config::GatewayConfig;
 use super::day::{self, DayCache};
 use super::delivery::bus_call;
+use super::history::Pages;
 use super::hub::{loss_status, CatchUp, LiveEnd, LiveRx, Tap};
 use super::mailbox;
 use super::metrics::GatewayMetrics;
@@ -253,15 +255,20 @@ fn parse_command(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
         Some(_) => return Err((ErrorCode::BadField, "\"op\" must be a string".into())),
         None => return Err((ErrorCode::BadField, "missing \"op\"".into())),
     };
-    if !matches!(op.as_str(), "subscribe" | "filter" | "ping" | "day") {
+    if !matches!(
+        op.as_str(),
+        "subscribe" | "filter" | "ping" | "history" | "day"
+    ) {
         return Err((
             ErrorCode::UnknownOp,
-            format!("unknown op {op:?}; the ops are subscribe, filter, ping and day"),
+            format!("unknown op {op:?}; the ops are subscribe, filter, history, day and ping"),
         ));
     }
-    if let Some(serde_json::Value::String(since)) = object.get("since") {
-        if let Err(e) = since.parse::<Cursor>() {
-            return Err((ErrorCode::BadCursor, e.to_string()));
+    for field in ["since", "before", "after"] {
+        if let Some(serde_json::Value::String(cursor)) = object.get(field) {
+            if let Err(e) = cursor.parse::<Cursor>() {
+                return Err((ErrorCode::BadCursor, format!("{field}: {e}")));
+            }
         }
     }
     serde_json::from_value(value).map_err(|e| (ErrorCode::BadField, format!("{op}: {e}")))
@@ -301,10 +308,13 @@ pub(super) struct Session {
     /// How many of the losses the hub found this client has been told of.
     told: u64,
     live: Option<LiveRx>,
+    /// Its `history` requests' rate limit.
+    pub(super) pages: Pages,
 }
 
 impl Session {
     fn new(ctx: Context, out: Outbox) -> Session {
+        let pages = Pages::new(&ctx.config, Instant::now());
         Session {
             ctx,
             out,
@@ -312,6 +322,7 @@ impl Session {
             cursor: Cursor::ZERO,
             told: 0,
             live: None,
+            pages,
         }
     }
 
@@ -394,6 +405,7 @@ impl Session {
                 }
                 Ok(())
             }
+            ClientMessage::History(request) => self.history(request).await,
             // The reader answers pings itself.
             ClientMessage::Ping => Ok(()),
             ClientMessage::Day { date, top } => day::answer(&self.ctx, &self.out, date, top).await,

@@ -1,0 +1,312 @@
+//! `history` requests: one page of the flow stream next to a cursor, for
+//! scrolling back or reading on from a time.
+//!
+//! A page holds at most `limit` matching events strictly before `before` or
+//! strictly after `after`, oldest first, read with the replays' steps
+//! ([`super::replay`]) and at most `history_scan_cap` entries per page;
+//! `more` and `next` let a sparse filter go on with the next request. Pages
+//! never reach past the client's tier (its tap's newest event). A page is
+//! one frame in the client's send queue, so live events keep their order
+//! around it, and the session's cursor does not move. Requests are rate
+//! limited per connection (`history_rate`); every refusal is an error frame.
+
+use std::time::Instant;
+
+use super::config::GatewayConfig;
+use super::delivery::bus_call;
+use super::ratelimit::{TokenBucket, Verdict};
+use super::replay::{predecessor, Replay, ReplayError};
+use super::session::{End, Session};
+use flowtape_core::clock::format_ny;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::filter::Filter;
+use flowtape_core::protocol::{
+    page_frame, ErrorCode, HistoryRequest, PageHead, HISTORY_PAGE_DEFAULT, MAX_HISTORY_PAGE,
+};
+
+/// One connection's page requests: their rate limit.
+pub(super) struct Pages {
+    bucket: TokenBucket,
+}
+
+impl Pages {
+    pub(super) fn new(config: &GatewayConfig, now: Instant) -> Pages {
+        Pages {
+            bucket: TokenBucket::new(&config.history_rate, now),
+        }
+    }
+}
+
+/// Which side of its cursor a page lies on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Before(Cursor),
+    After(Cursor),
+}
+
+/// A request that can be answered.
+#[derive(Debug)]
+struct Plan {
+    side: Side,
+    limit: usize,
+    /// The request's own filter; the subscription's when `None`.
+    filter: Option<Filter>,
+}
+
+/// Checks a request, as of `now_ms`; what is wrong with a bad one.
+fn plan(req: &HistoryRequest, now_ms: u64) -> Result<Plan, String> {
+    let side = match (req.before, req.after) {
+        (Some(_), Some(_)) => return Err("give before or after, not both".into()),
+        (None, None) => {
+            return Err("give before or after: the cursor the page is next to".into());
+        }
+        (Some(b), None) => Side::Before(b),
+        (None, Some(a)) => Side::After(a),
+    };
+    let (Side::Before(c) | Side::After(c)) = side;
+    if c.ms > now_ms {
+        return Err(format!(
+            "cursor {c} is in the future ({} is after now, {})",
+            format_ny(c.ms as i64),
+            format_ny(now_ms as i64)
+        ));
+    }
+    let limit = req.limit.unwrap_or(HISTORY_PAGE_DEFAULT);
+    if limit == 0 || limit > MAX_HISTORY_PAGE {
+        return Err(format!(
+            "limit must be 1 to {MAX_HISTORY_PAGE}, got {limit}"
+        ));
+    }
+    let filter = match &req.filter {
+        Some(text) => Some(Filter::parse(text).map_err(|e| format!("filter: {e}"))?),
+        None => None,
+    };
+    Ok(Plan {
+        side,
+        limit: limit as usize,
+        filter,
+    })
+}
+
+/// What one page holds besides its text.
+struct Found {
+    frames: Vec<tokio_tungstenite::tungstenite::Utf8Bytes>,
+    more: bool,
+    next: Option<Cursor>,
+}
+
+impl Session {
+    /// Answers one `history` request with a page or an error frame.
+    pub(super) async fn history(&mut self, req: HistoryRequest) -> Result<(), End> {
+        if self.pages.bucket.take(Instant::now()) != Verdict::Allow {
+            let r = &self.ctx.config.history_rate;
+            let message = format!(
+                "too many history requests (at most {} a second, {} at once); slow down",
+                r.per_second, r.burst
+            );
+            return Ok(self.out.error(ErrorCode::RateLimited, message)?);
+        }
+        let plan = match plan(&req, crate::bus::now_ms()) {
+            Ok(plan) => plan,
+            Err(why) => return Ok(self.out.error(ErrorCode::BadHistory, why)?),
+        };
+        let bounds = match bus_call(self.ctx.bus.flow_bounds()).await {
+            Ok(bounds) => bounds,
+            Err(e) => return self.history_unavailable(&e.to_string()),
+        };
+        let notice = bounds
+            .first
+            .and_then(|first| past_retention(plan.side, first));
+        let found = match self.read_page(&plan).await {
+            Ok(found) => found,
+            Err(ReplayError::Bus(e)) => return self.history_unavailable(&e),
+            Err(ReplayError::Slow) => {
+                self.out.close_slow_consumer();
+                return Err(End);
+            }
+        };
+        let head = PageHead {
+            id: req.id.as_deref(),
+            more: found.more,
+            next: found.next,
+            notice: notice.as_deref(),
+        };
+        let text = page_frame(&head, found.frames.iter().map(|f| f.as_str()));
+        if self
+            .out
+            .text_patiently(text, self.ctx.config.catch_up_patience)
+            .await
+            .is_err()
+        {
+            self.out.close_slow_consumer();
+            return Err(End);
+        }
+        Ok(())
+    }
+
+    /// Reads the page `plan` asks for, up to the client's tier.
+    async fn read_page(&self, plan: &Plan) -> Result<Found, ReplayError> {
+        let newest = self.ctx.tap.last();
+        let scan_cap = self.ctx.config.history_scan_cap;
+        let replay = self.replay_with(plan.filter.as_ref());
+        match plan.side {
+            Side::Before(before) => {
+                let Some(upto) = predecessor(before).map(|p| p.min(newest)) else {
+                    return Ok(Found::nothing());
+                };
+                let back = replay.backwards(plan.limit, upto, scan_cap).await?;
+                Ok(Found {
+                    frames: back.found.iter().rev().map(|d| d.frame.clone()).collect(),
+                    more: !back.start,
+                    next: if back.start { None } else { back.oldest },
+                })
+            }
+            Side::After(after) => {
+                let mut frames = Vec::new();
+                let (mut pos, mut scanned) = (after, 0);
+                loop {
+                    if pos >= newest {
+                        return Ok(Found {
+                            frames,
+                            more: false,
+                            next: None,
+                        });
+                    }
+                    let step = replay
+                        .forwards(pos, newest, plan.limit - frames.len())
+                        .await?;
+                    frames.extend(step.found.iter().map(|d| d.frame.clone()));
+                    scanned += step.scanned;
+                    pos = step.last;
+                    if step.end {
+                        return Ok(Found {
+                            frames,
+                            more: false,
+                            next: None,
+                        });
+                    }
+                    if frames.len() >= plan.limit || scanned >= scan_cap {
+                        return Ok(Found {
+                            frames,
+                            more: true,
+                            next: Some(pos),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// This client's replays with `filter`, or the subscription's.
+    fn replay_with<'a>(&'a self, filter: Option<&'a Filter>) -> Replay<'a> {
+        Replay {
+            bus: &self.ctx.bus,
+            config: &self.ctx.config,
+            metrics: &self.ctx.metrics,
+            out: &self.out,
+            filter: filter.unwrap_or(&self.filter),
+        }
+    }
+
+    fn history_unavailable(&mut self, why: &str) -> Result<(), End> {
+        tracing::warn!("cannot read a history page for a client: {why}");
+        Ok(self.out.error(
+            ErrorCode::HistoryUnavailable,
+            "the event store is unavailable; ask for the page again shortly",
+        )?)
+    }
+}
+
+impl Found {
+    fn nothing() -> Found {
+        Found {
+            frames: Vec::new(),
+            more: false,
+            next: None,
+        }
+    }
+}
+
+/// The notice for a page that reaches back past the oldest event kept.
+fn past_retention(side: Side, first: Cursor) -> Option<String> {
+    let oldest = format_ny(first.ms as i64);
+    match side {
+        Side::After(after) if after.successor() < first => Some(format!(
+            "history after {after} is older than the stream keeps (oldest kept: {oldest}), \
+             showing from there"
+        )),
+        Side::Before(before) if before < first => Some(format!(
+            "history before {before} is older than the stream keeps (oldest kept: {oldest})"
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_796_000_000_000;
+
+    fn req(before: Option<Cursor>, after: Option<Cursor>, limit: Option<u32>) -> HistoryRequest {
+        HistoryRequest {
+            before,
+            after,
+            limit,
+            ..HistoryRequest::default()
+        }
+    }
+
+    fn refused(r: &HistoryRequest) -> String {
+        plan(r, NOW)
+            .err()
+            .unwrap_or_else(|| panic!("{r:?} was accepted"))
+    }
+
+    #[test]
+    fn requests_are_checked() {
+        let c = Cursor::new(NOW - 10, 0);
+        assert!(refused(&req(Some(c), Some(c), None)).contains("not both"));
+        assert!(refused(&req(None, None, None)).contains("give before or after"));
+        assert_eq!(
+            refused(&req(Some(c), None, Some(0))),
+            "limit must be 1 to 1000, got 0"
+        );
+        assert_eq!(
+            refused(&req(None, Some(c), Some(1001))),
+            "limit must be 1 to 1000, got 1001"
+        );
+        let future = Cursor::new(NOW + 1, 0);
+        assert!(refused(&req(Some(future), None, None)).contains("in the future"));
+        let bad_filter = HistoryRequest {
+            filter: Some("premium>=".into()),
+            ..req(Some(c), None, None)
+        };
+        assert!(refused(&bad_filter).starts_with("filter: "));
+        let ok = plan(&req(Some(c), None, None), NOW).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.side, Side::Before(c));
+        assert_eq!(ok.limit, HISTORY_PAGE_DEFAULT as usize);
+        assert!(ok.filter.is_none());
+        let ok = plan(&req(None, Some(c), Some(1000)), NOW).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((ok.side, ok.limit), (Side::After(c), 1000));
+    }
+
+    #[test]
+    fn a_page_past_retention_says_so() {
+        let first = Cursor::new(1_796_000_000_000, 4);
+        let after = past_retention(Side::After(Cursor::new(5, 0)), first).unwrap_or_default();
+        assert!(
+            after.contains("older than the stream keeps (oldest kept: "),
+            "{after}"
+        );
+        assert!(after.ends_with("showing from there"), "{after}");
+        assert!(past_retention(Side::Before(Cursor::new(5, 0)), first).is_some());
+        // Right next to the oldest kept: nothing was trimmed in between.
+        assert_eq!(
+            past_retention(Side::After(Cursor::new(first.ms, 3)), first),
+            None
+        );
+        assert_eq!(past_retention(Side::Before(first), first), None);
+        assert_eq!(past_retention(Side::After(first), first), None);
+    }
+}

@@ -1,0 +1,463 @@
+//! History pages and time windows against a real gateway on a private
+//! redis-server: pages walked back to the start of the stream with a filter
+//! are exactly the stream's matching events, once each; a request older than
+//! the stream keeps says so and shows what is kept; bad requests get error
+//! frames while live events keep coming; `flowtape tail --since --until`
+//! prints exactly the stream's matching events of the window.
+
+use std::time::{Duration, Instant};
+
+use flowtape_bench::redis_server::RedisServer;
+use flowtape_core::clock::format_ny;
+use flowtape_core::cursor::Cursor;
+use flowtape_core::event::FlowEvent;
+use flowtape_core::filter::Filter;
+use flowtape_core::occ::Right;
+use flowtape_core::protocol::{ErrorCode, FrameBody, Page, ServerFrame, ServerMessage};
+use flowtape_server::bus::{Bus, BusConfig};
+use flowtape_server::node::{FeedChoice, Node, NodeConfig};
+use flowtape_server::pipeline::ProcessorConfig;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+mod support;
+use support::{gateway_node, sim_from_now};
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A private Redis, a simulated market writing into it, and a gateway.
+struct World {
+    _redis: RedisServer,
+    bus: Bus,
+    producer: Option<Node>,
+    gateway: Node,
+    url: String,
+}
+
+impl World {
+    async fn start(rate: f64) -> World {
+        let redis = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let bus = Bus::redis(&redis.url(), BusConfig::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let producer = Node::start(
+            bus.clone(),
+            NodeConfig {
+                feed: Some(FeedChoice::Sim(sim_from_now(rate))),
+                process: Some(ProcessorConfig::new("history-test".into())),
+                gateway: None,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (gateway, url) = gateway_node(&bus).await;
+        World {
+            _redis: redis,
+            bus,
+            producer: Some(producer),
+            gateway,
+            url,
+        }
+    }
+
+    /// Stops the market; the stream holds what it wrote.
+    async fn stop_producer(&mut self) {
+        if let Some(p) = self.producer.take() {
+            p.shutdown();
+            p.wait().await;
+        }
+    }
+
+    async fn stop(mut self) {
+        self.stop_producer().await;
+        self.gateway.shutdown();
+        self.gateway.wait().await;
+    }
+
+    /// The stream's events matching `filter`, in order.
+    async fn stream(&self, filter: &str) -> Vec<(Cursor, FlowEvent)> {
+        let filter = Filter::parse(filter).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = Vec::new();
+        let mut after = Cursor::ZERO;
+        loop {
+            let page = self
+                .bus
+                .flow_after(after, 1000)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let Some(end) = page.last().map(|e| e.id) else {
+                break;
+            };
+            for entry in page {
+                let mut event: FlowEvent =
+                    serde_json::from_str(&entry.json).unwrap_or_else(|e| panic!("{e}"));
+                event.id = entry.id.to_string();
+                if filter.matches(&event) {
+                    out.push((entry.id, event));
+                }
+            }
+            after = end;
+        }
+        out
+    }
+}
+
+/// A raw WebSocket client speaking the protocol.
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Cursors of the live (and replayed) events received, in order.
+    events: Vec<Cursor>,
+}
+
+/// What a request was answered with.
+#[derive(Debug)]
+enum Answer {
+    Page(Page),
+    Error(ErrorCode, String),
+}
+
+impl Client {
+    async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Client {
+            ws,
+            events: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text.to_string()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// The next frame that is not an event (events are counted).
+    async fn next_message(&mut self) -> Result<Answer, ServerMessage> {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("nothing from the gateway for 10 s"));
+            let text = match frame {
+                Some(Ok(Message::Text(t))) => t,
+                Some(Ok(Message::Close(f))) => panic!("closed: {f:?}"),
+                Some(Ok(_)) => continue,
+                other => panic!("connection ended: {other:?}"),
+            };
+            let body = ServerFrame::<FlowEvent>::parse(text.as_str())
+                .map(ServerFrame::into_body)
+                .unwrap_or_else(|e| panic!("{e}: {text}"))
+                .unwrap_or_else(|e| panic!("{e}: {text}"));
+            match body {
+                FrameBody::Events(items) => self.events.extend(items.iter().map(|i| i.cursor)),
+                FrameBody::Page(page) => return Ok(Answer::Page(page)),
+                FrameBody::Message(m) => match *m {
+                    ServerMessage::Error { code, message } => {
+                        return Ok(Answer::Error(code, message))
+                    }
+                    other => return Err(other),
+                },
+            }
+        }
+    }
+
+    /// Subscribes and waits for the replay's end.
+    async fn subscribe(&mut self, filter: &str) {
+        let text = serde_json::json!({"op": "subscribe", "filter": filter}).to_string();
+        self.send(&text).await;
+        loop {
+            match self.next_message().await {
+                Err(ServerMessage::Status { live: true, .. }) => return,
+                Err(_) => {}
+                Ok(other) => panic!("subscribe answered with {other:?}"),
+            }
+        }
+    }
+
+    /// Sends a request and returns its answer (statuses are skipped).
+    async fn ask(&mut self, request: &str) -> Answer {
+        self.send(request).await;
+        loop {
+            if let Ok(answer) = self.next_message().await {
+                return answer;
+            }
+        }
+    }
+
+    /// The page `request` asks for, asking again when over the page rate.
+    async fn page(&mut self, request: &str) -> Page {
+        loop {
+            match self.ask(request).await {
+                Answer::Page(p) => return p,
+                Answer::Error(ErrorCode::RateLimited, _) => {
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+                Answer::Error(code, message) => panic!("{request}: {code:?} {message}"),
+            }
+        }
+    }
+
+    /// Reads frames for `d`, counting events.
+    async fn listen(&mut self, d: Duration) {
+        let until = tokio::time::Instant::now() + d;
+        while let Ok(Some(Ok(Message::Text(text)))) =
+            tokio::time::timeout_at(until, self.ws.next()).await
+        {
+            if let Ok(Ok(FrameBody::Events(items))) =
+                ServerFrame::<FlowEvent>::parse(text.as_str()).map(ServerFrame::into_body)
+            {
+                self.events.extend(items.iter().map(|i| i.cursor));
+            }
+        }
+    }
+}
+
+fn cursors(page: &Page) -> Vec<Cursor> {
+    page.events.iter().map(|i| i.cursor).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_walk_back_to_the_start_and_forward_again_without_gap_or_duplicate() {
+    let mut world = World::start(400.0).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    world.stop_producer().await;
+    // The hub sees the last event the market wrote.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let want: Vec<Cursor> = world
+        .stream("calls")
+        .await
+        .iter()
+        .map(|(c, _)| *c)
+        .collect();
+    let all = world.stream("").await.len();
+    assert!(want.len() > 150, "only {} calls in the stream", want.len());
+    assert!(all > want.len() + 150, "{all} events, {} calls", want.len());
+
+    let mut client = Client::connect(&world.url).await;
+    client.subscribe("calls").await;
+    // Backwards from now, 37 at a time, with the subscription's filter.
+    let mut before = Cursor::new(now_ms(), 0);
+    let mut pages: Vec<Vec<Cursor>> = Vec::new();
+    for n in 0.. {
+        assert!(n < 1000, "the walk back does not end");
+        let req = format!(r#"{{"op":"history","before":"{before}","limit":37,"id":"p{n}"}}"#);
+        let page = client.page(&req).await;
+        assert_eq!(page.id.as_deref(), Some(format!("p{n}").as_str()));
+        assert!(page.events.len() <= 37);
+        assert_eq!(page.notice, None);
+        assert!(page.events.iter().all(|i| i.event.right == Right::Call));
+        pages.push(cursors(&page));
+        if !page.more {
+            assert_eq!(page.next, None);
+            break;
+        }
+        let next = page.next.unwrap_or_else(|| panic!("more without next"));
+        assert!(next < before);
+        before = next;
+    }
+    let walked: Vec<Cursor> = pages.into_iter().rev().flatten().collect();
+    assert_eq!(walked.len(), want.len(), "as many as the stream's calls");
+    assert_eq!(walked, want, "every call, once, in stream order");
+
+    // Forwards from the middle, with the request's own filter: puts.
+    let puts: Vec<Cursor> = world.stream("puts").await.iter().map(|(c, _)| *c).collect();
+    let from = puts[puts.len() / 3];
+    let mut after = from;
+    let mut forward = Vec::new();
+    loop {
+        let req = format!(r#"{{"op":"history","after":"{after}","limit":50,"filter":"puts"}}"#);
+        let page = client.page(&req).await;
+        forward.extend(cursors(&page));
+        match (page.more, page.next) {
+            (true, Some(next)) => after = next,
+            (false, None) => break,
+            other => panic!("more and next disagree: {other:?}"),
+        }
+    }
+    let want_after: Vec<Cursor> = puts.iter().copied().filter(|c| *c > from).collect();
+    assert_eq!(forward, want_after, "every put after the cursor, once");
+
+    // Older than the stream keeps: what is kept, and a notice saying so.
+    let page = client
+        .page(r#"{"op":"history","after":"1-0","limit":100}"#)
+        .await;
+    let notice = page.notice.clone().unwrap_or_default();
+    assert!(
+        notice.contains("older than the stream keeps (oldest kept: ")
+            && notice.ends_with("showing from there"),
+        "{notice}"
+    );
+    assert_eq!(cursors(&page), want[..100].to_vec());
+    assert!(page.more);
+    let page = client.page(r#"{"op":"history","before":"1-0"}"#).await;
+    assert!(page.events.is_empty() && !page.more);
+    assert!(page
+        .notice
+        .is_some_and(|n| n.contains("older than the stream keeps")));
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_error_frames_and_live_events_keep_coming() {
+    let world = World::start(300.0).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut client = Client::connect(&world.url).await;
+    client.subscribe("").await;
+    let future = Cursor::new(now_ms() + 3_600_000, 0);
+    let future = format!(r#"{{"op":"history","before":"{future}"}}"#);
+    let cases: [(&str, ErrorCode, &str); 7] = [
+        (
+            r#"{"op":"history","before":"5-0","after":"5-0"}"#,
+            ErrorCode::BadHistory,
+            "give before or after, not both",
+        ),
+        (
+            r#"{"op":"history"}"#,
+            ErrorCode::BadHistory,
+            "give before or after",
+        ),
+        (
+            r#"{"op":"history","before":"5-0","limit":0}"#,
+            ErrorCode::BadHistory,
+            "limit must be 1 to 1000, got 0",
+        ),
+        (
+            r#"{"op":"history","after":"5-0","limit":1001}"#,
+            ErrorCode::BadHistory,
+            "limit must be 1 to 1000, got 1001",
+        ),
+        (
+            r#"{"op":"history","before":"yesterday"}"#,
+            ErrorCode::BadCursor,
+            "before: cursor \"yesterday\"",
+        ),
+        (&future, ErrorCode::BadHistory, "is in the future"),
+        (
+            r#"{"op":"history","after":"5-0","filter":"premium>="}"#,
+            ErrorCode::BadHistory,
+            "filter: ",
+        ),
+    ];
+    for (request, code, says) in cases {
+        match client.ask(request).await {
+            Answer::Error(c, message) => {
+                assert_eq!(c, code, "{request}: {message}");
+                assert!(message.contains(says), "{request}: {message}");
+            }
+            other => panic!("{request} answered with {other:?}"),
+        }
+    }
+    // Over the page rate: refused, never closed.
+    let mut pages = 0;
+    let mut refused = 0;
+    let before = Cursor::new(now_ms(), 0);
+    for _ in 0..30 {
+        let req = format!(r#"{{"op":"history","before":"{before}","limit":1}}"#);
+        client.send(&req).await;
+    }
+    while pages + refused < 30 {
+        match client.next_message().await {
+            Ok(Answer::Page(p)) => {
+                assert_eq!(p.events.len(), 1);
+                pages += 1;
+            }
+            Ok(Answer::Error(ErrorCode::RateLimited, m)) => {
+                assert!(m.contains("too many history requests"), "{m}");
+                refused += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The seven bad requests above took from the same bucket (burst 20).
+    assert!(
+        pages >= 10 && refused >= 1,
+        "{pages} pages, {refused} refused"
+    );
+    // Live events kept coming throughout, in order, and still do.
+    let seen = client.events.len();
+    client.listen(Duration::from_millis(1500)).await;
+    assert!(
+        client.events.len() > seen + 50,
+        "{} live events after the requests",
+        client.events.len() - seen
+    );
+    assert!(
+        client.events.windows(2).all(|w| w[0] < w[1]),
+        "the live stream stays in order, once each"
+    );
+    world.stop().await;
+}
+
+/// `HH:MM:SS` New York time of `ms`.
+fn ny_clock(ms: u64) -> String {
+    let text = format_ny(ms as i64);
+    text.split(' ').nth(1).unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_since_until_prints_exactly_the_window() {
+    let world = World::start(300.0).await;
+    // A window of whole seconds, well inside the market's run.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let since = (now_ms() / 1000 + 1) * 1000;
+    let until = since + 2000;
+    while now_ms() < until + 1000 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let config = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let run = |since: String, until: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_flowtape"))
+            .env("XDG_CONFIG_HOME", config.path())
+            .env("XDG_STATE_HOME", config.path())
+            .args(["tail", "--server", &world.url, "--filter", "calls"])
+            .args(["--since", &since, "--until", &until])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let started = Instant::now();
+    let out = tokio::task::block_in_place(|| run(ny_clock(since), ny_clock(until)));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(out.status.success(), "{out:?}");
+    let printed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<FlowEvent>(l)
+                .unwrap_or_else(|e| panic!("{e}: {l}"))
+                .id
+        })
+        .collect();
+    let want: Vec<String> = world
+        .stream("calls")
+        .await
+        .into_iter()
+        .filter(|(c, _)| (since..until).contains(&c.ms))
+        .map(|(c, _)| c.to_string())
+        .collect();
+    assert!(want.len() > 50, "only {} calls in the window", want.len());
+    assert_eq!(printed, want, "exactly the calls written in the window");
+
+    // Bad windows: exit code 2 and a clear message, before connecting.
+    for (s, u, says) in [
+        (ny_clock(until), ny_clock(since), "is not after --since"),
+        ("23:61".to_string(), ny_clock(until), "is not a time"),
+        (
+            ny_clock(now_ms() + 3_600_000),
+            ny_clock(until),
+            "in the future",
+        ),
+    ] {
+        let out = tokio::task::block_in_place(|| run(s.clone(), u.clone()));
+        assert_eq!(out.status.code(), Some(2), "{s}..{u}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{s}..{u}: {err}");
+    }
+    world.stop().await;
+}
