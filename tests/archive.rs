@@ -45,8 +45,14 @@ fn event(k: u64) -> FlowEvent {
         expiry: format!("2024-12-{:02}", 20 + k % 7),
         strike: 190.0 + (k % 11) as f64 * 0.5,
         right: if k % 2 == 0 { Right::Call } else { Right::Put },
-        side: [Side::AboveAsk, Side::Ask, Side::Mid, Side::Bid, Side::BelowBid, Side::Unknown]
-            [(k % 6) as usize],
+        side: [
+            Side::AboveAsk,
+            Side::Ask,
+            Side::Mid,
+            Side::Bid,
+            Side::BelowBid,
+            Side::Unknown,
+        ][(k % 6) as usize],
         size: 100 + k,
         price: 2.15 + k as f64 / 7.0,
         premium: 258_000.0 + k as f64 * 0.1,
@@ -75,7 +81,9 @@ struct Committer {
 
 impl Committer {
     async fn new(bus: Bus) -> Committer {
-        assert!(ok(bus.acquire_lease(0, OWNER, Duration::from_secs(600)).await));
+        assert!(ok(bus
+            .acquire_lease(0, OWNER, Duration::from_secs(600))
+            .await));
         Committer { bus, next: 1 }
     }
 
@@ -155,7 +163,10 @@ async fn wait_for_rows(pg: &PostgresServer, want: usize) -> BTreeSet<Cursor> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (rows, set) = archived(pg).await;
-        assert!(rows as usize <= want, "{rows} rows archived, more than the {want} events");
+        assert!(
+            rows as usize <= want,
+            "{rows} rows archived, more than the {want} events"
+        );
         if rows as usize == want || Instant::now() > deadline {
             return set;
         }
@@ -212,13 +223,13 @@ async fn every_event_arrives_once_with_every_field() {
         )
         .await);
     let names: Vec<String> = listed.iter().map(|r| r.get(0)).collect();
-    let want: Vec<String> = days
-        .iter()
-        .map(|d| archive::partitions::name(*d))
-        .collect();
+    let want: Vec<String> = days.iter().map(|d| archive::partitions::name(*d)).collect();
     assert_eq!(names, want);
     assert_eq!(
-        archiver.stats.archived.load(std::sync::atomic::Ordering::Relaxed),
+        archiver
+            .stats
+            .archived
+            .load(std::sync::atomic::Ordering::Relaxed),
         2000
     );
     archiver.trigger.trigger();
@@ -252,7 +263,11 @@ async fn exactly_once_across_archiver_and_postgres_crashes() {
     let entries = stream(&bus).await;
     assert_eq!(entries.len(), 6300);
     let set = wait_for_rows(&pg, entries.len()).await;
-    assert_eq!(set, cursors(&entries), "the archive differs from the stream");
+    assert_eq!(
+        set,
+        cursors(&entries),
+        "the archive differs from the stream"
+    );
     let (rows, _) = archived(&pg).await;
     assert_eq!(rows as usize, entries.len(), "an event was archived twice");
     assert!(
@@ -299,7 +314,10 @@ async fn a_newer_schema_is_refused() {
             &[&(known + 1)],
         )
         .await);
-    let err = Writer::connect(&pg.url(), "ft").await.err().map(|e| e.to_string());
+    let err = Writer::connect(&pg.url(), "ft")
+        .await
+        .err()
+        .map(|e| e.to_string());
     assert_eq!(
         err.as_deref(),
         Some(
@@ -340,9 +358,14 @@ async fn retention_drops_or_detaches_old_day_partitions() {
         })
         .collect();
     ok(writer.write(&rows, Cursor::new(5, 0)).await);
-    assert_eq!(ok(archive::partitions::list(writer.client()).await).len(), 5);
+    assert_eq!(
+        ok(archive::partitions::list(writer.client()).await).len(),
+        5
+    );
 
-    let detached = ok(writer.apply_retention(today, 6, RetentionMode::Detach).await);
+    let detached = ok(writer
+        .apply_retention(today, 6, RetentionMode::Detach)
+        .await);
     assert_eq!(detached, [today.add_days(-10)]);
     let removed = ok(writer.apply_retention(today, 2, RetentionMode::Drop).await);
     assert_eq!(removed, [today.add_days(-5)]);

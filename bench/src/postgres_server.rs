@@ -57,7 +57,8 @@ impl PostgresServer {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("flowtape-pg-{}-{nonce:x}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("flowtape-pg-{}-{nonce:x}", std::process::id()));
         std::fs::create_dir_all(dir.join("sock"))
             .map_err(|e| PostgresServerError::Spawn("mkdir", e))?;
         let server = PostgresServer {
@@ -67,13 +68,25 @@ impl PostgresServer {
             as_postgres,
         };
         if as_postgres {
-            server.run("chown", Command::new("chown").arg("-R").arg("postgres:").arg(&server.dir))?;
+            server.run(
+                "chown",
+                Command::new("chown")
+                    .arg("-R")
+                    .arg("postgres:")
+                    .arg(&server.dir),
+            )?;
         }
         let mut initdb = server.command("initdb");
-        initdb
-            .arg("-D")
-            .arg(server.data_dir())
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
+        initdb.arg("-D").arg(server.data_dir()).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
         server.run("initdb", &mut initdb)?;
         server.resume().await?;
         Ok(server)
@@ -92,7 +105,12 @@ impl PostgresServer {
     pub fn kill(&self) -> Result<(), PostgresServerError> {
         let pid_file = std::fs::read_to_string(self.data_dir().join("postmaster.pid"))
             .map_err(|e| PostgresServerError::Spawn("read postmaster.pid", e))?;
-        let pid = pid_file.lines().next().unwrap_or_default().trim().to_string();
+        let pid = pid_file
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         self.run("kill", Command::new("kill").args(["-KILL", &pid]))?;
         // The postmaster's children notice its death and exit; wait until
         // the pid file's owner is gone so a restart is not refused.
@@ -127,7 +145,9 @@ impl PostgresServer {
         self.run("pg_ctl start", &mut start)?;
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            if let Ok((client, conn)) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls).await {
+            if let Ok((client, conn)) =
+                tokio_postgres::connect(&self.url(), tokio_postgres::NoTls).await
+            {
                 tokio::spawn(conn);
                 if client.simple_query("SELECT 1").await.is_ok() {
                     return Ok(());

@@ -89,7 +89,10 @@ pub fn help_lines<'a>(app: &App, skin: &Skin) -> Vec<Line<'a>> {
         ("occ:NVDA261218C00200000", "one contract (OSI symbol)"),
         ("sweep or block", "either; terms side by side bind tighter"),
         ("(AAPL or TSLA) calls", "parentheses group"),
-        ("notable", "preset: golden, unusual, $100k+ sweep/block, $500k+"),
+        (
+            "notable",
+            "preset: golden, unusual, $100k+ sweep/block, $500k+",
+        ),
     ] {
         lines.push(entry(ex.0.to_string(), ex.1));
     }

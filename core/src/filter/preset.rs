@@ -23,7 +23,8 @@ use super::vocab::{Field, Keyword, MAX_TICKER_LEN};
 /// blocks of $100k or more, and anything of $500k or more. In the demo's
 /// market at the open that is about 4 rows a second, a pace a person can
 /// read (`docs/tui.md`, "Notable flow by default").
-pub const NOTABLE_DEFAULT: &str = "golden or unusual or (sweep or block) premium>=100k or premium>=500k";
+pub const NOTABLE_DEFAULT: &str =
+    "golden or unusual or (sweep or block) premium>=100k or premium>=500k";
 
 /// The built-in presets: name, expression.
 const BUILTIN: [(&str, &str); 1] = [("notable", NOTABLE_DEFAULT)];

@@ -8,12 +8,14 @@
 //! PostgreSQL is away it holds its place and retries with backoff; events
 //! the stream trimmed before they were archived are reported as lost.
 //! Schema: [`schema`] (migrations), [`partitions`] (one per trading day,
-//! retention), [`row`] (an event as a row).
+//! retention), [`row`] (an event as a row); [`service`] runs the role
+//! with its metrics.
 
 pub mod partitions;
 pub mod role;
 pub mod row;
 pub mod schema;
+pub mod service;
 pub mod writer;
 
 use std::sync::atomic::Ordering;
@@ -171,7 +173,9 @@ pub async fn run(
         match w.write(&rows, through).await {
             Ok(written) => {
                 stats.commit_latency.observe(started.elapsed());
-                stats.archived.fetch_add(written.inserted, Ordering::Relaxed);
+                stats
+                    .archived
+                    .fetch_add(written.inserted, Ordering::Relaxed);
                 stats.duplicates.fetch_add(
                     rows.len() as u64 - written.inserted.min(rows.len() as u64),
                     Ordering::Relaxed,
@@ -206,7 +210,12 @@ async fn read(
 }
 
 /// Counts and logs a PostgreSQL failure, then waits (doubling the wait).
-async fn failed(stats: &ArchiveStats, e: &ArchiveError, backoff: &mut Duration, shutdown: &Shutdown) {
+async fn failed(
+    stats: &ArchiveStats,
+    e: &ArchiveError,
+    backoff: &mut Duration,
+    shutdown: &Shutdown,
+) {
     tracing::warn!("archive: {e}; retrying in {backoff:?}");
     stats.postgres_up.store(false, Ordering::Relaxed);
     stats.errors.fetch_add(1, Ordering::Relaxed);

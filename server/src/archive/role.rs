@@ -51,7 +51,10 @@ impl ArchiveStats {
         let last_ms = bounds.last.map_or(cursor.ms, |l| l.ms);
         self.lag_ms
             .store(last_ms.saturating_sub(cursor.ms), Ordering::Relaxed);
-        let Some(first) = bounds.first.filter(|f| cursor != Cursor::ZERO && *f > cursor) else {
+        let Some(first) = bounds
+            .first
+            .filter(|f| cursor != Cursor::ZERO && *f > cursor)
+        else {
             return;
         };
         let Ok(mut reported) = self.gap_reported_after.lock() else {
@@ -190,7 +193,11 @@ mod tests {
             last: Some(Cursor::new(9000, 0)),
         };
         stats.observe_stream(Cursor::ZERO, &bounds);
-        assert_eq!(stats.lost().0, 0, "starting from the beginning loses nothing");
+        assert_eq!(
+            stats.lost().0,
+            0,
+            "starting from the beginning loses nothing"
+        );
         stats.observe_stream(Cursor::new(6000, 0), &bounds);
         assert_eq!(stats.lost().0, 0);
         assert_eq!(stats.lag(), Duration::from_secs(3));

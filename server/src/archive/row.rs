@@ -4,11 +4,11 @@
 
 use std::error::Error as StdError;
 
+use bytes::BytesMut;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::date::{market_date, Date};
 use flowtape_core::event::{FlowEvent, Sentiment};
 use flowtape_core::occ::Right;
-use bytes::BytesMut;
 use serde_json::Value;
 use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 
@@ -93,11 +93,12 @@ impl ArchiveRow {
     pub fn from_entry(entry: &FlowEntry) -> Result<ArchiveRow, RowError> {
         let id = entry.id;
         let not_event = |reason: String| RowError::NotAnEvent { id, reason };
-        let out_of_range = |field: &'static str, value: &dyn std::fmt::Display| RowError::OutOfRange {
-            id,
-            field,
-            value: value.to_string(),
-        };
+        let out_of_range =
+            |field: &'static str, value: &dyn std::fmt::Display| RowError::OutOfRange {
+                id,
+                field,
+                value: value.to_string(),
+            };
         let event: FlowEvent =
             serde_json::from_str(&entry.json).map_err(|e| not_event(e.to_string()))?;
         let expiry: Date = event
@@ -350,7 +351,10 @@ mod tests {
         assert_eq!(row.day.to_string(), "2024-12-20");
         assert_eq!((row.cursor_ms, row.cursor_seq), (1_734_700_000_200, 3));
         assert_eq!(row.tags, ["unusual", "opening"]);
-        assert_eq!((row.right, row.side, row.kind, row.sentiment), ("C", "A", "sweep", "bull"));
+        assert_eq!(
+            (row.right, row.side, row.kind, row.sentiment),
+            ("C", "A", "sweep", "bull")
+        );
         assert_eq!(row.extra, None);
         assert_eq!(row.values().len(), TYPES.len());
         assert_eq!(COLUMNS.split(',').count(), TYPES.len());

@@ -41,12 +41,17 @@ pub async fn migrate(client: &mut Client) -> Result<i32, ArchiveError> {
         return Err(ArchiveError::SchemaTooNew { found, known });
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
-        tx.batch_execute(sql).await.map_err(|e| ArchiveError::Migration {
-            version: *version,
-            source: e,
-        })?;
-        tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[version])
-            .await?;
+        tx.batch_execute(sql)
+            .await
+            .map_err(|e| ArchiveError::Migration {
+                version: *version,
+                source: e,
+            })?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[version],
+        )
+        .await?;
         tracing::info!(version, "archive schema migrated");
     }
     tx.commit().await?;

@@ -38,12 +38,13 @@ pub struct Written {
 impl Writer {
     /// Connects, applies the migrations and prepares the staging table.
     pub async fn connect(url: &str, stream: &str) -> Result<Writer, ArchiveError> {
-        let (mut client, connection) = tokio_postgres::connect(url, NoTls)
-            .await
-            .map_err(|e| ArchiveError::Connect {
-                url: redact(url),
-                source: e,
-            })?;
+        let (mut client, connection) =
+            tokio_postgres::connect(url, NoTls)
+                .await
+                .map_err(|e| ArchiveError::Connect {
+                    url: redact(url),
+                    source: e,
+                })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("archive connection closed: {e}");

@@ -9,6 +9,7 @@
 //! the nearest valid key for a misspelling); [`Resolved::node_config`] builds
 //! every role's configuration before anything starts, so nothing half-starts.
 
+mod archive;
 mod duration;
 mod sections;
 mod size;
@@ -22,6 +23,7 @@ use flowtape_core::filter::suggest;
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+pub use archive::{ArchiveSection, ARCHIVE_METRICS_LISTEN};
 pub use duration::HumanDuration;
 pub use sections::{
     BusSection, FeedKind, FeedSection, GatewaySection, LogFormat, LogSection, MetricsSection,
@@ -29,6 +31,7 @@ pub use sections::{
 };
 pub use size::ByteSize;
 
+use crate::archive::writer::redact as redact_postgres;
 use crate::bus::redis::redact_url;
 use crate::bus::BusConfig;
 use crate::feed::{Pace, SimConfig};
@@ -53,6 +56,7 @@ pub struct ServerConfig {
     pub detection: Option<DetectionConfig>,
     pub gateway: GatewaySection,
     pub metrics: MetricsSection,
+    pub archive: ArchiveSection,
 }
 
 impl ServerConfig {
@@ -69,6 +73,7 @@ impl ServerConfig {
             detection: Some(DetectionConfig::default()),
             gateway: GatewaySection::defaults(),
             metrics: MetricsSection::defaults(),
+            archive: ArchiveSection::defaults(),
         }
     }
 
@@ -139,6 +144,7 @@ impl ServerConfig {
             shown.feed.massive_key = Some(REDACTED.into());
         }
         shown.bus.redis = shown.bus.redis.as_deref().map(redact_url);
+        shown.archive.postgres = shown.archive.postgres.as_deref().map(redact_postgres);
         toml::to_string(&shown)
             .unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
     }
@@ -232,6 +238,9 @@ impl Resolved {
                 ("feed", "kind") => "feed".to_string(),
                 ("log", "filter") => "log".to_string(),
                 ("log", "format") => "log-format".to_string(),
+                ("archive", name) if name != "postgres" => {
+                    format!("archive-{}", name.replace('_', "-"))
+                }
                 (_, name) => name.replace('_', "-"),
             };
             return format!("--{flag} (command line or environment)");
@@ -261,7 +270,16 @@ impl Resolved {
 
     /// Checks every setting `roles` use, without starting anything.
     pub fn check(&self, roles: Roles) -> Result<(), ConfigError> {
+        self.archive_config()?;
         self.node_config(roles).map(drop)
+    }
+
+    /// The archive role's settings, checked; `None` when no PostgreSQL URL is set.
+    pub fn archive_config(&self) -> Result<Option<crate::archive::ArchiveConfig>, ConfigError> {
+        self.config
+            .archive
+            .archive_config()
+            .map_err(|(key, message)| self.invalid("archive", key, message))
     }
 
     /// The bus settings, checked.

@@ -33,9 +33,18 @@ fn notable_asks_100k_of_a_sweep_or_block_and_500k_of_anything_else() {
         (order(Kind::Block, 150_000.0, Tags::EMPTY), true),
         (order(Kind::Single, 499_999.0, Tags::EMPTY), false),
         (order(Kind::Split, 500_000.0, Tags::EMPTY), true),
-        (order(Kind::Single, 2_000.0, Tags::EMPTY.with(Tag::Golden)), true),
-        (order(Kind::Single, 2_000.0, Tags::EMPTY.with(Tag::Unusual)), true),
-        (order(Kind::Sweep, 2_000.0, Tags::EMPTY.with(Tag::Repeat)), false),
+        (
+            order(Kind::Single, 2_000.0, Tags::EMPTY.with(Tag::Golden)),
+            true,
+        ),
+        (
+            order(Kind::Single, 2_000.0, Tags::EMPTY.with(Tag::Unusual)),
+            true,
+        ),
+        (
+            order(Kind::Sweep, 2_000.0, Tags::EMPTY.with(Tag::Repeat)),
+            false,
+        ),
     ];
     for (event, expected) in cases {
         assert_eq!(
