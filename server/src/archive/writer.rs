@@ -50,6 +50,10 @@ impl Writer {
                 tracing::debug!("archive connection closed: {e}");
             }
         });
+        // Not "relation … already exists, skipping" on every start and new day.
+        client
+            .batch_execute("SET client_min_messages TO warning")
+            .await?;
         schema::migrate(&mut client).await?;
         client
             .batch_execute(
