@@ -117,13 +117,19 @@ struct Archiver {
 }
 
 fn start_archiver(bus: &Bus, pg: &PostgresServer, batch: usize) -> Archiver {
+    start_archiver_with(
+        bus,
+        ArchiveConfig {
+            batch_size: batch,
+            poll: Duration::from_millis(20),
+            ..ArchiveConfig::new(pg.url())
+        },
+    )
+}
+
+fn start_archiver_with(bus: &Bus, config: ArchiveConfig) -> Archiver {
     let (trigger, shutdown) = shutdown::channel();
     let stats = Arc::new(ArchiveStats::default());
-    let config = ArchiveConfig {
-        batch_size: batch,
-        poll: Duration::from_millis(20),
-        ..ArchiveConfig::new(pg.url())
-    };
     let task = tokio::spawn(archive::run(bus.clone(), config, stats.clone(), shutdown));
     Archiver {
         trigger,
@@ -384,6 +390,49 @@ async fn retention_drops_or_detaches_old_day_partitions() {
     assert!(!table_exists(&writer, today.add_days(-5)).await);
     // 0 keeps everything.
     assert!(ok(writer.apply_retention(today, 0, RetentionMode::Drop).await).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archiver_applies_retention_and_writes_no_expired_day() {
+    let pg = ok(PostgresServer::start().await);
+    let bus = Bus::memory(BusConfig::default());
+    let mut committer = Committer::new(bus.clone()).await;
+    committer.commit(30).await;
+    let archiver = start_archiver(&bus, &pg, 100);
+    wait_for_rows(&pg, 30).await;
+    archiver.trigger.trigger();
+    assert!(ok(archiver.task.await).is_ok());
+    // The events are of December 2024: far past a retention of 7 days now.
+    committer.commit(20).await;
+    let archiver = start_archiver_with(
+        &bus,
+        ArchiveConfig {
+            retention_days: 7,
+            poll: Duration::from_millis(20),
+            ..ArchiveConfig::new(pg.url())
+        },
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while archiver
+        .stats
+        .expired
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 20
+    {
+        assert!(Instant::now() < deadline, "the new events were not judged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        archiver
+            .stats
+            .partitions_removed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+    let (rows, _) = archived(&pg).await;
+    assert_eq!(rows, 0, "expired days were written again");
+    archiver.trigger.trigger();
+    assert!(ok(archiver.task.await).is_ok());
 }
 
 async fn table_exists(writer: &Writer, day: Date) -> bool {

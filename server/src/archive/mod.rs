@@ -158,9 +158,16 @@ pub async fn run(
             sleep_or_shutdown(config.poll, &shutdown).await;
             continue;
         };
+        // Days retention has removed (or would at once) are not written again.
+        let oldest_kept = (config.retention_days > 0)
+            .then(|| market_date(now_ms()).add_days(-i64::from(config.retention_days)));
         let rows: Vec<ArchiveRow> = entries
             .iter()
             .filter_map(|entry| match ArchiveRow::from_entry(entry) {
+                Ok(row) if oldest_kept.is_some_and(|oldest| row.day < oldest) => {
+                    stats.expired.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
                 Ok(row) => Some(row),
                 Err(e) => {
                     tracing::warn!("archive: skipped: {e}");

@@ -25,6 +25,8 @@ pub struct ArchiveStats {
     pub duplicates: AtomicU64,
     /// Stream entries that are not valid events (logged and skipped).
     pub skipped: AtomicU64,
+    /// Events of days past the retention (not written).
+    pub expired: AtomicU64,
     /// Failed PostgreSQL or bus operations (each retried).
     pub errors: AtomicU64,
     /// Partitions removed by retention.
@@ -117,6 +119,11 @@ impl Role for ArchiveRole {
                 "flowtape_archive_malformed_total",
                 "Flow stream entries that are not valid events (skipped).",
                 &s.skipped,
+            ),
+            (
+                "flowtape_archive_expired_total",
+                "Events of days past the archive's retention (not written).",
+                &s.expired,
             ),
             (
                 "flowtape_archive_errors_total",
