@@ -5,7 +5,7 @@
 //! commit on) and times the archiver from the first event to the last
 //! committed; then reads the size of the day partitions with their indexes.
 //!
-//! Run: `cargo run --release --example archive_throughput [EVENTS [BATCH]]`
+//! Run: `cargo run --release -p flowtape-bench --example archive_throughput [EVENTS [BATCH]]`
 //! (default 500000 events, batches of 5000). The figures are in docs/bench.md.
 
 use std::sync::atomic::Ordering;
