@@ -141,7 +141,7 @@ impl PostgresServer {
             .args(["start", "-l"])
             .arg(self.dir.join("server.log"))
             .args(["-o", &options]);
-        // Without -w: readiness is checked below, with a connection.
+        // pg_ctl waits until the server runs; ready means a query answers.
         self.run("pg_ctl start", &mut start)?;
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {

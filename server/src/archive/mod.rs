@@ -61,10 +61,12 @@ pub enum ArchiveError {
 impl ArchiveError {
     /// Errors that retrying cannot cure: the role stops with them.
     fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            ArchiveError::SchemaTooNew { .. } | ArchiveError::Migration { .. }
-        )
+        match self {
+            ArchiveError::SchemaTooNew { .. } => true,
+            // PostgreSQL refused the SQL (not a lost connection).
+            ArchiveError::Migration { source, .. } => source.as_db_error().is_some(),
+            _ => false,
+        }
     }
 }
 

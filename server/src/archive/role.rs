@@ -50,9 +50,14 @@ impl ArchiveStats {
     /// archive that had caught up to the very entry trimmed last this reads
     /// as a loss of nothing, reported as a gap of 0–few ms).
     pub fn observe_stream(&self, cursor: Cursor, bounds: &FlowBounds) {
-        let last_ms = bounds.last.map_or(cursor.ms, |l| l.ms);
+        // Before its first event, the archive is as far behind as the stream is long.
+        let archived_ms = match bounds.first {
+            Some(first) if cursor == Cursor::ZERO => first.ms,
+            _ => cursor.ms,
+        };
+        let last_ms = bounds.last.map_or(archived_ms, |l| l.ms);
         self.lag_ms
-            .store(last_ms.saturating_sub(cursor.ms), Ordering::Relaxed);
+            .store(last_ms.saturating_sub(archived_ms), Ordering::Relaxed);
         let Some(first) = bounds
             .first
             .filter(|f| cursor != Cursor::ZERO && *f > cursor)
