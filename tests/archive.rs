@@ -435,6 +435,47 @@ async fn the_archiver_applies_retention_and_writes_no_expired_day() {
     assert!(ok(archiver.task.await).is_ok());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_written_again_adds_nothing() {
+    let pg = ok(PostgresServer::start().await);
+    let bus = Bus::memory(BusConfig::default());
+    let mut committer = Committer::new(bus.clone()).await;
+    committer.commit(500).await;
+    let archiver = start_archiver(&bus, &pg, 128);
+    wait_for_rows(&pg, 500).await;
+    archiver.trigger.trigger();
+    assert!(ok(archiver.task.await).is_ok());
+    // The archived cursor lost: every batch is written again, the rows
+    // already there are skipped, the new ones inserted.
+    ok(client(&pg)
+        .await
+        .execute("DELETE FROM archive_progress", &[])
+        .await);
+    committer.commit(100).await;
+    let archiver = start_archiver(&bus, &pg, 128);
+    let set = wait_for_rows(&pg, 600).await;
+    assert_eq!(set, cursors(&stream(&bus).await));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let duplicates = || {
+        archiver
+            .stats
+            .duplicates
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    while duplicates() < 500 {
+        assert!(
+            Instant::now() < deadline,
+            "{} duplicates skipped",
+            duplicates()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(duplicates(), 500);
+    assert_eq!(archived(&pg).await.0, 600);
+    archiver.trigger.trigger();
+    assert!(ok(archiver.task.await).is_ok());
+}
+
 async fn table_exists(writer: &Writer, day: Date) -> bool {
     let name = archive::partitions::name(day);
     ok(writer

@@ -1,8 +1,9 @@
 //! The archive's PostgreSQL side: one connection that writes batches of rows
-//! exactly once. A batch is copied (binary COPY) into a per-connection
-//! staging table, inserted into `flow_events` skipping rows already there,
-//! and the stream's archived cursor advanced, all in one transaction: what
-//! is committed and where to resume from can never disagree.
+//! exactly once. A batch is copied (binary COPY) into `flow_events`, or, if
+//! some of its rows are there already, into a per-connection staging table
+//! and inserted skipping those; the stream's archived cursor advances in the
+//! same transaction: what is committed and where to resume from can never
+//! disagree.
 
 use std::collections::HashSet;
 use std::pin::pin;
@@ -10,7 +11,8 @@ use std::pin::pin;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::date::Date;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, Transaction};
 
 use super::partitions;
 use super::row::{ArchiveRow, COLUMNS, TYPES};
@@ -106,25 +108,32 @@ impl Writer {
             i64::try_from(through.ms).map_err(|_| ArchiveError::CursorRange(through))?,
             i64::try_from(through.seq).map_err(|_| ArchiveError::CursorRange(through))?,
         );
-        let tx = self.client.transaction().await?;
+        let mut tx = self.client.transaction().await?;
         let mut inserted = 0;
         if !rows.is_empty() {
-            let sink = tx
-                .copy_in(&format!(
-                    "COPY flow_events_staging ({COLUMNS}) FROM STDIN (FORMAT binary)"
-                ))
-                .await?;
-            let mut copy = pin!(BinaryCopyInWriter::new(sink, &TYPES));
-            for row in rows {
-                copy.as_mut().write(&row.values()).await?;
+            // Straight into the table: the fast path, as the batch is new
+            // unless the archived cursor was behind it (a second archiver,
+            // a reset cursor). Then the savepoint undoes the attempt and the
+            // batch goes through staging, skipping the rows already there.
+            let direct = tx.savepoint("direct").await?;
+            match copy_rows(&direct, "flow_events", rows).await {
+                Ok(n) => {
+                    direct.commit().await?;
+                    inserted = n;
+                }
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    direct.rollback().await?;
+                    copy_rows(&tx, "flow_events_staging", rows).await?;
+                    inserted = tx
+                        .execute(
+                            "INSERT INTO flow_events SELECT * FROM flow_events_staging \
+                             ON CONFLICT DO NOTHING",
+                            &[],
+                        )
+                        .await?;
+                }
+                Err(e) => return Err(e.into()),
             }
-            copy.finish().await?;
-            inserted = tx
-                .execute(
-                    "INSERT INTO flow_events SELECT * FROM flow_events_staging ON CONFLICT DO NOTHING",
-                    &[],
-                )
-                .await?;
         }
         tx.execute(
             "INSERT INTO archive_progress (stream, cursor_ms, cursor_seq) VALUES ($1, $2, $3) \
@@ -160,6 +169,24 @@ impl Writer {
     pub fn client(&self) -> &Client {
         &self.client
     }
+}
+
+/// Copies `rows` into `table` (binary COPY); returns how many.
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    table: &str,
+    rows: &[ArchiveRow],
+) -> Result<u64, tokio_postgres::Error> {
+    let sink = tx
+        .copy_in(&format!(
+            "COPY {table} ({COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    let mut copy = pin!(BinaryCopyInWriter::new(sink, &TYPES));
+    for row in rows {
+        copy.as_mut().write(&row.values()).await?;
+    }
+    copy.finish().await
 }
 
 /// A PostgreSQL URL without its password, for messages.
