@@ -521,6 +521,16 @@ async fn in_one_process_the_gateway_shows_every_role() {
     let mut exported = Samples::new();
     samples_of(&text, &mut exported);
     promtool(&["check", "metrics"], Some(&text));
+    // The archive serves a port of its own even within `run` (it needs a
+    // PostgreSQL, scraped in the test above): its families as it renders them.
+    let mut archive = flowtape_server::metrics::Exposition::default();
+    flowtape_server::metrics::Role::render(
+        &archive::ArchiveRole {
+            stats: Default::default(),
+        },
+        &mut archive,
+    );
+    samples_of(&archive.into_text(), &mut exported);
     check_catalog(&exported);
 
     let body = health_becomes(addr, 200, Duration::from_secs(10)).await;
