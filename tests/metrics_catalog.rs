@@ -1,6 +1,7 @@
 //! Every role is observable, and no alert or dashboard panel is dead: an
-//! ingest and a processor run apart, each serving `/metrics` and `/healthz`
-//! on a port of its own, beside a gateway, on a private Redis; every
+//! ingest, a processor and an archive (on a private PostgreSQL) run apart,
+//! each serving `/metrics` and `/healthz` on a port of its own, beside a
+//! gateway, on a private Redis; every
 //! `flowtape_*` metric (and label value) that `assets/deploy/prometheus/alerts.yml`
 //! and `assets/deploy/grafana/flowtape.json` query must be in their scrapes.
 //! `/healthz` turns 503 for each role's own trouble: a processor behind on a
@@ -13,7 +14,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use flowtape_bench::redis_server::{find_program, RedisServer};
+use flowtape_bench::postgres_server::PostgresServer;
+use flowtape_bench::redis_server::{find_program, free_port, RedisServer};
+use flowtape_server::archive::{self, ArchiveConfig};
 use flowtape_server::bus::{Bus, BusConfig};
 use flowtape_server::feed::{PrintSource, SimMarket};
 use flowtape_server::node::{FeedChoice, Node, NodeConfig, MAX_HELD};
@@ -307,6 +310,15 @@ async fn every_alert_and_panel_queries_what_the_roles_export() {
     let gateway_addr = gateway
         .gateway_addr()
         .unwrap_or_else(|| panic!("no gateway"));
+    let postgres = ok(PostgresServer::start().await);
+    let archive_addr: SocketAddr = ok(format!("127.0.0.1:{}", ok(free_port())).parse());
+    let (stop_archive, archive_shutdown) = flowtape_server::shutdown::channel();
+    let archive = tokio::spawn(archive::service::serve(
+        bus.clone(),
+        ArchiveConfig::new(postgres.url()),
+        Some(archive_addr),
+        archive_shutdown,
+    ));
 
     // Once events flow and the backlog is sampled, every family has its samples.
     let mut exported = Samples::new();
@@ -320,7 +332,14 @@ async fn every_alert_and_panel_queries_what_the_roles_export() {
     .await;
     let gateway_text =
         scrape_once_above(gateway_addr, "flowtape_gateway_events_in_total", 0.0).await;
-    for text in [&ingest_text, &process_text, &gateway_text] {
+    let archive_text = scrape_once_above(archive_addr, "flowtape_archive_events_total", 0.0).await;
+    assert!(
+        archive_text.contains("flowtape_healthy{role=\"archive\"} 1"),
+        "{archive_text}"
+    );
+    stop_archive.trigger();
+    assert!(ok(archive.await).is_ok());
+    for text in [&ingest_text, &process_text, &gateway_text, &archive_text] {
         samples_of(text, &mut exported);
         promtool(&["check", "metrics"], Some(text));
     }
@@ -502,6 +521,16 @@ async fn in_one_process_the_gateway_shows_every_role() {
     let mut exported = Samples::new();
     samples_of(&text, &mut exported);
     promtool(&["check", "metrics"], Some(&text));
+    // The archive serves a port of its own even within `run` (it needs a
+    // PostgreSQL, scraped in the test above): its families as it renders them.
+    let mut archive = flowtape_server::metrics::Exposition::default();
+    flowtape_server::metrics::Role::render(
+        &archive::ArchiveRole {
+            stats: Default::default(),
+        },
+        &mut archive,
+    );
+    samples_of(&archive.into_text(), &mut exported);
     check_catalog(&exported);
 
     let body = health_becomes(addr, 200, Duration::from_secs(10)).await;

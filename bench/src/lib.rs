@@ -22,12 +22,14 @@
 //!   coming and going and a gateway restarted, memory read throughout.
 //! - [`nginx`] runs nginx with the deploy config in front of gateways
 //!   (`tests/nginx_failover.rs` uses it).
+//! - [`postgres_server`] runs a private PostgreSQL (the archive's tests and bench).
 
 pub mod clients;
 pub mod control;
 pub mod hist;
 pub mod mix;
 pub mod nginx;
+pub mod postgres_server;
 pub mod procfs;
 pub mod redis_cluster;
 pub mod redis_server;

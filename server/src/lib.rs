@@ -4,6 +4,7 @@
 //! The vocabulary they speak (events, filters, the protocol, detection) is
 //! the `flowtape-core` crate.
 //!
+//! - [`archive`]: every flow event kept in PostgreSQL past the stream's retention.
 //! - [`binary`]: logs and the runtime around a headless binary's command.
 //! - [`config`]: the server's config file, under its flags and environment.
 //! - [`feed`]: where prints come from (the simulated market, replay files, Massive).
@@ -19,6 +20,8 @@
 //! Without the default `roles` feature only [`wsclient`] is built: that is
 //! what the TUI links when it is built without its embedded demo.
 
+#[cfg(feature = "roles")]
+pub mod archive;
 #[cfg(feature = "roles")]
 pub mod binary;
 #[cfg(feature = "roles")]

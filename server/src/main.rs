@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use flowtape_server::archive::{self, ArchiveConfig};
 use flowtape_server::bus::Bus;
 use flowtape_server::config::{
-    BusSection, FeedSection, GatewaySection, LogFormat, LogSection, ProcessSection, Resolved,
-    Roles, ServerConfig,
+    ArchiveSection, BusSection, FeedSection, GatewaySection, LogFormat, LogSection, ProcessSection,
+    Resolved, Roles, ServerConfig,
 };
 use flowtape_server::feed::{self, SimMarket};
 use flowtape_server::node::{Node, NodeConfig};
@@ -33,6 +34,9 @@ Examples:
 
   # Replay a recorded file as fast as possible:
   flowtape-server run --feed replay --replay assets/sample-prints.ndjson --replay-speed 0
+
+  # Archive every flow event in PostgreSQL (docs/archive.md):
+  flowtape-server archive --redis redis://10.0.0.5:6379 --postgres postgres://flowtape@db/flowtape
 
   # Record 10,000 simulated prints as a replay file:
   flowtape-server record --count 10000 --sim-seed 1 > prints.ndjson";
@@ -81,6 +85,13 @@ enum Command {
         bus: BusSection,
         #[command(flatten)]
         gateway: GatewaySection,
+    },
+    /// Archive every flow event in PostgreSQL (docs/archive.md).
+    Archive {
+        #[command(flatten)]
+        bus: BusSection,
+        #[command(flatten)]
+        archive: ArchiveSection,
     },
     /// Write simulated prints as an NDJSON replay file to stdout.
     Record {
@@ -135,6 +146,8 @@ struct EverySection {
     process: ProcessSection,
     #[command(flatten)]
     gateway: GatewaySection,
+    #[command(flatten)]
+    archive: ArchiveSection,
 }
 
 impl EverySection {
@@ -142,12 +155,14 @@ impl EverySection {
     fn into_layer(self, flags: &mut ServerConfig) {
         (flags.bus, flags.feed, flags.process, flags.gateway) =
             (self.bus, self.feed, self.process, self.gateway);
+        flags.archive = self.archive;
     }
 }
 
 /// What to do once the configuration is resolved.
 enum Task {
     Serve(&'static str, Roles),
+    Archive,
     Record(u64),
     Check,
     Show,
@@ -182,6 +197,10 @@ impl Command {
             Command::Gateway { bus, gateway } => {
                 (flags.bus, flags.gateway) = (bus, gateway);
                 Task::Serve("gateway", Roles::GATEWAY)
+            }
+            Command::Archive { bus, archive } => {
+                (flags.bus, flags.archive) = (bus, archive);
+                Task::Archive
             }
             Command::Record {
                 count,
@@ -230,8 +249,18 @@ async fn serve(
     bus: Bus,
     config: NodeConfig,
     metrics: Option<std::net::SocketAddr>,
+    archive: Option<(ArchiveConfig, Option<std::net::SocketAddr>)>,
 ) -> Result<(), String> {
+    let archive_bus = bus.clone();
     let mut node = Node::start(bus, config).await.map_err(|e| e.to_string())?;
+    let archive = archive.map(|(config, listen)| {
+        tokio::spawn(archive::service::serve(
+            archive_bus,
+            config,
+            listen,
+            node.shutdown_signal(),
+        ))
+    });
     if let Some(addr) = metrics {
         match node.serve_metrics(addr).await {
             Ok(bound) => tracing::info!(%bound, "serving /metrics and /healthz"),
@@ -252,6 +281,15 @@ async fn serve(
             tracing::info!("shutting down: draining");
             trigger.trigger();
             wait.await;
+        }
+    }
+    if let Some(archive) = archive {
+        // The node's shutdown stops it, after its batch in flight.
+        trigger.trigger();
+        match archive.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(e) => return Err(format!("the archive ended abnormally: {e}")),
         }
     }
     let p = &stats.process;
@@ -282,7 +320,28 @@ async fn run(config: Resolved, task: Task) -> Result<(), String> {
                 "process" => metrics.process_listen,
                 _ => None,
             };
-            serve(connect(&config, role).await?, node, metrics).await
+            let archive = config
+                .archive_config()
+                .map_err(|e| e.to_string())?
+                .filter(|_| role == "run")
+                .map(|a| (a, config.config.archive.metrics_listen));
+            serve(connect(&config, role).await?, node, metrics, archive).await
+        }
+        Task::Archive => {
+            let Some(archive) = config.archive_config().map_err(|e| e.to_string())? else {
+                return Err("`archive` needs a PostgreSQL URL: --postgres, FLOWTAPE_POSTGRES or [archive] postgres".into());
+            };
+            let listen = config.config.archive.metrics_listen;
+            let bus = connect(&config, "archive").await?;
+            let (trigger, shutdown) = shutdown::channel();
+            tokio::spawn(async move {
+                shutdown::signal().await;
+                tracing::info!("shutting down: finishing the batch in flight");
+                trigger.trigger();
+            });
+            archive::service::serve(bus, archive, listen, shutdown)
+                .await
+                .map_err(|e| e.to_string())
         }
         Task::Record(count) => {
             let sim = config.sim_config(false).map_err(|e| e.to_string())?;
@@ -329,7 +388,7 @@ fn main() -> ExitCode {
             print!("{}", config.config.show());
             ExitCode::SUCCESS
         }
-        Task::Serve(..) | Task::Record(_) => {
+        Task::Serve(..) | Task::Archive | Task::Record(_) => {
             let log = &config.config.log;
             let filter = log.filter.clone().unwrap_or_else(|| "info".into());
             let format = log.format.unwrap_or(LogFormat::Text);

@@ -9,6 +9,7 @@
 //! the nearest valid key for a misspelling); [`Resolved::node_config`] builds
 //! every role's configuration before anything starts, so nothing half-starts.
 
+mod archive;
 mod duration;
 mod sections;
 mod size;
@@ -23,6 +24,7 @@ use flowtape_core::text_position::line_col;
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+pub use archive::{ArchiveSection, ARCHIVE_METRICS_LISTEN};
 pub use duration::HumanDuration;
 pub use sections::{
     BusSection, FeedKind, FeedSection, GatewaySection, LogFormat, LogSection, MetricsSection,
@@ -30,6 +32,7 @@ pub use sections::{
 };
 pub use size::ByteSize;
 
+use crate::archive::writer::redact as redact_postgres;
 use crate::bus::redis::redact_url;
 use crate::bus::BusConfig;
 use crate::feed::{Pace, SimConfig};
@@ -54,6 +57,7 @@ pub struct ServerConfig {
     pub detection: Option<DetectionConfig>,
     pub gateway: GatewaySection,
     pub metrics: MetricsSection,
+    pub archive: ArchiveSection,
 }
 
 impl ServerConfig {
@@ -70,6 +74,7 @@ impl ServerConfig {
             detection: Some(DetectionConfig::default()),
             gateway: GatewaySection::defaults(),
             metrics: MetricsSection::defaults(),
+            archive: ArchiveSection::defaults(),
         }
     }
 
@@ -140,6 +145,7 @@ impl ServerConfig {
             shown.feed.massive_key = Some(REDACTED.into());
         }
         shown.bus.redis = shown.bus.redis.as_deref().map(redact_url);
+        shown.archive.postgres = shown.archive.postgres.as_deref().map(redact_postgres);
         toml::to_string(&shown)
             .unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
     }
@@ -233,6 +239,9 @@ impl Resolved {
                 ("feed", "kind") => "feed".to_string(),
                 ("log", "filter") => "log".to_string(),
                 ("log", "format") => "log-format".to_string(),
+                ("archive", name) if name != "postgres" => {
+                    format!("archive-{}", name.replace('_', "-"))
+                }
                 (_, name) => name.replace('_', "-"),
             };
             return format!("--{flag} (command line or environment)");
@@ -262,7 +271,16 @@ impl Resolved {
 
     /// Checks every setting `roles` use, without starting anything.
     pub fn check(&self, roles: Roles) -> Result<(), ConfigError> {
+        self.archive_config()?;
         self.node_config(roles).map(drop)
+    }
+
+    /// The archive role's settings, checked; `None` when no PostgreSQL URL is set.
+    pub fn archive_config(&self) -> Result<Option<crate::archive::ArchiveConfig>, ConfigError> {
+        self.config
+            .archive
+            .archive_config()
+            .map_err(|(key, message)| self.invalid("archive", key, message))
     }
 
     /// The bus settings, checked.

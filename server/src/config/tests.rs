@@ -71,6 +71,7 @@ fn the_example_file_is_valid_and_names_every_key() {
         "oi_file",
         "massive_key",
         "massive_stocks_url",
+        "postgres",
     ] {
         assert!(
             uncommented.contains(&format!("\n{optional} = ")),
@@ -246,4 +247,33 @@ fn show_redacts_secrets() {
         .contains("redis+cluster://u:***@a:1,b:2"),
         "cluster seeds' password is hidden too"
     );
+}
+
+#[test]
+fn the_archive_runs_only_with_a_postgres_url_and_its_password_is_hidden() {
+    let none = resolve("", ServerConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(none.archive_config(), Ok(None)));
+    let text = "[archive]\npostgres = \"postgres://flow:s3cret@db:5432/flow\"\n\
+                retention_days = 30\nretention_mode = \"detach\"\n";
+    let r = resolve(text, ServerConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    let a = r.archive_config().unwrap_or_else(|e| panic!("{e}"));
+    let a = a.unwrap_or_else(|| panic!("no archive"));
+    assert_eq!(a.retention_days, 30);
+    assert_eq!(a.retention_mode, crate::archive::RetentionMode::Detach);
+    assert_eq!(a.batch_size, 5000);
+    let shown = r.config.show();
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(
+        shown.contains("postgres://flow:***@db:5432/flow"),
+        "{shown}"
+    );
+
+    let bad = resolve(
+        "[archive]\npostgres = \"postgres://db/flow\"\nbatch_size = 0\n",
+        ServerConfig::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let message = error(bad.check(Roles::ALL));
+    assert!(message.contains("archive.batch_size"), "{message}");
+    assert!(message.contains("server.toml:3"), "{message}");
 }
