@@ -518,3 +518,40 @@ async fn a_stream_trimmed_past_the_archive_is_reported() {
     archiver.trigger.trigger();
     assert!(ok(archiver.task.await).is_ok());
 }
+
+/// `assets/deploy/postgresql/flowtape.conf`, included by a real PostgreSQL
+/// that is then restarted: it starts (PostgreSQL refuses a bad value or an
+/// unknown name), and every setting the file names comes from the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployed_postgresql_settings_are_valid() {
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/deploy/postgresql/flowtape.conf")
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = ok(std::fs::read_to_string(&conf));
+    let named: BTreeSet<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split('=').next().unwrap_or_default().trim().to_string())
+        .collect();
+    assert!(named.contains("synchronous_commit"), "{named:?}");
+    let pg = ok(PostgresServer::start().await);
+    let main_conf: String = ok(client(&pg).await.query_one("SHOW config_file", &[]).await).get(0);
+    let mut file = ok(std::fs::OpenOptions::new().append(true).open(&main_conf));
+    ok(std::io::Write::write_all(
+        &mut file,
+        format!("\ninclude '{}'\n", conf.display()).as_bytes(),
+    ));
+    ok(pg.stop());
+    ok(pg.resume().await);
+    let rows = ok(client(&pg)
+        .await
+        .query(
+            "SELECT name FROM pg_settings WHERE sourcefile = $1",
+            &[&conf.to_string_lossy().as_ref()],
+        )
+        .await);
+    let applied: BTreeSet<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(applied, named, "every setting of the file is in effect");
+}

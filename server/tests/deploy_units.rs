@@ -58,7 +58,7 @@ fn services() -> Vec<(String, String)> {
 fn every_role_has_a_hardened_unit_that_outlasts_its_drain() {
     let units = services();
     let names: Vec<&str> = units.iter().map(|(n, _)| n.as_str()).collect();
-    for role in ["ingest", "process", "gateway"] {
+    for role in ["ingest", "process", "gateway", "archive"] {
         assert!(
             names.iter().any(|n| n.contains(role)),
             "no unit for {role}: {names:?}"
@@ -119,6 +119,11 @@ fn every_unit_starts_the_server_with_flags_it_has() {
         let out = Command::new(env!("CARGO_BIN_EXE_flowtape-server"))
             .args(&args[1..])
             .args(["--redis", "redis://127.0.0.1:1"])
+            // As the secrets file gives it (the archive's unit needs it).
+            .env(
+                "FLOWTAPE_POSTGRES",
+                "postgres://flowtape@127.0.0.1:1/flowtape",
+            )
             .env("FLOWTAPE_LOG", "off")
             .output()
             .unwrap_or_else(|e| panic!("{e}"));
