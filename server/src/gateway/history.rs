@@ -231,12 +231,15 @@ impl Found {
 fn past_retention(side: Side, first: Cursor) -> Option<String> {
     let oldest = format_ny(first.ms as i64);
     match side {
+        // Named as a time: a cursor made from a time is just before it.
         Side::After(after) if after.successor() < first => Some(format!(
-            "history after {after} is older than the stream keeps (oldest kept: {oldest}), \
-             showing from there"
+            "history from {} is older than the stream keeps (oldest kept: {oldest}), \
+             showing from there",
+            format_ny(after.successor().ms as i64)
         )),
         Side::Before(before) if before < first => Some(format!(
-            "history before {before} is older than the stream keeps (oldest kept: {oldest})"
+            "history before {} is older than the stream keeps (oldest kept: {oldest})",
+            format_ny(before.ms as i64)
         )),
         _ => None,
     }
@@ -300,6 +303,14 @@ mod tests {
             "{after}"
         );
         assert!(after.ends_with("showing from there"), "{after}");
+        // The time asked for, not a cursor: from a time of 07:33 ET.
+        let from_time = Cursor::new(1_796_646_780_000 - 1, u64::MAX);
+        let later = Cursor::new(1_796_646_780_000 + 60_000, 0);
+        let notice = past_retention(Side::After(from_time), later).unwrap_or_default();
+        assert!(
+            notice.starts_with("history from 2026-12-07 07:33:00 ET is older"),
+            "{notice}"
+        );
         assert!(past_retention(Side::Before(Cursor::new(5, 0)), first).is_some());
         // Right next to the oldest kept: nothing was trimmed in between.
         assert_eq!(
