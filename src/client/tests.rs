@@ -430,15 +430,9 @@ fn decoding_a_batch_keeps_the_events_that_match_the_schema() {
     }
 }
 
-/// A self-signed certificate for `localhost` (PEM files in `dir`) and a node
-/// serving `wss://` with it: memory bus, simulated market, processor, gateway.
-async fn tls_gateway(dir: &Path) -> (Node, String, PathBuf) {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
-        .unwrap_or_else(|e| panic!("{e}"));
-    let cert = dir.join("gateway.pem");
-    let key = dir.join("gateway.key");
-    std::fs::write(&cert, made.cert.pem()).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap_or_else(|e| panic!("{e}"));
+/// The demo's set-up on a memory bus (the sim from now, a processor named
+/// `processor`, a loopback gateway, with `tls` if given), started.
+async fn demo_node(processor: &str, tls: Option<TlsConfig>) -> Node {
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
@@ -448,19 +442,35 @@ async fn tls_gateway(dir: &Path) -> (Node, String, PathBuf) {
             start_ns: now_ns,
             ..SimConfig::default()
         })),
-        process: Some(ProcessorConfig::new("client-tls-test".into())),
+        process: Some(ProcessorConfig::new(processor.into())),
         gateway: Some(GatewayConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            tls: Some(TlsConfig {
-                cert: cert.clone(),
-                key,
-            }),
+            tls,
             ..GatewayConfig::default()
         }),
     };
-    let node = Node::start(Bus::memory(BusConfig::default()), config)
+    Node::start(Bus::memory(BusConfig::default()), config)
         .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A self-signed certificate for `localhost` (PEM files in `dir`) and a node
+/// serving `wss://` with it: memory bus, simulated market, processor, gateway.
+async fn tls_gateway(dir: &Path) -> (Node, String, PathBuf) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
         .unwrap_or_else(|e| panic!("{e}"));
+    let cert = dir.join("gateway.pem");
+    let key = dir.join("gateway.key");
+    std::fs::write(&cert, made.cert.pem()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap_or_else(|e| panic!("{e}"));
+    let node = demo_node(
+        "client-tls-test",
+        Some(TlsConfig {
+            cert: cert.clone(),
+            key,
+        }),
+    )
+    .await;
     let port = node.gateway_addr().map_or(0, |a| a.port());
     (node, format!("wss://localhost:{port}/ws"), cert)
 }
@@ -605,24 +615,7 @@ async fn events_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_day_totals_are_asked_for_on_connect_and_after_a_resubscribe() {
     // The demo's setup: a memory bus, the sim, a processor and a gateway.
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64);
-    let config = NodeConfig {
-        feed: Some(FeedChoice::Sim(SimConfig {
-            rate: 500.0,
-            start_ns: now_ns,
-            ..SimConfig::default()
-        })),
-        process: Some(ProcessorConfig::new("client-day-test".into())),
-        gateway: Some(GatewayConfig {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..GatewayConfig::default()
-        }),
-    };
-    let node = Node::start(Bus::memory(BusConfig::default()), config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let node = demo_node("client-day-test", None).await;
     let port = node.gateway_addr().map_or(0, |a| a.port());
     let mut opts = options(vec![format!("ws://127.0.0.1:{port}/ws")]);
     // Only on connect and after a resubscribe within the test.
