@@ -288,6 +288,46 @@ async fn exactly_once_across_archiver_and_postgres_crashes() {
     assert!(ok(archiver.task.await).is_ok());
 }
 
+/// Two archivers on one stream at once (a deploy overlapping the old
+/// process, or two hosts configured alike): each event is archived once,
+/// and the archived cursor ends at the stream's last entry, even when one of
+/// them dies in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_archivers_at_once_archive_each_event_once() {
+    let pg = ok(PostgresServer::start().await);
+    let (_redis, bus) = redis_bus().await;
+    let mut committer = Committer::new(bus.clone()).await;
+    committer.commit(1000).await;
+    let first = start_archiver(&bus, &pg, 150);
+    let second = start_archiver(&bus, &pg, 70);
+    for _ in 0..10 {
+        committer.commit(200).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // One dies mid-run; the other carries on alone.
+    first.task.abort();
+    let _ = first.task.await;
+    committer.commit(1000).await;
+    let entries = stream(&bus).await;
+    assert_eq!(entries.len(), 4000);
+    let set = wait_for_rows(&pg, entries.len()).await;
+    assert_eq!(set, cursors(&entries), "the archive differs from the stream");
+    let (rows, _) = archived(&pg).await;
+    assert_eq!(rows as usize, entries.len(), "an event was archived twice");
+    let progress = ok(client(&pg)
+        .await
+        .query_one("SELECT cursor_ms, cursor_seq FROM archive_progress", &[])
+        .await);
+    let last = entries.last().map(|e| e.id);
+    let recorded = Cursor::new(
+        progress.get::<_, i64>(0) as u64,
+        progress.get::<_, i64>(1) as u64,
+    );
+    assert_eq!(Some(recorded), last, "the archived cursor is not the last entry");
+    second.trigger.trigger();
+    assert!(ok(second.task.await).is_ok());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_away_then_back_catches_up() {
     let pg = ok(PostgresServer::start().await);

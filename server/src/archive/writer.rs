@@ -189,10 +189,12 @@ async fn copy_rows(
     copy.finish().await
 }
 
-/// A PostgreSQL URL without its password, for messages.
+/// A PostgreSQL connection string without its password, for messages: the
+/// URL form (`postgres://user:secret@host/db`) and the key/value form
+/// (`host=db password=secret`, quoted or not).
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        return redact_key_values(url);
     };
     match rest.split_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
@@ -201,6 +203,56 @@ pub fn redact(url: &str) -> String {
         },
         None => url.to_string(),
     }
+}
+
+/// The key/value form with each `password=` value replaced.
+fn redact_key_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = find_password_key(rest) {
+        let value_start = at + rest[at..].find('=').map_or(0, |i| i + 1);
+        out.push_str(&rest[..value_start]);
+        let value = rest[value_start..].trim_start();
+        let skipped = rest.len() - value_start - value.len();
+        out.push_str(&rest[value_start..value_start + skipped]);
+        out.push_str("***");
+        rest = &value[value_len(value)..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where a `password` key (then optional spaces and `=`) starts in `text`,
+/// at the start or after a space.
+fn find_password_key(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = text[from..].find("password") {
+        let at = from + i;
+        let starts_word = at == 0 || text[..at].ends_with(char::is_whitespace);
+        let after = text[at + "password".len()..].trim_start();
+        if starts_word && after.starts_with('=') {
+            return Some(at);
+        }
+        from = at + "password".len();
+    }
+    None
+}
+
+/// The length of a key/value value: quoted (`'…'`, with `\'` escapes) or up
+/// to the next space.
+fn value_len(value: &str) -> usize {
+    if let Some(quoted) = value.strip_prefix('\'') {
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '\'' if !escaped => return i + 2,
+                _ => escaped = false,
+            }
+        }
+        return value.len();
+    }
+    value.find(char::is_whitespace).unwrap_or(value.len())
 }
 
 #[cfg(test)]
@@ -215,5 +267,15 @@ mod tests {
         );
         assert_eq!(redact("postgres://flow@db/flow"), "postgres://flow@db/flow");
         assert_eq!(redact("host=db user=flow"), "host=db user=flow");
+        assert_eq!(
+            redact("host=db password=s3cret user=flow"),
+            "host=db password=*** user=flow"
+        );
+        assert_eq!(
+            redact("password = 'it\\'s secret' host=db"),
+            "password = *** host=db"
+        );
+        assert_eq!(redact("host=db password=x"), "host=db password=***");
+        assert_eq!(redact("user=passwordless"), "user=passwordless");
     }
 }
