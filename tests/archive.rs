@@ -311,7 +311,11 @@ async fn two_archivers_at_once_archive_each_event_once() {
     let entries = stream(&bus).await;
     assert_eq!(entries.len(), 4000);
     let set = wait_for_rows(&pg, entries.len()).await;
-    assert_eq!(set, cursors(&entries), "the archive differs from the stream");
+    assert_eq!(
+        set,
+        cursors(&entries),
+        "the archive differs from the stream"
+    );
     let (rows, _) = archived(&pg).await;
     assert_eq!(rows as usize, entries.len(), "an event was archived twice");
     let progress = ok(client(&pg)
@@ -323,7 +327,11 @@ async fn two_archivers_at_once_archive_each_event_once() {
         progress.get::<_, i64>(0) as u64,
         progress.get::<_, i64>(1) as u64,
     );
-    assert_eq!(Some(recorded), last, "the archived cursor is not the last entry");
+    assert_eq!(
+        Some(recorded),
+        last,
+        "the archived cursor is not the last entry"
+    );
     second.trigger.trigger();
     assert!(ok(second.task.await).is_ok());
 }
