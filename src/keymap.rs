@@ -70,7 +70,7 @@ actions! {
     PageUp => "page_up", "One page up", ["pgup", "ctrl-u"], "";
     Top => "top", "Jump to the newest event", ["g", "home"], "";
     Bottom => "bottom", "Jump to the oldest event", ["G", "end"], "";
-    Pause => "pause", "Pause the tape, counting new events; again for live (replaying: pause the replay)", ["space"], "pause";
+    Pause => "pause", "Pause the tape, counting new events; again for live", ["space"], "pause";
     Detail => "detail", "Details of the selected event", ["enter"], "detail";
     CallsOnly => "calls_only", "Toggle calls only", ["c"], "calls";
     PutsOnly => "puts_only", "Toggle puts only", ["p"], "puts";
@@ -85,10 +85,10 @@ actions! {
     Export => "export", "Export the filtered tape to CSV", ["e"], "export";
     SidePanel => "side_panel", "Show or hide the side panel", ["a"], "panel";
     DayPanel => "day_panel", "Side panel: the day's tickers, then its top contracts", ["d"], "";
-    TimeTravel => "time_travel", "Jump to a time (New York, e.g. 10:30; replaying: seek); Esc for live", ["t"], "";
-    Faster => "faster", "Replay: faster (1, 2, 5, 10, 30, 60, 120×)", [">"], "";
+    TimeTravel => "time_travel", "Jump to a time (New York, e.g. 10:30); Esc for live", ["t"], "";
+    Faster => "faster", "Replay: faster, up to 120 times (space pauses it)", [">"], "";
     Slower => "slower", "Replay: slower", ["<"], "";
-    SeekForward => "seek_forward", "Replay: 5 minutes forward", ["]"], "";
+    SeekForward => "seek_forward", "Replay: 5 minutes forward (t: to a time)", ["]"], "";
     SeekBack => "seek_back", "Replay: 5 minutes back", ["["], "";
 }
 

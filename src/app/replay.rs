@@ -9,8 +9,9 @@
 //! and the tape its configured size, so memory is bounded. A wait longer
 //! than [`clock::IDLE_GAP_MS`] for the next event is skipped (the status
 //! line says how much). Playback stops at the end of the day, or at the live
-//! edge (the clock never runs past now). A seek starts reading afresh from
-//! the new time. The run loop advances it with [`App::tick`], wakes for the
+//! edge (the clock never runs past now). The clock holds until the first
+//! page comes, so a slow link does not make a burst. A seek starts reading
+//! afresh from the new time. The run loop advances it with [`App::tick`], wakes for the
 //! next due event ([`App::replay_wake_in_ms`]) and sends what
 //! [`App::replay_request`] asks for.
 
@@ -66,6 +67,8 @@ pub struct Replay {
     next_after: Cursor,
     /// The last page found nothing newer: ask again at this wall time.
     poll_at: Option<i64>,
+    /// No page has come since the start or the last seek: the clock holds.
+    waiting: bool,
     pub stop: Option<Stop>,
     /// The last idle skip: market ms skipped, and the wall time it happened.
     pub skipped: Option<(i64, i64)>,
@@ -82,6 +85,7 @@ impl Replay {
             forward: Edge::Idle,
             next_after: Cursor::ZERO,
             poll_at: None,
+            waiting: true,
             stop: None,
             skipped: None,
         };
@@ -101,6 +105,7 @@ impl Replay {
         self.forward = Edge::Idle;
         self.next_after = position_before(at_ms);
         self.poll_at = None;
+        self.waiting = true;
         self.stop = None;
     }
 
@@ -174,6 +179,10 @@ impl App {
         let now = self.now_ms;
         let alerts = &self.alerts;
         let r = self.past.replay.as_mut()?;
+        if std::mem::take(&mut r.waiting) {
+            // Playing starts now, with events to play.
+            r.clock.hold(now);
+        }
         r.queue.extend(page.events.into_iter().map(|i| Entry {
             alert: alerts.iter().any(|a| a.filter.matches(&i.event)),
             cursor: i.cursor,
@@ -202,6 +211,10 @@ impl App {
             return false;
         };
         if r.stop.is_some() {
+            return false;
+        }
+        if r.waiting {
+            r.clock.hold(now);
             return false;
         }
         if let Some(gap) = r.next_due().and_then(|next| r.clock.skip_idle(now, next)) {
@@ -241,7 +254,7 @@ impl App {
 
     /// Wall ms until the next event is due (for the run loop to wake then).
     pub fn replay_wake_in_ms(&self) -> Option<i64> {
-        let r = self.replay().filter(|r| r.stop.is_none())?;
+        let r = self.replay().filter(|r| r.stop.is_none() && !r.waiting)?;
         r.clock.wall_until(self.now_ms, r.next_due()?)
     }
 
@@ -254,16 +267,11 @@ impl App {
             let market = r.clock.market(now);
             r.queue.clear();
             r.poll_at = None;
+            // The tape was refiltered with the new scope already.
             r.next_after = r
                 .tape
                 .newest_cursor()
                 .unwrap_or_else(|| position_before(market));
-            self.keeping_selection(|app| {
-                let scope = &app.scope;
-                if let Some(r) = app.past.replay.as_mut() {
-                    r.tape.refilter(|e| scope.matches(e));
-                }
-            });
         }
         self.replay_request()
     }

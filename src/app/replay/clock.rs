@@ -3,7 +3,8 @@
 //! Market time is `anchor + speed × (wall − anchor_wall)` while playing and
 //! stands still while paused; every change (pause, resume, speed, seek)
 //! re-anchors at the current market time, so paused time is never counted
-//! and a speed change never jumps. Idle gaps (no event for longer than
+//! and a speed change never jumps; [`ReplayClock::hold`] counts no time
+//! either (while the first page is on its way). Idle gaps (no event for longer than
 //! [`IDLE_GAP_MS`] of market time: overnight, lunch) are skipped to the next
 //! event. Pure: the wall time (ms) is passed in, so tests drive it exactly.
 
@@ -87,6 +88,12 @@ impl ReplayClock {
         self.anchor_wall = wall_ms;
     }
 
+    /// Counts no time up to `wall_ms` (waiting for the first page): the
+    /// market time stays where it was.
+    pub fn hold(&mut self, wall_ms: i64) {
+        self.anchor_wall = wall_ms;
+    }
+
     /// If the next event, at `next_ms`, is more than [`IDLE_GAP_MS`] ahead
     /// while playing, jumps to it and returns how much market time was
     /// skipped.
@@ -157,6 +164,14 @@ mod tests {
         c.step_speed(W + 2_000, false);
         assert_eq!(c.speed(), 5, "off the list: the next one down");
         assert_eq!(c.market(W + 3_000), M + 45_000);
+    }
+
+    #[test]
+    fn held_time_is_not_counted() {
+        let mut c = ReplayClock::new(M, W, 10);
+        c.hold(W + 5_000);
+        assert_eq!(c.market(W + 5_000), M);
+        assert_eq!(c.market(W + 5_100), M + 1_000);
     }
 
     #[test]
