@@ -241,8 +241,7 @@ async fn run_demo(settings: Settings, filter: Filter, replay: Option<ReplayStart
     let Some(addr) = node.gateway_addr() else {
         return fail("--demo: the in-process server has no gateway", 1);
     };
-    let result =
-        flowtape::run::run_demo(format!("ws://{addr}/ws"), settings, filter, replay).await;
+    let result = flowtape::run::run_demo(format!("ws://{addr}/ws"), settings, filter, replay).await;
     node.shutdown();
     node.wait().await;
     match result {

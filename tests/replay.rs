@@ -81,7 +81,9 @@ async fn commit(bus: &Bus, base: i64) {
     let jsons: Vec<String> = (0..EVENTS)
         .map(|k| event(k, base + k * STEP_MS).to_stored_json())
         .collect();
-    let legs: Vec<[Cursor; 1]> = (0..EVENTS).map(|k| [Cursor::new(k as u64 + 1, 0)]).collect();
+    let legs: Vec<[Cursor; 1]> = (0..EVENTS)
+        .map(|k| [Cursor::new(k as u64 + 1, 0)])
+        .collect();
     let events: Vec<NewEvent<'_>> = jsons
         .iter()
         .zip(&legs)
@@ -148,7 +150,11 @@ async fn a_replay_at_10x_plays_market_time_ten_times_as_fast_as_wall_time() {
     let mut pages = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     while played.len() < EVENTS as usize {
-        assert!(Instant::now() < deadline, "played {} of {EVENTS}", played.len());
+        assert!(
+            Instant::now() < deadline,
+            "played {} of {EVENTS}",
+            played.len()
+        );
         let wake = app.replay_wake_in_ms().unwrap_or(50).clamp(1, 50);
         let mut effects = Vec::new();
         tokio::select! {
@@ -198,4 +204,44 @@ async fn a_replay_at_10x_plays_market_time_ten_times_as_fast_as_wall_time() {
         "measured {:.2}× at {SPEED}× (ratio {ratio:.3})",
         market_ms / wall_ms
     );
+}
+
+#[test]
+fn bad_replay_or_speed_arguments_exit_2_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowtape"))
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env("XDG_STATE_HOME", dir.path())
+            .env_remove("FLOWTAPE_SERVER")
+            .args(["--server", "ws://127.0.0.1:9/ws"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for (args, says) in [
+        (&["--replay", "yesterday"][..], "is not a time"),
+        (&["--replay", "2099-01-02"][..], "in the future"),
+        (
+            &["--replay", "2026-11-20", "--speed", "0"][..],
+            "0 is not in 1..=120",
+        ),
+        (
+            &["--replay", "2026-11-20", "--speed", "5000"][..],
+            "5000 is not in 1..=120",
+        ),
+        (
+            &["--replay", "2026-11-20", "--speed", "fast"][..],
+            "invalid value",
+        ),
+        (&["--speed", "10"][..], "--replay"),
+    ] {
+        let (code, stderr) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }

@@ -117,7 +117,10 @@ mod tests {
         assert_eq!(d.report_for(date(4)), None);
         assert_eq!(d.report().map(|r| r.as_of), Some(2_000));
         d.refused(date(4), "day: 2026-12-04 is not archived".into());
-        assert_eq!(d.error_for(date(4)), Some("day: 2026-12-04 is not archived"));
+        assert_eq!(
+            d.error_for(date(4)),
+            Some("day: 2026-12-04 is not archived")
+        );
         assert_eq!(d.error_for(date(7)), None);
         d.receive(report(4, 100), date(4));
         assert_eq!(d.report_for(date(4)).map(|r| r.as_of), Some(100));

@@ -646,7 +646,9 @@ mod tests {
         push(&mut a, event("LIVE", 20));
         assert!(a.on_key(key('k')).is_empty());
         assert_eq!(
-            a.selected_entry().map(|(_, e)| e.event.sym.clone()).as_deref(),
+            a.selected_entry()
+                .map(|(_, e)| e.event.sym.clone())
+                .as_deref(),
             Some("QQQ")
         );
         // Up past the newest: the next page forwards, which ends at the
@@ -670,7 +672,10 @@ mod tests {
         assert_eq!(a.selected_entry().map(|(c, _)| c), selected, "kept");
         // In the live tape QQQ is under LIVE, META, AAPL and AMD.
         assert_eq!(a.selected(), 4);
-        assert_eq!(a.row(0).map(|(_, e)| e.event.sym.clone()).as_deref(), Some("LIVE"));
+        assert_eq!(
+            a.row(0).map(|(_, e)| e.event.sym.clone()).as_deref(),
+            Some("LIVE")
+        );
     }
 
     #[test]

@@ -145,10 +145,8 @@ impl App {
 
     /// The next page to ask for, if one is due.
     pub fn replay_request(&mut self) -> Option<Effect> {
-        let id = self.past.next_id();
         let now = self.now_ms;
-        let filter = self.subscribed.clone();
-        let r = self.past.replay.as_mut()?;
+        let r = self.past.replay.as_ref()?;
         let past_end = r.queue.back().is_some_and(|e| e.event.ts >= r.end_ms);
         if r.stop.is_some()
             || r.forward != Edge::Idle
@@ -158,6 +156,9 @@ impl App {
         {
             return None;
         }
+        let id = self.past.next_id();
+        let filter = self.subscribed.clone();
+        let r = self.past.replay.as_mut()?;
         r.forward = Edge::Loading(id.clone());
         Some(Effect::History(HistoryRequest {
             after: Some(r.next_after),

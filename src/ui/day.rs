@@ -46,7 +46,10 @@ pub fn refusal(date: Date, message: &str, width: usize, skin: &Skin) -> Vec<Line
     let mut line = String::new();
     for word in why.split_whitespace() {
         if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
-            lines.push(Line::from(Span::styled(std::mem::take(&mut line), t.error())));
+            lines.push(Line::from(Span::styled(
+                std::mem::take(&mut line),
+                t.error(),
+            )));
         }
         if !line.is_empty() {
             line.push(' ');

@@ -192,6 +192,10 @@ mod tests {
         assert_eq!(c.market(W), M + 3_600_000);
         assert_eq!(c.market(W + 100), M + 3_601_000, "plays on from there");
         c.toggle_pause(W + 100);
-        assert_eq!(c.skip_idle(W + 100, M + 9_000_000), None, "not while paused");
+        assert_eq!(
+            c.skip_idle(W + 100, M + 9_000_000),
+            None,
+            "not while paused"
+        );
     }
 }

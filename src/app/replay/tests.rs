@@ -28,7 +28,13 @@ fn id(r: &HistoryRequest) -> String {
 fn subscribed(a: &mut App) -> HistoryRequest {
     let now = a.now_ms();
     let filter = a.subscribed_filter().to_string();
-    request(a.on_client(ClientEvent::Subscribed { filter, resumed: false }, now))
+    request(a.on_client(
+        ClientEvent::Subscribed {
+            filter,
+            resumed: false,
+        },
+        now,
+    ))
 }
 
 fn page(a: &mut App, r: &HistoryRequest, events: Vec<FlowEvent>, more: bool) -> Option<Effect> {
@@ -56,11 +62,18 @@ fn events_play_when_the_replay_clock_reaches_their_time() {
     let mut a = app();
     let now = a.now_ms();
     let start = t0() - 4_000;
-    a.start_replay(ReplayStart { at_ms: start, speed: 10 });
+    a.start_replay(ReplayStart {
+        at_ms: start,
+        speed: 10,
+    });
     assert_eq!(a.displayed_len(), 0, "the replay's own tape");
     let r = subscribed(&mut a);
     assert_eq!(r.after, Some(position_before(start)));
-    assert_eq!(r.filter.as_deref(), Some(a.subscribed_filter()), "the scope");
+    assert_eq!(
+        r.filter.as_deref(),
+        Some(a.subscribed_filter()),
+        "the scope"
+    );
     let events: Vec<FlowEvent> = (-3..=3).map(|i| event(&format!("E{}", i + 3), i)).collect();
     // Fewer than PREFETCH_BELOW wait: the next page is asked for at once.
     let next = request(page(&mut a, &r, events, true));
@@ -90,9 +103,17 @@ fn pause_speed_and_seek_keys_drive_the_clock() {
     let mut a = app();
     let now = a.now_ms();
     let start = t0() - 60_000;
-    a.start_replay(ReplayStart { at_ms: start, speed: 10 });
+    a.start_replay(ReplayStart {
+        at_ms: start,
+        speed: 10,
+    });
     let r = subscribed(&mut a);
-    page(&mut a, &r, vec![at("A", start + 5_000), at("B", start + 20_000)], false);
+    page(
+        &mut a,
+        &r,
+        vec![at("A", start + 5_000), at("B", start + 20_000)],
+        false,
+    );
     a.on_key(key(' '));
     a.tick(now + 10_000);
     assert!(a.replay().is_some_and(|r| r.clock.is_paused()));
@@ -123,7 +144,11 @@ fn pause_speed_and_seek_keys_drive_the_clock() {
         a.on_key(key(c));
     }
     let sought = request(a.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
-    let ten = market_instant_ms(Date::from_ymd(2024, 12, 20).unwrap_or_else(|e| panic!("{e}")), 10, 0);
+    let ten = market_instant_ms(
+        Date::from_ymd(2024, 12, 20).unwrap_or_else(|e| panic!("{e}")),
+        10,
+        0,
+    );
     assert_eq!(sought.after, Some(position_before(ten)));
     assert_eq!(a.replay_time(), Some(ten));
 }
@@ -133,7 +158,10 @@ fn idle_gaps_are_skipped_and_said() {
     let mut a = app();
     let now = a.now_ms();
     let start = t0() - 3_600_000;
-    a.start_replay(ReplayStart { at_ms: start, speed: 10 });
+    a.start_replay(ReplayStart {
+        at_ms: start,
+        speed: 10,
+    });
     let r = subscribed(&mut a);
     page(&mut a, &r, vec![at("LATE", start + 1_800_000)], true);
     a.tick(now);
@@ -150,13 +178,19 @@ fn playback_stops_at_the_end_of_the_day() {
     let now = a.now_ms();
     let day = Date::from_ymd(2024, 12, 19).unwrap_or_else(|e| panic!("{e}"));
     let midnight = market_instant_ms(day.add_days(1), 0, 0);
-    a.start_replay(ReplayStart { at_ms: midnight - 10_000, speed: 10 });
+    a.start_replay(ReplayStart {
+        at_ms: midnight - 10_000,
+        speed: 10,
+    });
     assert_eq!(a.replay().map(|r| r.date), Some(day));
     let r = subscribed(&mut a);
     let more = page(
         &mut a,
         &r,
-        vec![at("LAST", midnight - 5_000), at("NEXTDAY", midnight + 5_000)],
+        vec![
+            at("LAST", midnight - 5_000),
+            at("NEXTDAY", midnight + 5_000),
+        ],
         true,
     );
     assert_eq!(more, None, "what is queued reaches past the day's end");
@@ -170,7 +204,10 @@ fn playback_stops_at_the_end_of_the_day() {
 fn playback_stops_at_the_live_edge() {
     let mut a = app();
     let now = a.now_ms();
-    a.start_replay(ReplayStart { at_ms: now - 2_000, speed: 10 });
+    a.start_replay(ReplayStart {
+        at_ms: now - 2_000,
+        speed: 10,
+    });
     let r = subscribed(&mut a);
     assert_eq!(page(&mut a, &r, vec![at("NEW", now - 1_000)], false), None);
     a.tick(now + 300);
@@ -183,18 +220,28 @@ fn playback_stops_at_the_live_edge() {
 fn a_new_scope_reads_on_from_the_last_event_played_with_its_filter() {
     let mut a = app();
     let now = a.now_ms();
-    a.start_replay(ReplayStart { at_ms: t0() - 4_000, speed: 10 });
+    a.start_replay(ReplayStart {
+        at_ms: t0() - 4_000,
+        speed: 10,
+    });
     let r = subscribed(&mut a);
     let events: Vec<FlowEvent> = (-3..=3).map(|i| event("AAPL", i)).collect();
     page(&mut a, &r, events, true);
     a.tick(now + 500);
     let played = a.replay().and_then(|r| r.tape.newest_cursor());
-    assert!(matches!(a.on_key(key('p')).as_slice(), [Effect::Subscribe(_)]));
+    assert!(matches!(
+        a.on_key(key('p')).as_slice(),
+        [Effect::Subscribe(_)]
+    ));
     assert_eq!(a.displayed_len(), 0, "calls do not pass puts only");
     let r = subscribed(&mut a);
     assert_eq!(r.after, played);
     assert_eq!(r.filter.as_deref(), Some(a.subscribed_filter()));
-    assert!(a.subscribed_filter().contains("put"), "{}", a.subscribed_filter());
+    assert!(
+        a.subscribed_filter().contains("put"),
+        "{}",
+        a.subscribed_filter()
+    );
 }
 
 #[test]
@@ -218,4 +265,11 @@ fn a_past_day_replayed_asks_for_that_days_totals_and_shows_a_refusal() {
     a.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
     assert_eq!(a.day_asked(), None);
     assert_eq!(a.day_error(), None);
+    // Time travel to another day asks for that day's too.
+    a.on_key(key('t'));
+    for c in "2024-12-19 15:00".chars() {
+        a.on_key(key(c));
+    }
+    request(a.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+    assert_eq!(a.day_asked(), Some(day.add_days(1)));
 }
