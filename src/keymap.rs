@@ -86,6 +86,10 @@ actions! {
     SidePanel => "side_panel", "Show or hide the side panel", ["a"], "panel";
     DayPanel => "day_panel", "Side panel: the day's tickers, then its top contracts", ["d"], "";
     TimeTravel => "time_travel", "Jump to a time (New York, e.g. 10:30); Esc for live", ["t"], "";
+    Faster => "faster", "Replay: faster, up to 120 times (space pauses it)", [">"], "";
+    Slower => "slower", "Replay: slower", ["<"], "";
+    SeekForward => "seek_forward", "Replay: 5 minutes forward (t: to a time)", ["]"], "";
+    SeekBack => "seek_back", "Replay: 5 minutes back", ["["], "";
 }
 
 /// Fixed keys of the jump-to-time prompt, for the help and hint bar.

@@ -8,10 +8,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use flowtape::app::replay::clock::MAX_SPEED;
+use flowtape::app::replay::ReplayStart;
 use flowtape::app::scope::View;
 use flowtape::config::{default_config_path, ConfigError, FileConfig, Overrides, Settings};
 use flowtape::tail::{self, TailFormat, TailOptions};
 use flowtape::theme::ColorSupport;
+use flowtape_core::clock::parse_time;
 use flowtape_core::filter::Filter;
 
 const EXAMPLES: &str = "\
@@ -26,6 +29,8 @@ Examples:
   flowtape --server wss://flow.internal:8765/ws --ca-file gateway.pem
                                              TLS, trusting a private CA or self-signed cert
   flowtape --ascii --theme basic16           for plain terminals
+  flowtape --replay 2026-11-20 --speed 10    replay that day's tape at 10x (space, <, >, [, ], t)
+  flowtape --demo --replay 10:30             replay the demo's stream from 10:30 today
   flowtape tail --filter golden --limit 10   ten golden orders as NDJSON
   flowtape tail --filter notable             notable flow (tail prints every print by default)
   flowtape tail --format table --backfill 100
@@ -72,6 +77,14 @@ struct Cli {
     /// Run against an in-process demo gateway with simulated flow (no server needed).
     #[arg(long, conflicts_with = "servers")]
     demo: bool,
+    /// Replay the tape from this day or time (2026-11-20, "2026-11-20 10:30",
+    /// 10:30; New York time unless it ends in UTC or Z).
+    #[arg(long, value_name = "DATE|TIME")]
+    replay: Option<String>,
+    /// Replay speed, times real time.
+    #[arg(long, value_name = "N", requires = "replay", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SPEED)))]
+    speed: u32,
 }
 
 #[derive(Args)]
@@ -215,7 +228,7 @@ async fn run_tail(config: Option<PathBuf>, args: TailArgs) -> ExitCode {
 /// processor, gateway on a free loopback port) and runs the TUI against it
 /// over a real WebSocket.
 #[cfg(feature = "demo")]
-async fn run_demo(settings: Settings, filter: Filter) -> ExitCode {
+async fn run_demo(settings: Settings, filter: Filter, replay: Option<ReplayStart>) -> ExitCode {
     let node = match flowtape_server::node::Node::start_demo(flowtape::run::DEMO_RATE).await {
         Ok(node) => node,
         Err(e) => {
@@ -228,7 +241,7 @@ async fn run_demo(settings: Settings, filter: Filter) -> ExitCode {
     let Some(addr) = node.gateway_addr() else {
         return fail("--demo: the in-process server has no gateway", 1);
     };
-    let result = flowtape::run::run_demo(format!("ws://{addr}/ws"), settings, filter).await;
+    let result = flowtape::run::run_demo(format!("ws://{addr}/ws"), settings, filter, replay).await;
     node.shutdown();
     node.wait().await;
     match result {
@@ -239,7 +252,7 @@ async fn run_demo(settings: Settings, filter: Filter) -> ExitCode {
 
 /// This build has no server in it (built without the `demo` feature).
 #[cfg(not(feature = "demo"))]
-async fn run_demo(_: Settings, _: Filter) -> ExitCode {
+async fn run_demo(_: Settings, _: Filter, _: Option<ReplayStart>) -> ExitCode {
     fail(
         "--demo: this flowtape was built without the embedded demo server (cargo feature `demo`)",
         2,
@@ -264,10 +277,20 @@ async fn run_tui(cli: Cli) -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(tail::bad_filter(&settings.filter, e), 2),
     };
+    let replay = match &cli.replay {
+        Some(text) => match parse_time(text, flowtape::run::now_ms()) {
+            Ok(at_ms) => Some(ReplayStart {
+                at_ms,
+                speed: cli.speed,
+            }),
+            Err(e) => return fail(format!("--replay: {e}"), 2),
+        },
+        None => None,
+    };
     if cli.demo {
-        return run_demo(settings, filter).await;
+        return run_demo(settings, filter, replay).await;
     }
-    match flowtape::run::run_tui(settings, filter).await {
+    match flowtape::run::run_tui(settings, filter, replay).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e, 1),
     }

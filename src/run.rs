@@ -1,7 +1,8 @@
 //! The TUI's event loop.
 //!
 //! Three sources are joined with `tokio::select!`: terminal input, messages
-//! from the [`crate::client`] task, and a clock tick. A frame is drawn only
+//! from the [`crate::client`] task, and a clock tick (and, replaying, the
+//! time the next replayed event is due). A frame is drawn only
 //! when something changed, and at most 30 times a second. The loop does not
 //! wake for every event: the client reads the socket once per frame interval
 //! and hands over a batch ([`client::run_paced`]); once a redraw is due, the
@@ -17,11 +18,13 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossterm::event::{Event, KeyEventKind};
+use flowtape_core::date::Date;
 use flowtape_core::filter::Filter;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::app::replay::ReplayStart;
 use crate::app::{App, AppConfig, Effect};
 use crate::client::{self, Backoff, ClientCommand, ClientOptions};
 use crate::config::{self, Settings};
@@ -78,7 +81,11 @@ pub fn init_logging() -> Option<PathBuf> {
 }
 
 /// Runs the TUI against the servers in `settings` until the user quits.
-pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError> {
+pub async fn run_tui(
+    settings: Settings,
+    filter: Filter,
+    replay: Option<ReplayStart>,
+) -> Result<(), RunError> {
     let Settings {
         servers,
         token,
@@ -99,7 +106,7 @@ pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError>
         config_path,
     } = settings;
     let skin = Skin::new(theme, ascii);
-    let app = App::new(
+    let mut app = App::new(
         AppConfig {
             buffer_size,
             view,
@@ -115,6 +122,9 @@ pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError>
         },
         now_ms(),
     );
+    if let Some(start) = replay {
+        app.start_replay(start);
+    }
     let options = ClientOptions {
         servers,
         token,
@@ -139,9 +149,14 @@ pub async fn run_tui(settings: Settings, filter: Filter) -> Result<(), RunError>
 
 /// Runs the TUI against one gateway at `url` (a `ws://` URL), e.g. an
 /// in-process demo gateway: the normal client, with the other settings kept.
-pub async fn run_demo(url: String, mut settings: Settings, filter: Filter) -> Result<(), RunError> {
+pub async fn run_demo(
+    url: String,
+    mut settings: Settings,
+    filter: Filter,
+    replay: Option<ReplayStart>,
+) -> Result<(), RunError> {
     settings.servers = vec![url];
-    run_tui(settings, filter).await
+    run_tui(settings, filter, replay).await
 }
 
 /// Terminal input, read by a thread of its own that blocks in
@@ -185,6 +200,8 @@ fn drain(
 struct Resubscriber {
     tx: mpsc::Sender<ClientCommand>,
     unsent: Option<String>,
+    /// The day whose totals the client was last told to ask for (`None`: today).
+    day_sent: Option<Date>,
 }
 
 impl Resubscriber {
@@ -201,6 +218,14 @@ impl Resubscriber {
     fn history(&mut self, request: flowtape_core::protocol::HistoryRequest) {
         if let Err(e) = self.tx.try_send(ClientCommand::History(request)) {
             tracing::warn!("history request not sent: {e}");
+        }
+    }
+
+    /// Tells the client which day's totals to ask for, if that changed;
+    /// one its queue has no room for is told on the next pass.
+    fn day(&mut self, date: Option<Date>) {
+        if date != self.day_sent && self.tx.try_send(ClientCommand::Day(date)).is_ok() {
+            self.day_sent = date;
         }
     }
 
@@ -234,6 +259,7 @@ async fn event_loop(
     let mut subscriber = Resubscriber {
         tx: cmd_tx,
         unsent: None,
+        day_sent: None,
     };
     loop {
         subscriber.retry();
@@ -262,7 +288,13 @@ async fn event_loop(
             last_draw = Some(Instant::now());
         }
         let next_frame = last_draw.map_or_else(Instant::now, |t| t + frame);
+        // The replay's next event is due then.
+        let replay_due = app
+            .replay_wake_in_ms()
+            .map(|ms| Instant::now() + Duration::from_millis(ms.max(1).unsigned_abs()));
         tokio::select! {
+            _ = tokio::time::sleep_until(replay_due.unwrap_or_else(Instant::now)),
+                if replay_due.is_some() && !dirty => dirty |= app.tick(now_ms()),
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
             ev = input.recv() => match ev {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
@@ -297,6 +329,8 @@ async fn event_loop(
             _ = sigterm.recv() => return Ok(()),
             _ = sigint.recv() => return Ok(()),
         }
+        effects.extend(app.replay_request());
+        subscriber.day(app.day_asked());
         if !effects.is_empty() {
             dirty = true;
             if apply_all(

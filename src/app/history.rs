@@ -20,6 +20,7 @@ use flowtape_core::cursor::Cursor;
 use flowtape_core::protocol::{ErrorCode, EventItem, HistoryRequest};
 
 use super::editor::LineEditor;
+use super::replay::Replay;
 use super::tape::{Entry, Tape};
 use super::{App, Effect, Mode};
 
@@ -75,6 +76,8 @@ pub struct TimePrompt {
 pub struct Past {
     pub live: Pager,
     pub travel: Option<Travel>,
+    /// A replay at N× ([`super::replay`]); shown over the travel and live tapes.
+    pub replay: Option<Replay>,
     /// The stream's age limit, as the gateway said (0: unknown or none).
     pub retention_s: u64,
     /// The live tape's configured size.
@@ -90,7 +93,12 @@ impl Past {
         }
     }
 
-    fn next_id(&mut self) -> String {
+    /// The live tape's configured size.
+    pub fn base_cap(&self) -> usize {
+        self.base_cap
+    }
+
+    pub(super) fn next_id(&mut self) -> String {
         self.seq += 1;
         format!("h{}", self.seq)
     }
@@ -107,6 +115,9 @@ impl Past {
         if let Some(t) = &mut self.travel {
             reset(&mut t.back.edge);
             reset(&mut t.forward);
+        }
+        if let Some(r) = &mut self.replay {
+            reset(&mut r.forward);
         }
     }
 }
@@ -134,8 +145,11 @@ pub struct PageIn {
 }
 
 impl App {
-    /// The tape on screen: the travel's, or the live one.
+    /// The tape on screen: the replay's, the travel's, or the live one.
     pub(super) fn shown(&self) -> &Tape {
+        if let Some(r) = &self.past.replay {
+            return &r.tape;
+        }
         self.past.travel.as_ref().map_or(&self.tape, |t| &t.tape)
     }
 
@@ -177,7 +191,10 @@ impl App {
 
     /// Asks for the page before the shown tape's oldest complete position.
     pub(super) fn page_back(&mut self) -> Option<Effect> {
-        if self.replaying && self.past.travel.is_none() || self.floor_pending {
+        if self.replaying && self.past.travel.is_none()
+            || self.floor_pending
+            || self.past.replay.is_some()
+        {
             return None;
         }
         let cap = self.past.base_cap * SCROLLBACK_FACTOR;
@@ -315,7 +332,36 @@ impl App {
                     self.offset = self.sel.saturating_sub(self.page.saturating_sub(1));
                 }
             }
+            if self
+                .past
+                .travel
+                .as_ref()
+                .is_some_and(|t| t.forward == Edge::End)
+            {
+                self.back_to_live();
+            }
         }
+    }
+
+    /// The travel tape read up to the live edge: the live tape takes over,
+    /// the selected event staying selected (at the same row) if the live
+    /// tape holds it, else the selection goes to the newest row.
+    fn back_to_live(&mut self) {
+        let anchor = self
+            .selected_entry()
+            .map(|(c, _)| (c, self.sel - self.offset));
+        self.end_travel();
+        self.paused_at = None;
+        let kept = anchor.and_then(|(cursor, row)| {
+            self.tape
+                .view_position_from_top(self.displayed_len(), cursor)
+                .map(|i| (i, row))
+        });
+        let (sel, offset) = kept.map_or((0, 0), |(i, row)| (i, i.saturating_sub(row)));
+        self.sel = sel;
+        self.offset = offset;
+        self.clamp_selection();
+        self.info("caught up with live");
     }
 
     /// Opens the jump-to-time prompt.
@@ -332,6 +378,20 @@ impl App {
         use crossterm::event::KeyCode;
         match key.code {
             KeyCode::Esc => None,
+            KeyCode::Enter if self.past.replay.is_some() => {
+                match self.replay_parse_time(prompt.editor.text()) {
+                    Some(Ok(at_ms)) => {
+                        self.info(format!("replaying from {}", format_ny(at_ms)));
+                        self.replay_seek_to(at_ms)
+                    }
+                    Some(Err(e)) => {
+                        prompt.error = Some(e);
+                        self.mode = Mode::TimePrompt(prompt);
+                        None
+                    }
+                    None => None,
+                }
+            }
             KeyCode::Enter => match parse_time(prompt.editor.text(), self.now_ms) {
                 Ok(at_ms) => {
                     self.info(format!("reading from {}", format_ny(at_ms)));
@@ -360,7 +420,7 @@ mod tests {
     use flowtape_core::protocol::{Retention, ServerMessage};
 
     use super::*;
-    use crate::app::testing::{app, event, history_page as page, push, t0};
+    use crate::app::testing::{app, cursor_of, event, history_page as page, push, t0};
     use crate::client::ClientEvent;
 
     fn key(c: char) -> KeyEvent {
@@ -547,11 +607,71 @@ mod tests {
             ),
             now,
         );
-        assert_eq!(a.displayed_len(), 4);
-        assert_eq!(a.travel_marker(), Some("caught up with live"));
-        // Esc: the live tape, with what came meanwhile.
-        a.on_key(code(KeyCode::Esc));
+        // The live edge: back on the live tape by itself, with what came
+        // meanwhile.
         assert_eq!(a.travelling_from(), None);
+        assert_eq!(
+            a.row(0).map(|(_, e)| e.event.sym.clone()).as_deref(),
+            Some("LIVE")
+        );
+        assert_eq!(a.selected(), 0);
+        assert_eq!(
+            a.message.as_ref().map(|m| m.text.as_str()),
+            Some("caught up with live")
+        );
+    }
+
+    #[test]
+    fn a_travel_reaching_the_live_edge_goes_back_to_live_keeping_the_selection() {
+        let mut a = app();
+        // Back to 10:15:03: TSLA, QQQ and AMD of the sample tape.
+        a.on_key(key('t'));
+        for c in "10:15:03".chars() {
+            a.on_key(key(c));
+        }
+        let r = request(&a.on_key(code(KeyCode::Enter)));
+        let now = a.now_ms();
+        let samples = crate::app::testing::sample_events();
+        let next = cursor_of(&samples[5]);
+        a.on_client(
+            page(
+                r.id.as_deref().unwrap_or(""),
+                samples[3..6].to_vec(),
+                true,
+                Some(next),
+            ),
+            now,
+        );
+        // A live event meanwhile, and QQQ selected in the travel tape.
+        push(&mut a, event("LIVE", 20));
+        assert!(a.on_key(key('k')).is_empty());
+        assert_eq!(
+            a.selected_entry()
+                .map(|(_, e)| e.event.sym.clone())
+                .as_deref(),
+            Some("QQQ")
+        );
+        // Up past the newest: the next page forwards, which ends at the
+        // live edge.
+        assert!(a.on_key(key('k')).is_empty());
+        let r = request(&a.on_key(key('k')));
+        assert_eq!(r.after, Some(next));
+        // Selected again: QQQ, one row under the newest.
+        a.on_key(key('j'));
+        let selected = a.selected_entry().map(|(c, _)| c);
+        a.on_client(
+            page(
+                r.id.as_deref().unwrap_or(""),
+                samples[6..].to_vec(),
+                false,
+                None,
+            ),
+            now,
+        );
+        assert_eq!(a.travelling_from(), None, "back to live by itself");
+        assert_eq!(a.selected_entry().map(|(c, _)| c), selected, "kept");
+        // In the live tape QQQ is under LIVE, META, AAPL and AMD.
+        assert_eq!(a.selected(), 4);
         assert_eq!(
             a.row(0).map(|(_, e)| e.event.sym.clone()).as_deref(),
             Some("LIVE")

@@ -15,6 +15,7 @@
 pub mod day;
 pub mod editor;
 pub mod history;
+pub mod replay;
 mod rescope;
 pub mod scope;
 pub mod stats;
@@ -24,11 +25,13 @@ pub(crate) mod testing;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use flowtape_core::cursor::Cursor;
+use flowtape_core::date::{market_date, Date};
+use flowtape_core::day::DayReport;
 use flowtape_core::event::FlowEvent;
 use flowtape_core::filter::{Filter, Presets};
 use flowtape_core::protocol::{FeedStatus, HistoryRequest, LostRange, ServerMessage};
 
-use crate::client::{ClientEvent, Received};
+use crate::client::{ClientEvent, Received, DAY_ERROR_PREFIX};
 use crate::config::{AlertRule, WatchlistConfig};
 use crate::keymap::{Action, Keymap};
 use editor::LineEditor;
@@ -331,6 +334,32 @@ impl App {
         self.tape.newest().map(|e| self.now_ms - e.event.ts)
     }
 
+    /// The trading day the side panel's totals are for: the day replayed
+    /// or travelled to, else today (New York).
+    pub fn day_shown(&self) -> Date {
+        match (self.replay(), self.travelling_from()) {
+            (Some(r), _) => r.date,
+            (None, Some(from)) => market_date(from),
+            (None, None) => market_date(self.now_ms),
+        }
+    }
+
+    /// The day to ask the gateway's totals for, when it is not today.
+    pub fn day_asked(&self) -> Option<Date> {
+        let day = self.day_shown();
+        (day != market_date(self.now_ms)).then_some(day)
+    }
+
+    /// The gateway's totals for [`App::day_shown`], if it sent them.
+    pub fn day_report(&self) -> Option<&DayReport> {
+        self.day.report_for(self.day_shown())
+    }
+
+    /// Why the gateway sent no totals for [`App::day_shown`], if it said.
+    pub fn day_error(&self) -> Option<&str> {
+        self.day.error_for(self.day_shown())
+    }
+
     pub fn is_replaying(&self) -> bool {
         self.replaying
     }
@@ -362,6 +391,7 @@ impl App {
     pub fn tick(&mut self, now_ms: i64) -> bool {
         let changed_second = now_ms.div_euclid(1000) != self.now_ms.div_euclid(1000);
         self.now_ms = now_ms;
+        let played = self.advance_replay();
         if self.loss.is_some_and(|l| now_ms - l.at_ms >= LOSS_TTL_MS) {
             self.loss = None;
             return true;
@@ -372,7 +402,7 @@ impl App {
                 return true;
             }
         }
-        changed_second
+        changed_second || played
     }
 
     /// Tells the app how many tape rows fit, so paging and scrolling match the screen.
@@ -440,7 +470,7 @@ impl App {
                     self.past.live = history::Pager::default();
                 }
                 self.floor_pending = !resumed && filter == self.subscribed;
-                None
+                self.replay_rescoped(!resumed)
             }
             ClientEvent::Disconnected { server, reason } => {
                 tracing::warn!(%server, %reason, "disconnected");
@@ -523,6 +553,11 @@ impl App {
                 }
                 None
             }
+            ServerMessage::Error { message, .. } if message.starts_with(DAY_ERROR_PREFIX) => {
+                // Only a past day's refusals are handed over: the panel says it.
+                self.day.refused(self.day_shown(), message);
+                None
+            }
             ServerMessage::Error { code, message } => {
                 if history::refuses_a_page(code) {
                     // Asked again when the user next reaches that edge.
@@ -533,7 +568,7 @@ impl App {
             }
             ServerMessage::Pong => None,
             ServerMessage::Day(report) => {
-                self.day.receive(report);
+                self.day.receive(report, self.day_shown());
                 None
             }
             ServerMessage::Page {
@@ -543,13 +578,17 @@ impl App {
                 next,
                 notice,
             } => {
-                self.on_page(history::PageIn {
+                let page = history::PageIn {
                     id,
                     events,
                     more,
                     next,
                     notice,
-                });
+                };
+                if self.replay_awaits(page.id.as_deref()) {
+                    return self.on_replay_page(page);
+                }
+                self.on_page(page);
                 None
             }
         }
@@ -705,6 +744,7 @@ impl App {
                 None
             }
             Action::Live => {
+                self.end_replay();
                 self.end_travel();
                 self.paused_at = None;
                 self.sel = 0;
@@ -727,6 +767,10 @@ impl App {
                 None
             }
             Action::Bottom => self.move_by(i64::MAX / 2),
+            Action::Pause if self.past.replay.is_some() => {
+                self.replay_pause();
+                None
+            }
             Action::Pause => {
                 match self.paused_at {
                     Some(_) => {
@@ -789,6 +833,12 @@ impl App {
                 self.open_time_prompt();
                 None
             }
+            Action::Faster | Action::Slower => {
+                self.replay_speed(action == Action::Faster);
+                None
+            }
+            Action::SeekForward => self.replay_seek_by(replay::SEEK_MS),
+            Action::SeekBack => self.replay_seek_by(-replay::SEEK_MS),
         };
         effect.into_iter().collect()
     }

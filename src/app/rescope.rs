@@ -35,6 +35,9 @@ impl App {
         let kept = self.keeping_selection(|app| {
             let scope = &app.scope;
             app.tape.refilter(|e| scope.matches(e));
+            if let Some(r) = app.past.replay.as_mut() {
+                r.tape.refilter(|e| scope.matches(e));
+            }
         });
         if !kept {
             self.sel = 0;

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use flowtape_core::date::Date;
 use flowtape_core::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use tokio::time::{Interval, MissedTickBehavior};
 
@@ -24,10 +25,12 @@ pub(super) struct DayAsker {
     interval: Option<Interval>,
     /// Requests were sent on this connection: refusals may come back.
     asked: bool,
+    /// The past day asked for (`None`: today).
+    date: Option<Date>,
 }
 
 impl DayAsker {
-    pub(super) fn new(every: Option<Duration>) -> DayAsker {
+    pub(super) fn new(every: Option<Duration>, date: Option<Date>) -> DayAsker {
         DayAsker {
             interval: every.filter(|e| !e.is_zero()).map(|every| {
                 let mut i = tokio::time::interval(every);
@@ -35,7 +38,14 @@ impl DayAsker {
                 i
             }),
             asked: false,
+            date,
         }
+    }
+
+    /// Asks for `date` (`None`: today) from now on, at once.
+    pub(super) fn ask_for(&mut self, date: Option<Date>) {
+        self.date = date;
+        self.now();
     }
 
     /// Resolves when a request is due; never while not asking.
@@ -45,7 +55,7 @@ impl DayAsker {
                 i.tick().await;
                 self.asked = true;
                 ClientMessage::Day {
-                    date: None,
+                    date: self.date,
                     top: Some(DAY_TOP),
                 }
             }
@@ -80,7 +90,8 @@ impl DayAsker {
         if ours {
             tracing::debug!(?code, %message, "day totals not read");
         }
-        ours
+        // A past day's refusal (not archived, no archive) is the owner's to show.
+        ours && self.date.is_none()
     }
 }
 
@@ -100,7 +111,7 @@ mod tests {
 
     #[tokio::test]
     async fn due_at_once_then_after_the_interval_or_now_until_refused() {
-        let mut asker = DayAsker::new(Some(Duration::from_secs(3600)));
+        let mut asker = DayAsker::new(Some(Duration::from_secs(3600)), None);
         assert!(soon(&mut asker).await, "due at once on connect");
         assert!(!soon(&mut asker).await, "not again within the interval");
         asker.now();
@@ -128,8 +139,28 @@ mod tests {
         );
         asker.now();
         assert!(!soon(&mut asker).await, "not asked again");
-        let mut off = DayAsker::new(None);
+        let mut off = DayAsker::new(None, None);
         assert!(!soon(&mut off).await);
         assert!(!off.swallow(&old_server), "never asked: not about day");
+    }
+
+    #[tokio::test]
+    async fn a_past_day_is_asked_for_at_once_and_its_refusal_handed_over() {
+        let mut asker = DayAsker::new(Some(Duration::from_secs(3600)), None);
+        assert!(soon(&mut asker).await);
+        let past = Date::from_ymd(2026, 11, 20).unwrap_or_else(|e| panic!("{e}"));
+        asker.ask_for(Some(past));
+        let asked = tokio::time::timeout(Duration::from_millis(100), asker.due()).await;
+        assert!(
+            matches!(asked, Ok(ClientMessage::Day { date: Some(d), .. }) if d == past),
+            "{asked:?}"
+        );
+        let not_archived = ServerMessage::Error {
+            code: ErrorCode::BadField,
+            message: "day: 2026-11-20 is not in the archive".into(),
+        };
+        assert!(!asker.swallow(&not_archived), "the owner shows it");
+        asker.ask_for(None);
+        assert!(asker.swallow(&not_archived), "today's: kept back");
     }
 }

@@ -11,7 +11,7 @@
 //! lost or shown twice. A token travels as `Authorization: Bearer` at the
 //! handshake; HTTP 401/403 there is reported as a rejected token. If asked
 //! to ([`ClientOptions::day_every`]), it also asks for the day's totals
-//! (`day`).
+//! (`day`): today's, or a past day's once told to ([`ClientCommand::Day`]).
 //!
 //! Connections go through the shared [`flowtape_server::wsclient`], so
 //! `wss://` gateways work: they are trusted by the system's CA bundle, or by
@@ -25,8 +25,9 @@ mod subscription;
 use std::time::Duration;
 
 use day::DayAsker;
-pub use day::{DAY_EVERY, DAY_TOP};
+pub use day::{DAY_ERROR_PREFIX, DAY_EVERY, DAY_TOP};
 use flowtape_core::cursor::Cursor;
+use flowtape_core::date::Date;
 use flowtape_core::event::FlowEvent;
 use flowtape_core::protocol::{
     ClientMessage, EventItem, FrameBody, HistoryRequest, ServerFrame, ServerMessage,
@@ -164,6 +165,9 @@ pub enum ClientCommand {
     /// Dropped while disconnected: a new `Subscribed` or `Disconnected` tells
     /// the owner to ask again.
     History(HistoryRequest),
+    /// Ask for this day's totals (`None`: today's) from now on, at once
+    /// and on every later connection.
+    Day(Option<Date>),
 }
 
 /// Why a connect failed.
@@ -221,6 +225,8 @@ pub async fn run_paced(
         }
     };
     let mut cursor = opts.since;
+    // The day whose totals are asked for (`None`: today).
+    let mut day_date: Option<Date> = None;
     let mut failures: u32 = 0;
     let mut pass: u32 = 0;
     let mut idx = 0;
@@ -269,6 +275,7 @@ pub async fn run_paced(
                     &mut opts,
                     &mut cursor,
                     &mut answers,
+                    &mut day_date,
                     &mut cmds,
                     &mut cmds_open,
                     &out,
@@ -331,6 +338,7 @@ pub async fn run_paced(
                 wait,
                 &mut opts,
                 &mut cursor,
+                &mut day_date,
                 &mut cmds,
                 &mut cmds_open,
                 &out,
@@ -349,6 +357,7 @@ async fn wait_applying_commands(
     wait: Duration,
     opts: &mut ClientOptions,
     cursor: &mut Option<Cursor>,
+    day_date: &mut Option<Date>,
     cmds: &mut mpsc::Receiver<ClientCommand>,
     cmds_open: &mut bool,
     out: &mpsc::Sender<ClientEvent>,
@@ -365,6 +374,7 @@ async fn wait_applying_commands(
                     *cursor = None;
                 }
                 Some(ClientCommand::History(_)) => {}
+                Some(ClientCommand::Day(date)) => *day_date = date,
                 None => *cmds_open = false,
             },
         }
@@ -432,6 +442,7 @@ async fn session(
     opts: &mut ClientOptions,
     cursor: &mut Option<Cursor>,
     answers: &mut Answers,
+    day_date: &mut Option<Date>,
     cmds: &mut mpsc::Receiver<ClientCommand>,
     cmds_open: &mut bool,
     out: &mpsc::Sender<ClientEvent>,
@@ -448,7 +459,7 @@ async fn session(
     let mut retry: Option<Instant> = None;
     let mut refusals: u32 = 0;
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
-    let mut day = DayAsker::new(opts.day_every);
+    let mut day = DayAsker::new(opts.day_every, *day_date);
     let mut last_heard = Instant::now();
     // Reading waits until then (see `run_paced`).
     let mut resume_at: Option<Instant> = None;
@@ -556,6 +567,10 @@ async fn session(
                     if let Err(e) = send(&mut ws, &ClientMessage::History(request)).await {
                         return End::Dropped(e);
                     }
+                }
+                Some(ClientCommand::Day(date)) => {
+                    *day_date = date;
+                    day.ask_for(date);
                 }
                 None => *cmds_open = false,
             },

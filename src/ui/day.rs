@@ -1,12 +1,15 @@
 //! The side panel's day section: the heading that says the figures are the
-//! day's (date, "as of" in New York time) and the day's top contracts by
-//! premium. Pure functions of a [`DayReport`].
+//! day's (today's, or a past day's while replaying or time travelling: date
+//! and "as of" in New York time; or why the gateway has none for that day)
+//! and the day's top contracts by premium. Pure functions of their inputs.
 
+use flowtape_core::date::Date;
 use flowtape_core::day::DayReport;
 use flowtape_core::occ::{Contract, Right};
 use ratatui::text::{Line, Span};
 
 use super::Skin;
+use crate::client::DAY_ERROR_PREFIX;
 use crate::format;
 
 /// Cents as dollars.
@@ -14,16 +17,49 @@ pub fn dollars(cents: i64) -> f64 {
     cents as f64 / 100.0
 }
 
-/// `Today 2026-12-07` and `as of 14:03:05 ET`.
-pub fn heading(r: &DayReport, skin: &Skin) -> Vec<Line<'static>> {
+/// `Today 2026-12-07` (or, for a past day, `Day 2026-11-20`).
+fn title(date: Date, today: bool) -> String {
+    format!("{} {date}", if today { "Today" } else { "Day" })
+}
+
+/// `Today 2026-12-07` (or `Day 2026-11-20`) and `as of 14:03:05 ET`.
+pub fn heading(r: &DayReport, today: bool, skin: &Skin) -> Vec<Line<'static>> {
     let t = &skin.theme;
     vec![
-        Line::from(Span::styled(format!("Today {}", r.date), t.header())),
+        Line::from(Span::styled(title(r.date, today), t.header())),
         Line::from(Span::styled(
             format!("as of {} ET", format::time_s(r.as_of)),
             t.dim(),
         )),
     ]
+}
+
+/// A past day's heading and why the gateway sent no totals for it (the
+/// `day:` prefix dropped), wrapped at `width`.
+pub fn refusal(date: Date, message: &str, width: usize, skin: &Skin) -> Vec<Line<'static>> {
+    let t = &skin.theme;
+    let why = message
+        .strip_prefix(DAY_ERROR_PREFIX)
+        .unwrap_or(message)
+        .trim();
+    let mut lines = vec![Line::from(Span::styled(title(date, false), t.header()))];
+    let mut line = String::new();
+    for word in why.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(Line::from(Span::styled(
+                std::mem::take(&mut line),
+                t.error(),
+            )));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(Line::from(Span::styled(line, t.error())));
+    }
+    lines
 }
 
 /// `SPY 500P 12/18` from an unpadded OSI symbol, with its right; the symbol

@@ -5,11 +5,13 @@
 //! render into ratatui's `TestBackend`. [`layout`] is shared with the run loop,
 //! which tells the app how many tape rows fit. The pieces: [`status`] (top
 //! line), [`tape`] (the table), [`side`] (aggregates panel), [`popup`] (help,
-//! detail, filter line, watchlist editor) and the hint bar here.
+//! detail, filter line, watchlist editor), [`replay`] (its status segment)
+//! and the hint bar here.
 
 pub mod day;
 pub mod history;
 pub mod popup;
+pub mod replay;
 pub mod side;
 pub mod status;
 pub mod tape;
@@ -44,6 +46,8 @@ pub struct Glyphs {
     pub sep: &'static str,
     /// Between the two ends of a time range.
     pub range: &'static str,
+    /// Before a replay's speed (`×10`).
+    pub times: &'static str,
     pub border: border::Set<'static>,
     pub enter: &'static str,
 }
@@ -69,6 +73,7 @@ impl Glyphs {
         bar_empty: "░",
         sep: " │ ",
         range: "–",
+        times: "×",
         border: border::ROUNDED,
         enter: "⏎",
     };
@@ -83,6 +88,7 @@ impl Glyphs {
         bar_empty: ".",
         sep: " | ",
         range: "-",
+        times: "x",
         border: ASCII_BORDER,
         enter: "Enter",
     };

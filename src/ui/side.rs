@@ -47,10 +47,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, skin: &Skin) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let width = usize::from(inner.width);
-    let report = app.day.report();
-    let mut lines = match report {
-        Some(r) => day::heading(r, skin),
-        None => Vec::new(),
+    let report = app.day_report();
+    let mut lines = match (report, app.day_error()) {
+        (Some(r), _) => day::heading(r, app.day_asked().is_none(), skin),
+        (None, Some(why)) => day::refusal(app.day_shown(), why, width, skin),
+        (None, None) => Vec::new(),
     };
     match (app.day.view, report) {
         (DayView::Contracts, Some(r)) => lines.extend(day::contracts(r, skin, width)),

@@ -84,6 +84,7 @@ pub fn spans<'a>(app: &'a App, skin: &Skin) -> Vec<Span<'a>> {
         ));
     }
     segs.extend(super::history::status(app, skin));
+    segs.extend(super::replay::status(app, skin));
     if app.is_paused() {
         segs.push(Span::styled(
             format!("PAUSED +{} new", app.new_while_paused()),

@@ -395,7 +395,7 @@ fn the_default_view_is_notable_flow_and_v_shows_all_prints() {
 
 /// The day's totals a gateway would send at `as_of`: SPY bought, TSLA sold,
 /// contracts of both ranked by premium.
-fn day_report(as_of: i64) -> flowtape_core::day::DayReport {
+pub(super) fn day_report(as_of: i64) -> flowtape_core::day::DayReport {
     let mut t = flowtape_core::day::DayTotals::default();
     for (field, dollars) in [
         ("SPY:call", 4_200_000),
