@@ -29,7 +29,9 @@ use flowtape_core::cursor::Cursor;
 use flowtape_core::date::market_date;
 
 pub use partitions::RetentionMode;
-pub use query::{ArchivePage, ArchiveReadMetrics, ArchiveReader, PageSide, QueryError};
+pub use query::{
+    ArchivePage, ArchiveReadMetrics, ArchiveReader, ArchiveUrl, Held, PageSide, QueryError,
+};
 pub use role::{ArchiveRole, ArchiveStats};
 pub use writer::Writer;
 

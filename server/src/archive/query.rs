@@ -59,6 +59,8 @@ pub struct ArchivePage {
     pub next: Option<Cursor>,
     /// Rows scanned.
     pub scanned: usize,
+    /// What the archive holds (`None`: nothing).
+    pub held: Option<Held>,
 }
 
 /// What the archive holds: its oldest and newest rows.
@@ -75,10 +77,19 @@ pub enum QueryError {
     /// Not connected, and not trying again yet (or the attempt failed).
     #[error("the archive is unavailable: {0}")]
     Unavailable(String),
-    #[error("archive query: {0}")]
+    #[error("archive query: {}", pg_message(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("archive query timed out after {0:?}")]
     Timeout(Duration),
+}
+
+/// PostgreSQL's own message for an error it sent (the driver's says only
+/// "db error"), else the driver's.
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 impl From<ArchiveError> for QueryError {
@@ -134,6 +145,16 @@ pub struct ArchiveReader {
     url: String,
     conn: Mutex<Conn>,
     metrics: Arc<ArchiveReadMetrics>,
+}
+
+/// The archive's PostgreSQL URL; shown (`Debug`) without its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ArchiveUrl(pub String);
+
+impl std::fmt::Debug for ArchiveUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ArchiveUrl({:?})", redact(&self.0))
+    }
 }
 
 /// One day partition's rows by cursor: its oldest and newest.
@@ -201,13 +222,15 @@ impl ArchiveReader {
                 limit: limit.max(1),
                 metrics: &self.metrics,
             };
-            match side {
+            let mut page = match side {
                 PageSide::Before(before) => {
                     let before = below.map_or(before, |b| b.min(before));
-                    walk.backwards(before, scan_cap.max(1)).await
+                    walk.backwards(before, scan_cap.max(1)).await?
                 }
-                PageSide::After(after) => walk.forwards(after, below, scan_cap.max(1)).await,
-            }
+                PageSide::After(after) => walk.forwards(after, below, scan_cap.max(1)).await?,
+            };
+            page.held = held(&spans);
+            Ok(page)
         })
         .await
     }
@@ -216,16 +239,7 @@ impl ArchiveReader {
     pub async fn held(&self) -> Result<Option<Held>, QueryError> {
         self.timed(async {
             let client = self.client().await?;
-            let spans = spans(&client).await?;
-            let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
-                return Ok(None);
-            };
-            Ok(Some(Held {
-                first_day: first.day,
-                last_day: last.day,
-                first: spans.iter().map(|s| s.first).min().unwrap_or(first.first),
-                last: spans.iter().map(|s| s.last).max().unwrap_or(last.last),
-            }))
+            Ok(held(&spans(&client).await?))
         })
         .await
     }
@@ -340,6 +354,17 @@ impl ArchiveReader {
             redact(&self.url)
         )))
     }
+}
+
+/// What `spans` (oldest day first) hold together.
+fn held(spans: &[DaySpan]) -> Option<Held> {
+    let (first, last) = (spans.first()?, spans.last()?);
+    Some(Held {
+        first_day: first.day,
+        last_day: last.day,
+        first: spans.iter().map(|s| s.first).min().unwrap_or(first.first),
+        last: spans.iter().map(|s| s.last).max().unwrap_or(last.last),
+    })
 }
 
 /// Each day partition with rows, and its oldest and newest cursors.
@@ -543,8 +568,8 @@ impl Walk<'_> {
     ) -> Result<Option<(Cursor, usize)>, QueryError> {
         let branches = branches(days.len(), "cursor_ms, cursor_seq", "TRUE", dir);
         let sql = format!(
-            "SELECT cursor_ms, cursor_seq, count(*) OVER () FROM ({branches} ORDER BY {} \
-             LIMIT $5) w ORDER BY {} LIMIT 1",
+            "SELECT cursor_ms, cursor_seq, count(*) OVER () FROM (SELECT * FROM ({branches}) u \
+             ORDER BY {} LIMIT $5) w ORDER BY {} LIMIT 1",
             dir.order(),
             dir.reversed().order()
         );
@@ -634,6 +659,7 @@ fn page(
         more,
         next: next.filter(|_| more),
         scanned,
+        held: None,
     }
 }
 

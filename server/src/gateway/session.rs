@@ -33,6 +33,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::auth::Entitlement;
 use super::budget::MemoryBudget;
+use crate::archive::ArchiveReader;
 use super::config::GatewayConfig;
 use super::day::{self, DayCache};
 use super::delivery::bus_call;
@@ -68,6 +69,8 @@ pub(crate) struct Context {
     pub feed: watch::Receiver<Option<FeedStatus>>,
     /// The day's totals, shared by the gateway's connections.
     pub day: Arc<DayCache>,
+    /// The archive, for history past the stream and past days.
+    pub archive: Option<Arc<ArchiveReader>>,
 }
 
 /// Serves one upgraded connection until it closes.
