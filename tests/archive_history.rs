@@ -62,7 +62,10 @@ fn event(k: u64) -> FlowEvent {
         id: String::new(),
         ts,
         sym: sym.into(),
-        occ: format!("{sym}261218{}00200000", if right == Right::Put { "P" } else { "C" }),
+        occ: format!(
+            "{sym}261218{}00200000",
+            if right == Right::Put { "P" } else { "C" }
+        ),
         expiry: "2026-12-18".into(),
         strike: 200.0,
         right,
@@ -113,12 +116,14 @@ async fn commit_all(bus: &Bus) -> Vec<Cursor> {
 }
 
 async fn archived_rows(pg: &PostgresServer) -> i64 {
-    let Ok((client, conn)) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await
-    else {
+    let Ok((client, conn)) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await else {
         return 0;
     };
     tokio::spawn(conn);
-    match client.query_one("SELECT count(*) FROM flow_events", &[]).await {
+    match client
+        .query_one("SELECT count(*) FROM flow_events", &[])
+        .await
+    {
         Ok(row) => row.try_get::<_, i64>(0).unwrap_or(0),
         Err(_) => 0, // Not created yet.
     }
@@ -137,9 +142,7 @@ async fn gateway(bus: &Bus, archive: Option<ArchiveUrl>) -> (Node, String) {
         },
     )
     .await);
-    let addr = node
-        .gateway_addr()
-        .unwrap_or_else(|| panic!("no gateway"));
+    let addr = node.gateway_addr().unwrap_or_else(|| panic!("no gateway"));
     (node, format!("ws://{addr}/ws"))
 }
 
@@ -181,9 +184,7 @@ impl Client {
             match body {
                 FrameBody::Page(page) => return Answer::Page(page),
                 FrameBody::Message(m) => match *m {
-                    ServerMessage::Error { code, message } => {
-                        return Answer::Error(code, message)
-                    }
+                    ServerMessage::Error { code, message } => return Answer::Error(code, message),
                     ServerMessage::Day(report) => return Answer::Day(report),
                     _ => {}
                 },
@@ -323,7 +324,10 @@ async fn history_and_past_days_come_from_the_archive_past_the_stream() {
         panic!("no day report");
     };
     let mut totals = DayTotals::default();
-    for e in (1..=EVENTS).map(event).filter(|e| market_date(e.ts) == first_day) {
+    for e in (1..=EVENTS)
+        .map(event)
+        .filter(|e| market_date(e.ts) == first_day)
+    {
         let cents = (e.premium * 100.0).round() as i64;
         let bucket = if e.right == Right::Put { "put" } else { "call" };
         totals.add(&format!("{}:{bucket}", e.sym), cents);
@@ -403,7 +407,10 @@ async fn history_and_past_days_come_from_the_archive_past_the_stream() {
         .await
     {
         Answer::Error(ErrorCode::BadField, m) => {
-            assert!(m.starts_with("day: ") && m.contains("no archive is configured"), "{m}")
+            assert!(
+                m.starts_with("day: ") && m.contains("no archive is configured"),
+                "{m}"
+            )
         }
         other => panic!("{other:?}"),
     }

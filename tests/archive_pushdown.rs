@@ -58,7 +58,11 @@ const EXPIRIES: [&str; 3] = ["2026-11-20", "2026-12-18", "2027-01-15"];
 fn event(k: u64, rng: &mut Rng) -> FlowEvent {
     let sym = rng.pick(&SYMS).to_string();
     let expiry = rng.pick(&EXPIRIES);
-    let right = if rng.chance(50) { Right::Call } else { Right::Put };
+    let right = if rng.chance(50) {
+        Right::Call
+    } else {
+        Right::Put
+    };
     let strike = rng.pick(&[190.0, 195.0, 200.0, 202.5]);
     let occ = format!(
         "{}{}{}{:08}",
@@ -97,7 +101,9 @@ fn event(k: u64, rng: &mut Rng) -> FlowEvent {
         dte: rng.pick(&[0, 5, 7, 30]),
         oi: rng.chance(80).then(|| rng.pick(&[0, 100, 1000])),
         vol: rng.pick(&[50, 200, 2000]),
-        iv: rng.chance(80).then(|| rng.pick(&[0.2, 0.3, 0.30000000001, 0.9])),
+        iv: rng
+            .chance(80)
+            .then(|| rng.pick(&[0.2, 0.3, 0.30000000001, 0.9])),
         bid: Some(2.4),
         ask: Some(2.6),
         tags,
@@ -109,14 +115,61 @@ fn event(k: u64, rng: &mut Rng) -> FlowEvent {
 /// One term of the filter language, drawn from its pieces.
 fn term() -> impl Strategy<Value = String> {
     let words = [
-        "AAPL", "SPY", "NVDA", "TSLA", "BRK.B", "AMD", "-SPY", "-AAPL", "-amd", "calls", "puts",
-        "sweep", "block", "split", "single", "unusual", "golden", "opening", "repeat", "bull",
-        "bear", "neutral", "side:ask", "side:aa", "side:mid", "side:bid", "side:bb",
-        "exp:2026-11-20", "exp:2026-12-18", "occ:AAPL261120C00190000", "occ:SPY261218P00200000",
-        "premium>=250k", "premium<25k", "premium=250000", "size>100", "size<=100", "size=99",
-        "price=2.5", "price<2.5", "price>=2.5", "strike>195", "strike=202.5", "dte<=5", "dte=0",
-        "score>=80", "score<50", "otm>=5%", "otm<0", "otm=0", "iv>=30%", "iv=30%", "iv<25%",
-        "voloi>2", "voloi<=0.5", "voloi=2",
+        "AAPL",
+        "SPY",
+        "NVDA",
+        "TSLA",
+        "BRK.B",
+        "AMD",
+        "-SPY",
+        "-AAPL",
+        "-amd",
+        "calls",
+        "puts",
+        "sweep",
+        "block",
+        "split",
+        "single",
+        "unusual",
+        "golden",
+        "opening",
+        "repeat",
+        "bull",
+        "bear",
+        "neutral",
+        "side:ask",
+        "side:aa",
+        "side:mid",
+        "side:bid",
+        "side:bb",
+        "exp:2026-11-20",
+        "exp:2026-12-18",
+        "occ:AAPL261120C00190000",
+        "occ:SPY261218P00200000",
+        "premium>=250k",
+        "premium<25k",
+        "premium=250000",
+        "size>100",
+        "size<=100",
+        "size=99",
+        "price=2.5",
+        "price<2.5",
+        "price>=2.5",
+        "strike>195",
+        "strike=202.5",
+        "dte<=5",
+        "dte=0",
+        "score>=80",
+        "score<50",
+        "otm>=5%",
+        "otm<0",
+        "otm=0",
+        "iv>=30%",
+        "iv=30%",
+        "iv<25%",
+        "voloi>2",
+        "voloi<=0.5",
+        "voloi=2",
     ];
     prop::sample::select(words.to_vec()).prop_map(String::from)
 }
@@ -192,7 +245,9 @@ async fn pushed_filters_select_what_the_rust_filter_selects() {
             ok(ArchiveRow::from_entry(&entry))
         })
         .collect();
-    ok(writer.write(&rows, Cursor::new(T0 as u64 + EVENTS * 10, 9)).await);
+    ok(writer
+        .write(&rows, Cursor::new(T0 as u64 + EVENTS * 10, 9))
+        .await);
     let reader = ok(ArchiveReader::connect(&pg.url()).await);
     // What the archive holds, read back: the Rust filter judges these.
     let everything = Filter::default();

@@ -37,9 +37,9 @@ mod tests;
 use std::str::FromStr;
 
 pub use error::{FilterError, FilterErrorKind};
+pub use expr::{Clause, Expr};
 pub use grammar::MAX_DEPTH;
 pub use preset::{PresetError, Presets, NOTABLE_DEFAULT};
-pub use expr::{Clause, Expr};
 pub use term_set::TermSet;
 pub use vocab::{Comparison, Field, Op, Ticker};
 

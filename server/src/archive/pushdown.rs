@@ -62,7 +62,9 @@ impl Pushdown {
 
     /// The parameters as the driver takes them.
     pub fn refs(&self) -> impl Iterator<Item = &(dyn ToSql + Sync)> {
-        self.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        self.params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
     }
 }
 
@@ -132,7 +134,11 @@ impl Builder {
         if !tags.is_empty() {
             parts.push(format!("tags @> {}", self.bind(Box::new(tags))));
         }
-        let expiries: Option<Vec<SqlDate>> = t.expiries().iter().map(|d| d.parse().ok().map(SqlDate)).collect();
+        let expiries: Option<Vec<SqlDate>> = t
+            .expiries()
+            .iter()
+            .map(|d| d.parse().ok().map(SqlDate))
+            .collect();
         match expiries {
             Some(days) if !days.is_empty() => {
                 parts.push(format!("expiry = ANY({})", self.bind(Box::new(days))));

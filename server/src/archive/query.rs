@@ -263,8 +263,12 @@ impl ArchiveReader {
             }
             let mut totals = DayTotals::default();
             for row in &rows {
-                let (sym, occ, right, sentiment): (&str, &str, &str, &str) =
-                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+                let (sym, occ, right, sentiment): (&str, &str, &str, &str) = (
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                );
                 let cents = row.try_get::<_, f64>(4)?.round() as i64;
                 let bucket = if right == "P" { "put" } else { "call" };
                 let mut counted = totals.add(&format!("{sym}:{bucket}"), cents);
@@ -713,7 +717,10 @@ fn sql_cursor(c: Cursor) -> [i64; 2] {
 
 /// Two bigints as a cursor (a negative part reads as 0).
 fn cursor_of(ms: i64, seq: i64) -> Cursor {
-    Cursor::new(u64::try_from(ms).unwrap_or(0), u64::try_from(seq).unwrap_or(0))
+    Cursor::new(
+        u64::try_from(ms).unwrap_or(0),
+        u64::try_from(seq).unwrap_or(0),
+    )
 }
 
 #[cfg(test)]
@@ -723,7 +730,10 @@ mod tests {
     #[test]
     fn one_branch_per_day() {
         let sql = branches(2, "cursor_ms", "TRUE", Dir::Down);
-        assert!(sql.contains("day = $6 ") && sql.contains("day = $7 "), "{sql}");
+        assert!(
+            sql.contains("day = $6 ") && sql.contains("day = $7 "),
+            "{sql}"
+        );
         assert_eq!(sql.matches("UNION ALL").count(), 1);
     }
 

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use super::auth::Entitlement;
-use crate::archive::{ArchiveReader, Held, QueryError};
 use super::delivery::bus_call;
 use super::outbox::Outbox;
 use super::session::{Context, End};
+use crate::archive::{ArchiveReader, Held, QueryError};
 use crate::bus::{now_ms, Bus, BusError};
 use flowtape_core::date::{market_date, Date};
 use flowtape_core::day::{DayReport, DEFAULT_DAY_TOP, MAX_DAY_TOP};

@@ -19,11 +19,12 @@ use super::replay::{Replay, ReplayError};
 use super::session::{End, Session};
 use crate::archive::{ArchivePage, ArchiveReader, Held, PageSide};
 use flowtape_core::clock::format_ny;
-use flowtape_core::date::market_date;
 use flowtape_core::cursor::Cursor;
+use flowtape_core::date::market_date;
 use flowtape_core::filter::Filter;
 use flowtape_core::protocol::{
-    event_frame, page_frame, ErrorCode, HistoryRequest, PageHead, HISTORY_PAGE_DEFAULT, MAX_HISTORY_PAGE,
+    event_frame, page_frame, ErrorCode, HistoryRequest, PageHead, HISTORY_PAGE_DEFAULT,
+    MAX_HISTORY_PAGE,
 };
 
 /// One connection's page requests: their rate limit.
@@ -207,7 +208,9 @@ impl Session {
             let step = replay
                 .forwards(pos, newest, want - found.frames.len())
                 .await?;
-            found.frames.extend(step.found.iter().map(|d| d.frame.clone()));
+            found
+                .frames
+                .extend(step.found.iter().map(|d| d.frame.clone()));
             scanned += step.scanned;
             pos = step.last;
             if step.end {

@@ -68,13 +68,13 @@ pub use config::{parse_byte_size, ByteSizeError, ConfigError, GatewayConfig, Rat
 pub use metrics::GatewayMetrics;
 pub use tls::{TlsConfig, TlsError};
 
+use crate::archive::ArchiveReader;
 use crate::bus::{Bus, BusError, LiveFeed};
 use crate::http::{self, HeadError, Request};
 use crate::metrics::{health_json, render_healthy, Exposition, Roles};
 use crate::shutdown::{self, Shutdown};
 use auth::{Authenticator, Refusal};
 use budget::MemoryBudget;
-use crate::archive::ArchiveReader;
 use day::DayCache;
 use delivery::bus_call;
 use flowtape_core::cursor::Cursor;

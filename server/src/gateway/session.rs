@@ -33,7 +33,6 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::auth::Entitlement;
 use super::budget::MemoryBudget;
-use crate::archive::ArchiveReader;
 use super::config::GatewayConfig;
 use super::day::{self, DayCache};
 use super::delivery::bus_call;
@@ -48,6 +47,7 @@ use super::outbox::{
 use super::ratelimit::{TokenBucket, Verdict};
 use super::replay::{Replay, ReplayError};
 use super::wire::{ReadOnly, WriteSide};
+use crate::archive::ArchiveReader;
 use crate::bus::{history, Bus};
 use crate::shutdown::Shutdown;
 use flowtape_core::cursor::Cursor;
