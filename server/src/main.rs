@@ -85,6 +85,10 @@ enum Command {
         bus: BusSection,
         #[command(flatten)]
         gateway: GatewaySection,
+        /// PostgreSQL URL of the archive, for history past the flow stream and past days' totals
+        /// (`[archive] postgres`; unset: none).
+        #[arg(long, env = "FLOWTAPE_POSTGRES", hide_env_values = true)]
+        postgres: Option<String>,
     },
     /// Archive every flow event in PostgreSQL (docs/archive.md).
     Archive {
@@ -194,8 +198,13 @@ impl Command {
                 flags.metrics.process_listen = metrics.metrics_listen;
                 Task::Serve("process", Roles::PROCESS)
             }
-            Command::Gateway { bus, gateway } => {
+            Command::Gateway {
+                bus,
+                gateway,
+                postgres,
+            } => {
                 (flags.bus, flags.gateway) = (bus, gateway);
+                flags.archive.postgres = postgres;
                 Task::Serve("gateway", Roles::GATEWAY)
             }
             Command::Archive { bus, archive } => {

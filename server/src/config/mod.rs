@@ -435,6 +435,9 @@ impl Resolved {
             }
             (None, None) => None,
         };
+        config.archive = self
+            .archive_config()?
+            .map(|a| crate::archive::ArchiveUrl(a.postgres_url));
         config
             .validate()
             .map_err(|e| self.invalid("gateway", e.key(), e))?;

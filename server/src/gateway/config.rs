@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::auth::AuthConfig;
 use super::tls::TlsConfig;
+use crate::archive::ArchiveUrl;
 use flowtape_core::protocol::MAX_BACKFILL;
 
 /// A per-connection token bucket on client messages.
@@ -120,6 +121,10 @@ pub struct GatewayConfig {
     /// The day's totals (`day` op) are read from the bus at most once per
     /// this, whatever the number of clients asking; they are as old as this at most.
     pub day_cache: Duration,
+    /// The archive's PostgreSQL (`[archive] postgres`): history pages past
+    /// the flow stream and past days' totals are read from it. `None`: no
+    /// archive, and such requests say so.
+    pub archive: Option<ArchiveUrl>,
 }
 
 impl Default for GatewayConfig {
@@ -158,6 +163,7 @@ impl Default for GatewayConfig {
             drain_timeout: Duration::from_secs(5),
             feed_poll: Duration::from_secs(1),
             day_cache: Duration::from_secs(1),
+            archive: None,
         }
     }
 }

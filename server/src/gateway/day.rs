@@ -3,9 +3,11 @@
 //! [`DayCache`] is shared by every connection of a gateway: it reads a
 //! day's totals from the bus at most once per `day_cache` (however many
 //! clients ask) and keeps them ranked, so an answer is a copy of the top N.
-//! [`answer`] checks the request (a future date, one older than the bus
-//! keeps, or `top` over [`MAX_DAY_TOP`] is a `bad_field` error; the
-//! connection stays) and sends the frame.
+//! [`answer`] checks the request (a future date or `top` over
+//! [`MAX_DAY_TOP`] is a `bad_field` error; the connection stays) and sends
+//! the frame. A day older than the bus keeps is summed from the archive
+//! (once: past days do not change); without an archive, or for a day it
+//! does not hold, the `bad_field` error says so.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use super::auth::Entitlement;
 use super::delivery::bus_call;
 use super::outbox::Outbox;
 use super::session::{Context, End};
+use crate::archive::{ArchiveReader, Held, QueryError};
 use crate::bus::{now_ms, Bus, BusError};
 use flowtape_core::date::{market_date, Date};
 use flowtape_core::day::{DayReport, DEFAULT_DAY_TOP, MAX_DAY_TOP};
@@ -35,6 +38,19 @@ pub(crate) struct DayCache {
     ttl: Duration,
     /// Held across a read, so clients asking at once wait for one read.
     days: Mutex<HashMap<Date, Cached>>,
+    /// Past days' totals from the archive: they no longer change, so they
+    /// are kept (up to [`ARCHIVED_DAYS_KEPT`] days).
+    archived: Mutex<HashMap<Date, Arc<DayReport>>>,
+}
+
+/// Past days whose totals a gateway keeps; past it, the cache starts over.
+const ARCHIVED_DAYS_KEPT: usize = 64;
+
+/// What the archive answered for a past day.
+enum Archived {
+    Report(Arc<DayReport>),
+    /// No event of that day is archived; what the archive holds.
+    Missing(Option<Held>),
 }
 
 impl DayCache {
@@ -42,6 +58,7 @@ impl DayCache {
         DayCache {
             ttl,
             days: Mutex::new(HashMap::new()),
+            archived: Mutex::new(HashMap::new()),
         }
     }
 
@@ -74,13 +91,41 @@ impl DayCache {
     }
 }
 
+impl DayCache {
+    /// A past `day`'s totals summed from the archive (read once, then kept).
+    async fn archived(&self, archive: &ArchiveReader, day: Date) -> Result<Archived, QueryError> {
+        let mut days = self.archived.lock().await;
+        if let Some(report) = days.get(&day) {
+            return Ok(Archived::Report(report.clone()));
+        }
+        let Some(totals) = archive.day_totals(day).await? else {
+            return Ok(Archived::Missing(archive.held().await?));
+        };
+        let report = Arc::new(totals.report(day, now_ms() as i64, MAX_DAY_TOP as usize));
+        if days.len() >= ARCHIVED_DAYS_KEPT {
+            days.clear();
+        }
+        days.insert(day, report.clone());
+        Ok(Archived::Report(report))
+    }
+}
+
+/// A `day` request that can be answered.
+#[derive(Debug, PartialEq, Eq)]
+struct Asked {
+    date: Date,
+    top: usize,
+    /// Older than the bus keeps: only the archive has it.
+    past: bool,
+}
+
 /// Why a `day` request is refused.
 fn check(
     date: Option<Date>,
     top: Option<u32>,
     today: Date,
     kept_days: i64,
-) -> Result<(Date, usize), String> {
+) -> Result<Asked, String> {
     let top = top.unwrap_or(DEFAULT_DAY_TOP);
     if top > MAX_DAY_TOP {
         return Err(format!("day: top {top} is over the cap of {MAX_DAY_TOP}"));
@@ -91,13 +136,11 @@ fn check(
             "day: {date} is in the future (the New York trading day is {today})"
         ));
     }
-    let oldest = today.add_days(-kept_days);
-    if date < oldest {
-        return Err(format!(
-            "day: {date} is older than the day totals kept (from {oldest})"
-        ));
-    }
-    Ok((date, top as usize))
+    Ok(Asked {
+        date,
+        top: top as usize,
+        past: date < today.add_days(-kept_days),
+    })
 }
 
 /// Answers one `day` request.
@@ -116,17 +159,15 @@ pub(super) async fn answer(
     let today = market_date(now_ms() as i64);
     // Per-day keys live `day_ttl` after their last write, at the day's end at the latest.
     let kept_days = (ctx.bus.config().day_ttl.as_secs() / 86_400) as i64;
-    let (date, top) = match check(date, top, today, kept_days) {
+    let Asked { date, top, past } = match check(date, top, today, kept_days) {
         Ok(asked) => asked,
         Err(message) => return Ok(out.error(ErrorCode::BadField, message)?),
     };
+    if past {
+        return answer_past(ctx, out, date, top, today.add_days(-kept_days)).await;
+    }
     match ctx.day.get(&ctx.bus, date).await {
-        Ok(report) => {
-            let mut report = (*report).clone();
-            report.tickers.truncate(top);
-            report.contracts.truncate(top);
-            Ok(out.message(&ServerMessage::Day(report))?)
-        }
+        Ok(report) => send(out, &report, top),
         Err(e) => {
             ctx.metrics
                 .redis_errors
@@ -135,6 +176,53 @@ pub(super) async fn answer(
             Ok(out.error(
                 ErrorCode::Unavailable,
                 "day: the day's totals cannot be read right now; ask again shortly",
+            )?)
+        }
+    }
+}
+
+/// Sends the top `top` of `report`.
+fn send(out: &Outbox, report: &DayReport, top: usize) -> Result<(), End> {
+    let mut report = report.clone();
+    report.tickers.truncate(top);
+    report.contracts.truncate(top);
+    Ok(out.message(&ServerMessage::Day(report))?)
+}
+
+/// Answers for a day older than the bus keeps (`oldest` on), from the archive.
+async fn answer_past(
+    ctx: &Context,
+    out: &Outbox,
+    date: Date,
+    top: usize,
+    oldest: Date,
+) -> Result<(), End> {
+    let Some(archive) = &ctx.archive else {
+        return Ok(out.error(
+            ErrorCode::BadField,
+            format!(
+                "day: {date} is older than the day totals kept (from {oldest}) and no archive \
+                 is configured"
+            ),
+        )?);
+    };
+    match ctx.day.archived(archive, date).await {
+        Ok(Archived::Report(report)) => send(out, &report, top),
+        Ok(Archived::Missing(held)) => {
+            let holds = match held {
+                Some(h) => format!("the archive holds {} to {}", h.first_day, h.last_day),
+                None => "the archive holds nothing yet".into(),
+            };
+            Ok(out.error(
+                ErrorCode::BadField,
+                format!("day: {date} is not archived ({holds})"),
+            )?)
+        }
+        Err(e) => {
+            tracing::warn!("cannot read a past day's totals from the archive: {e}");
+            Ok(out.error(
+                ErrorCode::Unavailable,
+                "day: the archive cannot be read right now; ask again shortly",
             )?)
         }
     }
@@ -152,10 +240,15 @@ mod tests {
     #[test]
     fn requests_are_checked() {
         let today = date("2026-12-07");
-        assert_eq!(check(None, None, today, 2), Ok((today, 10)));
+        let asked = |date, top, past| Asked { date, top, past };
+        assert_eq!(check(None, None, today, 2), Ok(asked(today, 10, false)));
         assert_eq!(
             check(Some(date("2026-12-05")), Some(100), today, 2),
-            Ok((date("2026-12-05"), 100))
+            Ok(asked(date("2026-12-05"), 100, false))
+        );
+        assert_eq!(
+            check(Some(date("2026-12-04")), None, today, 2),
+            Ok(asked(date("2026-12-04"), 10, true))
         );
         let refused = |d: &str, top| {
             check(Some(date(d)), top, today, 2)
@@ -165,10 +258,6 @@ mod tests {
         assert_eq!(
             refused("2026-12-08", None),
             "day: 2026-12-08 is in the future (the New York trading day is 2026-12-07)"
-        );
-        assert_eq!(
-            refused("2026-12-04", None),
-            "day: 2026-12-04 is older than the day totals kept (from 2026-12-05)"
         );
         assert_eq!(
             refused("2026-12-07", Some(101)),

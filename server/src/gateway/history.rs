@@ -15,13 +15,16 @@ use std::time::Instant;
 use super::config::GatewayConfig;
 use super::delivery::bus_call;
 use super::ratelimit::{TokenBucket, Verdict};
-use super::replay::{predecessor, Replay, ReplayError};
+use super::replay::{Replay, ReplayError};
 use super::session::{End, Session};
+use crate::archive::{ArchivePage, ArchiveReader, Held, PageSide};
 use flowtape_core::clock::format_ny;
 use flowtape_core::cursor::Cursor;
+use flowtape_core::date::market_date;
 use flowtape_core::filter::Filter;
 use flowtape_core::protocol::{
-    page_frame, ErrorCode, HistoryRequest, PageHead, HISTORY_PAGE_DEFAULT, MAX_HISTORY_PAGE,
+    event_frame, page_frame, ErrorCode, HistoryRequest, PageHead, HISTORY_PAGE_DEFAULT,
+    MAX_HISTORY_PAGE,
 };
 
 /// One connection's page requests: their rate limit.
@@ -93,6 +96,7 @@ struct Found {
     frames: Vec<tokio_tungstenite::tungstenite::Utf8Bytes>,
     more: bool,
     next: Option<Cursor>,
+    notice: Option<String>,
 }
 
 impl Session {
@@ -114,10 +118,21 @@ impl Session {
             Ok(bounds) => bounds,
             Err(e) => return self.history_unavailable(&e.to_string()),
         };
-        let notice = bounds
-            .first
-            .and_then(|first| past_retention(plan.side, first));
-        let found = match self.read_page(&plan).await {
+        let newest = self.ctx.tap.last();
+        let read = match &self.ctx.archive {
+            // The archive answers below the stream's first entry, the stream from it.
+            Some(archive) => {
+                let seam = bounds.first.unwrap_or(newest.successor());
+                self.read_page_with(&plan, archive, seam).await
+            }
+            None => self.read_stream_page(&plan).await.map(|mut found| {
+                found.notice = bounds
+                    .first
+                    .and_then(|first| past_retention(plan.side, first));
+                found
+            }),
+        };
+        let found = match read {
             Ok(found) => found,
             Err(ReplayError::Bus(e)) => return self.history_unavailable(&e),
             Err(ReplayError::Slow) => {
@@ -129,7 +144,7 @@ impl Session {
             id: req.id.as_deref(),
             more: found.more,
             next: found.next,
-            notice: notice.as_deref(),
+            notice: found.notice.as_deref(),
         };
         let text = page_frame(&head, found.frames.iter().map(|f| f.as_str()));
         if self
@@ -144,55 +159,140 @@ impl Session {
         Ok(())
     }
 
-    /// Reads the page `plan` asks for, up to the client's tier.
-    async fn read_page(&self, plan: &Plan) -> Result<Found, ReplayError> {
+    /// Reads the page `plan` asks for from the stream, up to the client's tier.
+    async fn read_stream_page(&self, plan: &Plan) -> Result<Found, ReplayError> {
+        match plan.side {
+            Side::Before(before) => Ok(self.stream_before(plan, before, plan.limit).await?.0),
+            Side::After(after) => self.stream_after(plan, after, plan.limit).await,
+        }
+    }
+
+    /// Up to `want` matching stream events strictly before `before`, and
+    /// whether the stream's start was reached.
+    async fn stream_before(
+        &self,
+        plan: &Plan,
+        before: Cursor,
+        want: usize,
+    ) -> Result<(Found, bool), ReplayError> {
+        let newest = self.ctx.tap.last();
+        let Some(upto) = before.predecessor().map(|p| p.min(newest)) else {
+            return Ok((Found::nothing(), true));
+        };
+        let replay = self.replay_with(plan.filter.as_ref());
+        let back = replay
+            .backwards(want, upto, self.ctx.config.history_scan_cap)
+            .await?;
+        let found = Found {
+            frames: back.found.iter().rev().map(|d| d.frame.clone()).collect(),
+            more: !back.start,
+            next: if back.start { None } else { back.oldest },
+            notice: None,
+        };
+        Ok((found, back.start))
+    }
+
+    /// Up to `want` matching stream events strictly after `after`.
+    async fn stream_after(
+        &self,
+        plan: &Plan,
+        after: Cursor,
+        want: usize,
+    ) -> Result<Found, ReplayError> {
         let newest = self.ctx.tap.last();
         let scan_cap = self.ctx.config.history_scan_cap;
         let replay = self.replay_with(plan.filter.as_ref());
+        let mut found = Found::nothing();
+        let (mut pos, mut scanned) = (after, 0);
+        while pos < newest {
+            let step = replay
+                .forwards(pos, newest, want - found.frames.len())
+                .await?;
+            found
+                .frames
+                .extend(step.found.iter().map(|d| d.frame.clone()));
+            scanned += step.scanned;
+            pos = step.last;
+            if step.end {
+                break;
+            }
+            if found.frames.len() >= want || scanned >= scan_cap {
+                found.more = true;
+                found.next = Some(pos);
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Reads the page `plan` asks for from the archive below `seam` (the
+    /// stream's first entry) and the stream from it: `before` pages walk
+    /// the stream, then the archive; `after` pages the archive, then the stream.
+    async fn read_page_with(
+        &self,
+        plan: &Plan,
+        archive: &ArchiveReader,
+        seam: Cursor,
+    ) -> Result<Found, ReplayError> {
+        let filter = plan.filter.as_ref().unwrap_or(&self.filter);
+        let scan_cap = self.ctx.config.history_scan_cap;
+        let archived = |side, want| async move {
+            archive
+                .page_below(side, Some(seam), want, filter, scan_cap)
+                .await
+                .map_err(|e| ReplayError::Bus(e.to_string()))
+        };
         match plan.side {
             Side::Before(before) => {
-                let Some(upto) = predecessor(before).map(|p| p.min(newest)) else {
-                    return Ok(Found::nothing());
-                };
-                let back = replay.backwards(plan.limit, upto, scan_cap).await?;
+                let mut found = Found::nothing();
+                if before > seam {
+                    let (stream, start) = self.stream_before(plan, before, plan.limit).await?;
+                    if !start || stream.frames.len() >= plan.limit {
+                        return Ok(stream);
+                    }
+                    found = stream;
+                }
+                let page = archived(
+                    PageSide::Before(before.min(seam)),
+                    plan.limit - found.frames.len(),
+                )
+                .await?;
+                let mut frames = archived_frames(&page);
+                frames.append(&mut found.frames);
                 Ok(Found {
-                    frames: back.found.iter().rev().map(|d| d.frame.clone()).collect(),
-                    more: !back.start,
-                    next: if back.start { None } else { back.oldest },
+                    frames,
+                    more: page.more,
+                    next: page.next,
+                    notice: (!page.more)
+                        .then(|| archive_start(before, page.held))
+                        .flatten(),
                 })
             }
             Side::After(after) => {
-                let mut frames = Vec::new();
-                let (mut pos, mut scanned) = (after, 0);
-                loop {
-                    if pos >= newest {
-                        return Ok(Found {
-                            frames,
-                            more: false,
-                            next: None,
-                        });
-                    }
-                    let step = replay
-                        .forwards(pos, newest, plan.limit - frames.len())
-                        .await?;
-                    frames.extend(step.found.iter().map(|d| d.frame.clone()));
-                    scanned += step.scanned;
-                    pos = step.last;
-                    if step.end {
-                        return Ok(Found {
-                            frames,
-                            more: false,
-                            next: None,
-                        });
-                    }
-                    if frames.len() >= plan.limit || scanned >= scan_cap {
-                        return Ok(Found {
-                            frames,
-                            more: true,
-                            next: Some(pos),
-                        });
-                    }
+                if after.successor() >= seam {
+                    return self.stream_after(plan, after, plan.limit).await;
                 }
+                let page = archived(PageSide::After(after), plan.limit).await?;
+                let notice = not_archived_after(after, page.held);
+                let mut frames = archived_frames(&page);
+                if page.more {
+                    return Ok(Found {
+                        frames,
+                        more: true,
+                        next: page.next,
+                        notice,
+                    });
+                }
+                let from = seam.predecessor().map_or(after, |p| p.max(after));
+                let mut rest = self
+                    .stream_after(plan, from, plan.limit - frames.len())
+                    .await?;
+                frames.append(&mut rest.frames);
+                Ok(Found {
+                    frames,
+                    notice,
+                    ..rest
+                })
             }
         }
     }
@@ -223,22 +323,76 @@ impl Found {
             frames: Vec::new(),
             more: false,
             next: None,
+            notice: None,
         }
     }
 }
 
-/// The notice for a page that reaches back past the oldest event kept.
+/// Each archived event's `event` frame, oldest first.
+fn archived_frames(page: &ArchivePage) -> Vec<tokio_tungstenite::tungstenite::Utf8Bytes> {
+    page.events
+        .iter()
+        .map(|e| event_frame(&e.id, &e.to_stored_json()).into())
+        .collect()
+}
+
+/// What the archive holds, for notices.
+fn holds(held: Option<Held>) -> String {
+    match held {
+        Some(h) if h.first_day == h.last_day => format!("the archive holds {}", h.first_day),
+        Some(h) => format!("the archive holds {} to {}", h.first_day, h.last_day),
+        None => "the archive holds nothing yet".into(),
+    }
+}
+
+/// A time and its trading day, for notices.
+fn time_and_day(c: Cursor) -> String {
+    format!(
+        "{} (trading day {})",
+        format_ny(c.ms as i64),
+        market_date(c.ms as i64)
+    )
+}
+
+/// The notice for an `after` page from before the archive's oldest event.
+fn not_archived_after(after: Cursor, held: Option<Held>) -> Option<String> {
+    let from = after.successor();
+    if held.is_some_and(|h| h.first <= from) {
+        return None;
+    }
+    Some(format!(
+        "history from {} is not archived ({}), showing from there",
+        time_and_day(from),
+        holds(held)
+    ))
+}
+
+/// The notice for a `before` page that reached the archive's start.
+fn archive_start(before: Cursor, held: Option<Held>) -> Option<String> {
+    Some(match held {
+        Some(h) if h.first < before => format!("the start of the archive ({})", holds(held)),
+        _ => format!(
+            "history before {} is not archived ({})",
+            time_and_day(before),
+            holds(held)
+        ),
+    })
+}
+
+/// The notice for a page that reaches back past the oldest event kept
+/// (without an archive).
 fn past_retention(side: Side, first: Cursor) -> Option<String> {
     let oldest = format_ny(first.ms as i64);
     match side {
         // Named as a time: a cursor made from a time is just before it.
         Side::After(after) if after.successor() < first => Some(format!(
-            "history from {} is older than the stream keeps (oldest kept: {oldest}), \
-             showing from there",
+            "history from {} is older than the stream keeps (oldest kept: {oldest}; \
+             no archive configured), showing from there",
             format_ny(after.successor().ms as i64)
         )),
         Side::Before(before) if before < first => Some(format!(
-            "history before {} is older than the stream keeps (oldest kept: {oldest})",
+            "history before {} is older than the stream keeps (oldest kept: {oldest}; \
+             no archive configured)",
             format_ny(before.ms as i64)
         )),
         _ => None,

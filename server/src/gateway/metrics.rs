@@ -6,6 +6,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::Arc;
+
+use crate::archive::ArchiveReadMetrics;
 use crate::metrics::{Exposition, Histogram, Kind};
 use flowtape_core::protocol::{ErrorCode, FeedHealth, FeedStatus};
 
@@ -88,6 +91,8 @@ pub struct GatewayMetrics {
     pub stream_to_gateway: Histogram,
     /// The hub has the event → its frame is written to a client socket.
     pub gateway_to_socket: Histogram,
+    /// History pages and past days' totals read from the archive.
+    pub archive: Arc<ArchiveReadMetrics>,
 }
 
 const ERROR_CODES: [ErrorCode; 13] = [
@@ -327,6 +332,7 @@ impl GatewayMetrics {
             "Gateway hub to the client socket write.",
             &self.gateway_to_socket,
         );
+        self.archive.render_into(out, "flowtape_gateway");
     }
 }
 
@@ -356,6 +362,9 @@ mod tests {
             "flowtape_gateway_client_errors_total{code=\"bad_filter\"} 1",
             "flowtape_gateway_stream_to_gateway_seconds_bucket",
             "flowtape_gateway_gateway_to_socket_seconds_count",
+            "flowtape_gateway_archive_query_seconds_count 0",
+            "flowtape_gateway_archive_errors_total 0",
+            "flowtape_gateway_archive_undecodable_rows_total 0",
         ] {
             assert!(text.contains(family), "missing {family}");
         }

@@ -68,6 +68,7 @@ pub use config::{parse_byte_size, ByteSizeError, ConfigError, GatewayConfig, Rat
 pub use metrics::GatewayMetrics;
 pub use tls::{TlsConfig, TlsError};
 
+use crate::archive::ArchiveReader;
 use crate::bus::{Bus, BusError, LiveFeed};
 use crate::http::{self, HeadError, Request};
 use crate::metrics::{health_json, render_healthy, Exposition, Roles};
@@ -131,6 +132,8 @@ struct Shared {
     roles: Roles,
     /// The day's totals, read at most once per `day_cache` for all clients.
     day: Arc<DayCache>,
+    /// The archive (`config.archive`), shared by every connection.
+    archive: Option<Arc<ArchiveReader>>,
 }
 
 impl Gateway {
@@ -173,6 +176,10 @@ impl Gateway {
             .max_frame_size(Some(config.max_message_size));
         let initial_feed = bus_call(bus.feed_status()).await.ok().flatten();
         let (feed, feed_rx) = watch::channel(initial_feed);
+        let archive = config
+            .archive
+            .as_ref()
+            .map(|url| Arc::new(ArchiveReader::new(url.0.clone(), metrics.archive.clone())));
         let shared = Shared {
             feed: feed_rx,
             auth: Authenticator::new(config.auth.as_ref()),
@@ -185,6 +192,7 @@ impl Gateway {
             tls,
             health: Arc::new(HubHealth::new()),
             day: Arc::new(DayCache::new(config.day_cache)),
+            archive,
             config: Arc::new(config),
             roles: Roles::default(),
         };
@@ -560,6 +568,7 @@ async fn upgrade<S>(
         entitlement: grant.entitlement,
         feed: shared.feed.clone(),
         day: shared.day.clone(),
+        archive: shared.archive.clone(),
     };
     session::serve(ws, side, ctx, shutdown).await;
     drop(grant);

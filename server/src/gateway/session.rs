@@ -47,6 +47,7 @@ use super::outbox::{
 use super::ratelimit::{TokenBucket, Verdict};
 use super::replay::{Replay, ReplayError};
 use super::wire::{ReadOnly, WriteSide};
+use crate::archive::ArchiveReader;
 use crate::bus::{history, Bus};
 use crate::shutdown::Shutdown;
 use flowtape_core::cursor::Cursor;
@@ -68,6 +69,8 @@ pub(crate) struct Context {
     pub feed: watch::Receiver<Option<FeedStatus>>,
     /// The day's totals, shared by the gateway's connections.
     pub day: Arc<DayCache>,
+    /// The archive, for history past the stream and past days.
+    pub archive: Option<Arc<ArchiveReader>>,
 }
 
 /// Serves one upgraded connection until it closes.
