@@ -297,10 +297,10 @@ async fn follow_goes_live_exactly_after_the_last_position_the_pages_read() {
     let (r, out) = run(opts).await;
     assert_eq!(r.ok(), Some(expected.len() as u64));
     assert_eq!(ids(&out), expected, "no gap and no duplicate at the seam");
-    // Event 1 203 is a put: the seam is the last event the pages read, not
-    // the last one printed.
+    // The seam is the last call the pages brought (1 203 is a put).
     assert_eq!(events[1_202].right, Right::Put);
-    assert_eq!(subscribes(&gw), [Some(Cursor::new(1_203, 0))]);
+    assert_eq!(events[1_201].right, Right::Call);
+    assert_eq!(subscribes(&gw), [Some(Cursor::new(1_202, 0))]);
 }
 
 #[tokio::test]
