@@ -519,7 +519,10 @@ async fn tail_since_ends_at_the_live_edge_and_follow_goes_on_live_without_gap_or
         .filter(|c| *c <= last)
         .collect();
     assert!(want.len() > 1_000, "only {} events", want.len());
-    assert_eq!(printed, want, "every event up to the live edge, once, in order");
+    assert_eq!(
+        printed, want,
+        "every event up to the live edge, once, in order"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is older than the stream keeps"), "{err}");
 
@@ -574,7 +577,10 @@ async fn tail_since_ends_at_the_live_edge_and_follow_goes_on_live_without_gap_or
         .map(|(c, _)| *c)
         .filter(|c| *c <= last)
         .collect();
-    assert_eq!(printed, want, "every call from pages to live, once, in order");
+    assert_eq!(
+        printed, want,
+        "every call from pages to live, once, in order"
+    );
 
     // --follow with --until: refused before connecting.
     let out = tokio::task::block_in_place(|| {

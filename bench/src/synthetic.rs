@@ -76,4 +76,3 @@ pub async fn fill(bus: &Bus, n: u64) -> Result<(), BusError> {
     }
     Ok(())
 }
-

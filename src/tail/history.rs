@@ -38,7 +38,10 @@ pub(super) async fn read<W: Write>(
     loop {
         let page = pager.after(pos).await?;
         if page.notice.is_some() && page.notice != said {
-            eprintln!("flowtape tail: {}", page.notice.as_deref().unwrap_or_default());
+            eprintln!(
+                "flowtape tail: {}",
+                page.notice.as_deref().unwrap_or_default()
+            );
             said = page.notice;
         }
         let start = pos;
@@ -58,7 +61,8 @@ pub(super) async fn read<W: Write>(
                     continue;
                 }
             };
-            if filter.matches(&event) && printer.print(&event, Some(&item.event))? == Printed::Enough
+            if filter.matches(&event)
+                && printer.print(&event, Some(&item.event))? == Printed::Enough
             {
                 printer.flush()?;
                 return Ok(Reached::End);

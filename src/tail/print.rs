@@ -83,7 +83,11 @@ impl<'a, W: Write> Printer<'a, W> {
     }
 
     /// Prints one event: its raw JSON text if there is one (NDJSON).
-    pub(super) fn print(&mut self, event: &FlowEvent, raw: Option<&RawValue>) -> io::Result<Printed> {
+    pub(super) fn print(
+        &mut self,
+        event: &FlowEvent,
+        raw: Option<&RawValue>,
+    ) -> io::Result<Printed> {
         match (self.format, raw) {
             (TailFormat::Ndjson, Some(raw)) => writeln!(self.out, "{}", raw.get())?,
             (TailFormat::Ndjson, None) => writeln!(

@@ -275,7 +275,10 @@ async fn since_reads_pages_once_in_order_and_ends_at_the_live_edge() {
         && r.before.is_none()));
     assert_eq!(requests[0].after, Some(Cursor::new(3, 0)));
     assert_eq!(requests[1].after, Some(Cursor::new(703, 0)));
-    assert!(subscribes(&gw).is_empty(), "no live stream without --follow");
+    assert!(
+        subscribes(&gw).is_empty(),
+        "no live stream without --follow"
+    );
 }
 
 #[tokio::test]
@@ -342,7 +345,9 @@ async fn history_unavailable_in_a_row_gives_up_with_exit_code_1() {
     opts.window.since = Some(Cursor::ZERO);
     opts.max_failures = 3;
     let (r, out) = run(opts).await;
-    let err = r.err().unwrap_or_else(|| panic!("read history nobody served"));
+    let err = r
+        .err()
+        .unwrap_or_else(|| panic!("read history nobody served"));
     assert_eq!(err.exit_code(), 1);
     assert!(
         err.to_string()
@@ -378,7 +383,9 @@ async fn follow_with_until_is_refused_before_connecting() {
         follow: true,
     };
     let (r, out) = run(opts).await;
-    let err = r.err().unwrap_or_else(|| panic!("accepted --follow --until"));
+    let err = r
+        .err()
+        .unwrap_or_else(|| panic!("accepted --follow --until"));
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("give one of them"), "{err}");
     assert_eq!(out, "");
