@@ -42,14 +42,18 @@ const TAIL_EXAMPLES: &str = "\
 Examples:
   flowtape tail --filter 'premium>=1m' | jq .sym
   flowtape tail --backfill 500 --limit 500 > last500.ndjson
-  flowtape tail --since 1734700000200-0      everything after a cursor, then live
+  flowtape tail --since 1734700000200-0      everything after a cursor, up to now
   flowtape tail --since 09:30 --until 10:00 --filter SPY
                                              SPY's flow from 09:30 to 10:00 New York time, then exit
-  flowtape tail --since '2026-12-04 15:00 UTC' everything since then, then live
+  flowtape tail --since 2026-11-20 --until 2026-11-21 > day.ndjson
+                                             a whole (archived) day
+  flowtape tail -f --since '2026-12-04 15:00 UTC' everything since then, then live
   flowtape tail --format table --filter 'SPY puts dte<=0'
 
-Exit status: 0 when done (or --limit reached), 1 when the server cannot be
-reached, rejects the token or fails, 2 for a bad filter or bad arguments.";
+Exit status: 0 when done (--until or the live edge reached, --limit reached,
+stdout closed), 1 when the server cannot be reached, rejects the token or
+fails, 2 for a bad filter or bad arguments (--follow with --until, a time
+in the future, --until not after --since).";
 
 /// Real-time options flow in your terminal.
 #[derive(Parser)]
@@ -127,14 +131,19 @@ struct TailArgs {
     /// Start with the last N matching events (the gateway caps it).
     #[arg(long, value_name = "N", conflicts_with = "since")]
     backfill: Option<u32>,
-    /// Start with every matching event from this time (10:30, 10:30:15,
+    /// Print every matching event from this time (10:30, 10:30:15,
     /// 2026-12-04 10:30, 2026-12-04; New York time unless it ends in UTC or
-    /// Z) or after this cursor (an event's `id`).
+    /// Z) or after this cursor (an event's `id`), up to now (or --until),
+    /// read by history pages.
     #[arg(long, value_name = "TIME|CURSOR")]
     since: Option<String>,
     /// Print the matching events before this time or cursor, then exit.
     #[arg(long, value_name = "TIME|CURSOR", requires = "since")]
     until: Option<String>,
+    /// After the history from --since, go on live (without --since tail is
+    /// live anyway); not with --until.
+    #[arg(short = 'f', long)]
+    follow: bool,
     /// Exit after N events.
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
@@ -196,7 +205,12 @@ async fn run_tail(config: Option<PathBuf>, args: TailArgs) -> ExitCode {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    let window = match tail::Window::parse(args.since.as_deref(), args.until.as_deref(), now_ms) {
+    let window = match tail::Window::parse(
+        args.since.as_deref(),
+        args.until.as_deref(),
+        args.follow,
+        now_ms,
+    ) {
         Ok(w) => w,
         Err(e) => return fail(&e, e.exit_code() as u8),
     };
@@ -210,8 +224,7 @@ async fn run_tail(config: Option<PathBuf>, args: TailArgs) -> ExitCode {
         } else {
             args.backfill
         },
-        since: window.since,
-        until: window.until,
+        window,
         limit: args.limit,
         format: args.format,
         max_failures: 10,

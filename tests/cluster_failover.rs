@@ -94,11 +94,11 @@ struct Arrival {
     key: Key,
 }
 
-/// Runs `flowtape tail` against `url` from the stream's start; its events
-/// arrive on the returned channel.
+/// Runs `flowtape tail -f` against `url` from the stream's start (pages,
+/// then live); its events arrive on the returned channel.
 fn tail(url: &str, home: &Path) -> (Child, std_mpsc::Receiver<Arrival>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowtape"))
-        .args(["tail", "--server", url, "--since", "0-0"])
+        .args(["tail", "--server", url, "--since", "0-0", "--follow"])
         .env("FLOWTAPE_LOG", "warn")
         .env_remove("FLOWTAPE_CONFIG")
         .env("XDG_CONFIG_HOME", home)

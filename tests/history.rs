@@ -3,8 +3,14 @@
 //! are exactly the stream's matching events, once each; a request older than
 //! the stream keeps says so and shows what is kept; bad requests get error
 //! frames while live events keep coming; `flowtape tail --since --until`
-//! prints exactly the stream's matching events of the window.
+//! prints exactly the stream's matching events of the window; `--since`
+//! alone ends at the live edge while events keep coming, and `--follow`
+//! goes on live from there with no gap and no duplicate at the seam.
 
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use flowtape_bench::redis_server::RedisServer;
@@ -459,5 +465,135 @@ async fn tail_since_until_prints_exactly_the_window() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{s}..{u}: {err}");
     }
+    world.stop().await;
+}
+
+/// `flowtape tail` against `url` with `args`, its config and state in `home`.
+fn tail_command(url: &str, home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowtape"));
+    cmd.env("XDG_CONFIG_HOME", home)
+        .env("XDG_STATE_HOME", home)
+        .env_remove("FLOWTAPE_CONFIG")
+        .env_remove("FLOWTAPE_TOKEN")
+        .args(["tail", "--server", url])
+        .args(args);
+    cmd
+}
+
+/// The `id` (cursor) of each NDJSON line.
+fn printed_ids(stdout: &[u8]) -> Vec<Cursor> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<FlowEvent>(l)
+                .unwrap_or_else(|e| panic!("{e}: {l}"))
+                .id
+                .parse()
+                .unwrap_or_else(|e| panic!("{e:?}: {l}"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_since_ends_at_the_live_edge_and_follow_goes_on_live_without_gap_or_duplicate() {
+    // Two pages and more of history; the market keeps writing throughout.
+    let world = World::start(400.0).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+
+    // Without --follow: from the stream's start to the live edge, then exit 0.
+    let edge = world.stream("").await.last().map(|(c, _)| *c);
+    let out = tokio::task::block_in_place(|| {
+        tail_command(&world.url, home.path(), &["--since", "0-0"]).output()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{out:?}");
+    let printed = printed_ids(&out.stdout);
+    let last = *printed.last().unwrap_or_else(|| panic!("nothing printed"));
+    assert!(edge.is_some_and(|e| last >= e), "{last} before {edge:?}");
+    let want: Vec<Cursor> = world
+        .stream("")
+        .await
+        .iter()
+        .map(|(c, _)| *c)
+        .filter(|c| *c <= last)
+        .collect();
+    assert!(want.len() > 1_000, "only {} events", want.len());
+    assert_eq!(
+        printed, want,
+        "every event up to the live edge, once, in order"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is older than the stream keeps"), "{err}");
+
+    // With --follow: the same pages, then live with the market still writing.
+    let mut child = tail_command(
+        &world.url,
+        home.path(),
+        &["--since", "0-0", "--follow", "--filter", "calls"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let (tx, rx) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // Until it prints events written 3 s after it started: live ones.
+    let live_from = now_ms() + 3_000;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    while lines
+        .last()
+        .and_then(|l: &String| serde_json::from_str::<FlowEvent>(l).ok())
+        .and_then(|e| e.id.parse::<Cursor>().ok())
+        .is_none_or(|c| c.ms < live_from)
+    {
+        assert!(Instant::now() < deadline, "no live events after the pages");
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => lines.push(line),
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+            Err(e) => panic!("tail --follow ended: {e}: {:?}", child.try_wait()),
+        }
+    }
+    assert!(
+        child.try_wait().ok().flatten().is_none(),
+        "--follow keeps going"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let printed = printed_ids(lines.join("\n").as_bytes());
+    let last = *printed.last().unwrap_or_else(|| panic!("nothing printed"));
+    let want: Vec<Cursor> = world
+        .stream("calls")
+        .await
+        .iter()
+        .map(|(c, _)| *c)
+        .filter(|c| *c <= last)
+        .collect();
+    assert_eq!(
+        printed, want,
+        "every call from pages to live, once, in order"
+    );
+
+    // --follow with --until: refused before connecting.
+    let out = tokio::task::block_in_place(|| {
+        tail_command(
+            &world.url,
+            home.path(),
+            &["--since", "0-0", "--until", &last.to_string(), "--follow"],
+        )
+        .output()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("give one of them"), "{err}");
     world.stop().await;
 }

@@ -13,74 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flowtape_bench::postgres_server::PostgresServer;
-use flowtape_core::cursor::Cursor;
-use flowtape_core::event::{FlowEvent, Kind, Sentiment, Side, Tag, Tags};
-use flowtape_core::occ::Right;
+use flowtape_bench::synthetic::fill;
 use flowtape_server::archive::{self, ArchiveConfig, ArchiveStats};
-use flowtape_server::bus::{Bus, BusConfig, NewEvent};
-
-const TICKERS: [&str; 8] = ["SPY", "QQQ", "TSLA", "NVDA", "AAPL", "AMD", "META", "IWM"];
-/// 2024-12-20 15:00 UTC: every event on one trading day, as in a session.
-const T0: i64 = 1_734_706_800_000;
-
-fn event(k: u64) -> FlowEvent {
-    let tags: Tags = Tag::ALL
-        .into_iter()
-        .filter(|t| (k.wrapping_mul(2_654_435_761) >> (*t as u8 + 7)) & 3 == 0)
-        .collect();
-    let sym = TICKERS[(k % 8) as usize];
-    let strike = 100.0 + (k % 200) as f64 * 2.5;
-    FlowEvent {
-        id: String::new(),
-        ts: T0 + (k / 50) as i64,
-        sym: sym.into(),
-        occ: format!("{sym}241220C{:08}", (strike * 1000.0) as u64),
-        expiry: "2024-12-20".into(),
-        strike,
-        right: if k % 2 == 0 { Right::Call } else { Right::Put },
-        side: [Side::Ask, Side::Bid, Side::Mid, Side::AboveAsk][(k % 4) as usize],
-        size: 1 + k % 500,
-        price: 0.05 + (k % 997) as f64 / 100.0,
-        premium: 500.0 + (k % 99_991) as f64 * 3.7,
-        kind: Kind::ALL[(k % 4) as usize],
-        legs: 1 + (k % 5) as u32,
-        exchanges: vec![1 + (k % 20) as u16],
-        spot: Some(450.0 + (k % 100) as f64 / 10.0),
-        otm: Some(2.5 - (k % 50) as f64 / 10.0),
-        dte: 0,
-        oi: (k % 3 != 0).then_some(1000 + k % 50_000),
-        vol: 10 + k % 100_000,
-        iv: (k % 7 != 0).then_some(0.2 + (k % 60) as f64 / 100.0),
-        bid: Some(1.0),
-        ask: Some(1.05),
-        tags,
-        sentiment: [Sentiment::Bull, Sentiment::Bear, Sentiment::Neutral][(k % 3) as usize],
-        score: (k % 100) as u8,
-    }
-}
-
-async fn fill(bus: &Bus, n: u64) -> Result<(), Box<dyn std::error::Error>> {
-    bus.acquire_lease(0, "bench", Duration::from_secs(3600))
-        .await?;
-    let mut k = 0;
-    while k < n {
-        let end = (k + 10_000).min(n);
-        let jsons: Vec<String> = (k..end).map(|i| event(i).to_stored_json()).collect();
-        let legs: Vec<[Cursor; 1]> = (k..end).map(|i| [Cursor::new(i + 1, 0)]).collect();
-        let events: Vec<NewEvent<'_>> = jsons
-            .iter()
-            .zip(&legs)
-            .map(|(json, legs)| NewEvent {
-                legs,
-                json,
-                deltas: &[],
-            })
-            .collect();
-        bus.commit_flow(0, "bench", &events, &[]).await?;
-        k = end;
-    }
-    Ok(())
-}
+use flowtape_server::bus::{Bus, BusConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

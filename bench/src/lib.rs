@@ -38,6 +38,7 @@ pub mod run;
 pub mod server;
 pub mod soak;
 pub mod source;
+pub mod synthetic;
 pub mod tally;
 pub mod verify;
 pub mod ws;

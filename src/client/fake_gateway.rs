@@ -5,7 +5,9 @@
 //! backfill, a `since` replay or the whole history, then `status live`; it
 //! records every client message, can require a bearer token, can cut the
 //! first connection after a number of events, and can answer as a gateway
-//! whose event store is unavailable.
+//! whose event store is unavailable. It answers `history` requests going
+//! forward (`after`) with pages of the history (up to a live edge, with a
+//! scan cap and a notice if asked), or with scripted errors.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,8 @@ use flowtape_core::cursor::Cursor;
 use flowtape_core::event::FlowEvent;
 use flowtape_core::filter::Filter;
 use flowtape_core::protocol::{
-    event_frame, ClientMessage, ErrorCode, Retention, ServerMessage, MAX_BACKFILL,
+    event_frame, page_frame, ClientMessage, ErrorCode, HistoryRequest, PageHead, Retention,
+    ServerMessage, MAX_BACKFILL,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -37,6 +40,17 @@ pub struct Script {
     /// Break the replay of the first subscribe served off after this many
     /// events with an `unavailable` error (the connection stays).
     pub break_first_replay_after: Option<usize>,
+    /// Answer the first history requests (over all connections) with these
+    /// errors, in order.
+    pub history_errors: Vec<ErrorCode>,
+    /// History pages reach up to this many events (the live edge); the
+    /// rest come only to a `subscribe`, as if written after the pages.
+    pub history_upto: Option<usize>,
+    /// A page scans at most this many events (a sparse filter's page then
+    /// says `more`, with `next`).
+    pub page_scan_cap: Option<usize>,
+    /// Every page carries this notice.
+    pub page_notice: Option<String>,
 }
 
 /// A running fake gateway.
@@ -83,6 +97,7 @@ impl FakeGateway {
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = received.clone();
         let subscribes = Arc::new(AtomicUsize::new(0));
+        let pages = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn(async move {
             let mut n = 0;
             while let Ok((stream, _)) = listener.accept().await {
@@ -94,6 +109,7 @@ impl FakeGateway {
                     cut,
                     log.clone(),
                     subscribes.clone(),
+                    pages.clone(),
                 ));
             }
         });
@@ -115,6 +131,7 @@ async fn serve(
     cut: Option<usize>,
     log: Arc<Mutex<Vec<ClientMessage>>>,
     subscribes: Arc<AtomicUsize>,
+    pages: Arc<AtomicUsize>,
 ) {
     let unavailable = Message::text(
         serde_json::to_string(&ServerMessage::Error {
@@ -247,8 +264,20 @@ async fn serve(
                     ))
                     .await;
             }
-            // History is tested against the real gateway (`tests/history.rs`).
-            ClientMessage::History(_) => {}
+            ClientMessage::History(req) => {
+                let nth = pages.fetch_add(1, Ordering::SeqCst);
+                let answer = match script.history_errors.get(nth) {
+                    Some(code) => serde_json::to_string(&ServerMessage::Error {
+                        code: *code,
+                        message: format!("scripted {code:?}"),
+                    })
+                    .unwrap_or_default(),
+                    None => page(&script, &req),
+                };
+                if ws.send(Message::text(answer)).await.is_err() {
+                    return;
+                }
+            }
             ClientMessage::Filter { .. } => {}
             // A gateway older than the `day` op.
             ClientMessage::Day { .. } => {
@@ -264,4 +293,43 @@ async fn serve(
             }
         }
     }
+}
+
+/// The `page` frame answering `req` (only `after` pages; `before` gets an
+/// empty one).
+fn page(script: &Script, req: &HistoryRequest) -> String {
+    let filter = Filter::parse(req.filter.as_deref().unwrap_or("")).unwrap_or_default();
+    let limit = req.limit.unwrap_or(200) as usize;
+    let edge = script
+        .history_upto
+        .unwrap_or(script.events.len())
+        .min(script.events.len());
+    let after = req.after.unwrap_or(Cursor::new(u64::MAX, 0));
+    let first = (1..=edge)
+        .find(|i| Cursor::new(*i as u64, 0) > after)
+        .unwrap_or(edge + 1);
+    let scan_cap = script.page_scan_cap.unwrap_or(usize::MAX);
+    let mut frames = Vec::new();
+    let mut last = None;
+    for (scanned, i) in (first..=edge).enumerate() {
+        if frames.len() >= limit || scanned >= scan_cap {
+            break;
+        }
+        last = Some(i);
+        let e = &script.events[i - 1];
+        if filter.matches(e) {
+            frames.push(event_frame(
+                &Cursor::new(i as u64, 0).to_string(),
+                &e.to_stored_json(),
+            ));
+        }
+    }
+    let more = last.is_some_and(|l| l < edge);
+    let head = PageHead {
+        id: req.id.as_deref(),
+        more,
+        next: last.filter(|_| more).map(|l| Cursor::new(l as u64, 0)),
+        notice: script.page_notice.as_deref(),
+    };
+    page_frame(&head, frames.iter().map(String::as_str))
 }

@@ -383,7 +383,7 @@ async fn wait_applying_commands(
 
 /// One connector per server, in order, sharing one TLS client. Fails on a
 /// bad URL, an unusable CA file or a token no header can carry.
-fn connectors(opts: &ClientOptions) -> Result<Vec<Connector>, ConnectError> {
+pub(crate) fn connectors(opts: &ClientOptions) -> Result<Vec<Connector>, ConnectError> {
     let mut tls = TlsClient::new(opts.trust.clone());
     // A modest read buffer: tungstenite prepares the whole buffer on every
     // read, and events come as many small frames.

@@ -2,30 +2,37 @@
 //!
 //! NDJSON prints each event object exactly as the gateway sent it, one per
 //! line (the FlowEvent schema, `docs/schema.md`); `--format table` prints
-//! aligned columns. The filter is checked locally before connecting (with
-//! the config's presets, so `--filter notable` is the notable-flow view),
-//! sent to the gateway in canonical form (presets expanded) and applied
-//! locally as well. `--since`/`--until` take a cursor or a time
-//! ([`window`]); with `--until`, tail prints the events before it and exits
-//! (at the first event at or after it, or once the replay of the stream up
-//! to the subscribe is over, whichever comes first). Exit codes: 0 done (or
-//! `--limit` reached, or stdout closed), 1 connection or server failure,
-//! 2 bad input. Diagnostics go to stderr.
+//! aligned columns ([`print`]). The filter is checked locally before
+//! connecting (with the config's presets, so `--filter notable` is the
+//! notable-flow view), sent to the gateway in canonical form (presets
+//! expanded) and applied locally as well.
+//!
+//! Without `--since`, tail is live ([`live`]). With `--since` (a cursor or a
+//! time, [`window`]) it reads the history by pages ([`history`], [`pages`]),
+//! each event once and in order, and then, like unix `tail`: with `--until`
+//! it stops at the first event at or after it (or at the live edge, if that
+//! comes first); with `--follow` it goes on live, resuming exactly after the
+//! last position the pages read; otherwise it ends at the live edge.
+//! `--follow` with `--until` is refused. Exit codes: 0 done (or `--limit`
+//! reached, or stdout closed), 1 connection or server failure, 2 bad input.
+//! Diagnostics go to stderr.
 
+mod history;
+mod live;
+mod pages;
+mod print;
 mod window;
 
 use std::io::{self, Write};
 
-use flowtape_core::cursor::Cursor;
-use flowtape_core::event::{FlowEvent, Sentiment};
 use flowtape_core::filter::{Filter, FilterError, Presets};
-use flowtape_core::protocol::{ErrorCode, ServerMessage};
 use flowtape_server::wsclient::TrustRoots;
-use tokio::sync::mpsc;
 
-use crate::client::{self, Backoff, ClientEvent, ClientOptions};
-use crate::format;
-use crate::ui::tape::tag_words;
+use crate::client::{Backoff, ClientOptions};
+use history::Reached;
+use pages::Pager;
+pub use print::table_line;
+use print::Printer;
 pub use window::Window;
 
 /// Output format.
@@ -46,13 +53,14 @@ pub struct TailOptions {
     pub filter: String,
     /// What preset words in the filter stand for.
     pub presets: Presets,
+    /// Start live with the last N matching events (without `--since`).
     pub backfill: Option<u32>,
-    pub since: Option<Cursor>,
-    /// Print only events before this position, then exit.
-    pub until: Option<Cursor>,
+    /// The history to read first, and how it ends.
+    pub window: Window,
     pub limit: Option<u64>,
     pub format: TailFormat,
-    /// Failed connects in a row before giving up, once connected.
+    /// Failed connects in a row before giving up, once connected; as many
+    /// history pages the event store could not serve.
     pub max_failures: u32,
     /// Whom `wss://` servers are checked against (`--ca-file`).
     pub trust: TrustRoots,
@@ -66,6 +74,8 @@ pub enum TailError {
     #[error("{0}")]
     BadTime(String),
     #[error("{0}")]
+    BadArgs(String),
+    #[error("{0}")]
     Connection(String),
     #[error("server: {0}")]
     Server(String),
@@ -77,7 +87,7 @@ impl TailError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            TailError::BadFilter(..) | TailError::BadTime(_) => 2,
+            TailError::BadFilter(..) | TailError::BadTime(_) | TailError::BadArgs(_) => 2,
             _ => 1,
         }
     }
@@ -89,44 +99,44 @@ pub fn bad_filter(text: &str, e: FilterError) -> TailError {
     TailError::BadFilter(e, text.to_string(), pad)
 }
 
-const TABLE_HEADER: &str =
-    "TIME          SYM      EXPIRY    STRIKE C/P SIDE    SIZE   PRICE    PREM KIND   SCORE TAGS";
-
-/// One table line; plain ASCII, so it survives any pipe.
-pub fn table_line(e: &FlowEvent) -> String {
-    let dir = match e.sentiment {
-        Sentiment::Bull => '^',
-        Sentiment::Bear => 'v',
-        Sentiment::Neutral => ' ',
-    };
-    format!(
-        "{:<13} {dir} {:<6} {:<8} {:>7} {:<3} {:<4} {:>7} {:>7} {:>7} {:<6} {:>5} {}",
-        format::time_ms(e.ts),
-        e.sym,
-        format::expiry_short(&e.expiry),
-        format::strike(e.strike),
-        e.right.letter(),
-        e.side.code(),
-        format::count(e.size),
-        format::price(e.price),
-        format::money(e.premium),
-        e.kind.name(),
-        e.score,
-        tag_words(e),
-    )
-}
-
-/// Streams matching events to `out` until the limit, the end of the stream
-/// or a failure. Returns how many events were written.
+/// Prints matching events to `out` until the window's end, the limit, the
+/// end of the stream or a failure. Returns how many events were written.
 pub async fn tail(opts: TailOptions, out: &mut impl Write) -> Result<u64, TailError> {
     let filter =
         Filter::parse_with(&opts.filter, &opts.presets).map_err(|e| bad_filter(&opts.filter, e))?;
-    let client_opts = ClientOptions {
+    if opts.window.follow && opts.window.until.is_some() {
+        return Err(TailError::BadArgs(
+            "--follow goes on live after the history, --until stops at a point in it: \
+             give one of them"
+                .into(),
+        ));
+    }
+    let mut printer = match Printer::start(out, opts.format, opts.limit) {
+        Ok(p) => p,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    match run(opts, &filter, &mut printer).await {
+        Err(TailError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(printer.written()),
+        other => other.map(|()| printer.written()),
+    }
+}
+
+async fn run<W: Write>(
+    opts: TailOptions,
+    filter: &Filter,
+    printer: &mut Printer<'_, W>,
+) -> Result<(), TailError> {
+    if printer.done() {
+        return Ok(());
+    }
+    let window = opts.window;
+    let mut client_opts = ClientOptions {
         servers: opts.servers,
         token: opts.token,
         filter: filter.canonical(),
         backfill: opts.backfill,
-        since: opts.since,
+        since: None,
         backoff: Backoff::default(),
         max_failures: Some(opts.max_failures.max(1)),
         fail_fast: true,
@@ -134,106 +144,20 @@ pub async fn tail(opts: TailOptions, out: &mut impl Write) -> Result<u64, TailEr
         trust: opts.trust,
         day_every: None,
     };
-    let (_cmd_tx, cmd_rx) = mpsc::channel(1);
-    let (ev_tx, mut ev_rx) = mpsc::channel(1024);
-    let client = tokio::spawn(client::run(client_opts, cmd_rx, ev_tx));
-    let stop = Stop {
-        limit: opts.limit,
-        until: opts.until,
+    let Some(since) = window.since else {
+        return live::follow(client_opts, filter, printer).await;
     };
-    let result = pump(&mut ev_rx, &filter, stop, opts.format, out).await;
-    client.abort();
-    match result {
-        Err(TailError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
-        other => other,
-    }
-}
-
-/// When `tail` is done.
-#[derive(Clone, Copy, Debug, Default)]
-struct Stop {
-    /// After this many events.
-    limit: Option<u64>,
-    /// At the first event at or after this position, or at the end of the
-    /// replay (which covers the stream up to the subscribe, after `until`).
-    until: Option<Cursor>,
-}
-
-async fn pump(
-    ev_rx: &mut mpsc::Receiver<ClientEvent>,
-    filter: &Filter,
-    stop: Stop,
-    format: TailFormat,
-    out: &mut impl Write,
-) -> Result<u64, TailError> {
-    let Stop { limit, until } = stop;
-    let mut written = 0u64;
-    if limit == Some(0) {
-        return Ok(0);
-    }
-    if format == TailFormat::Table {
-        writeln!(out, "{TABLE_HEADER}")?;
-    }
-    while let Some(ev) = ev_rx.recv().await {
-        match ev {
-            ClientEvent::Events(items) => {
-                for item in items.iter().filter(|i| filter.matches(&i.event)) {
-                    if until.is_some_and(|u| item.cursor >= u) {
-                        out.flush()?;
-                        return Ok(written);
-                    }
-                    match (format, &item.raw) {
-                        (TailFormat::Ndjson, Some(raw)) => writeln!(out, "{}", raw.get())?,
-                        (TailFormat::Ndjson, None) => writeln!(
-                            out,
-                            "{}",
-                            serde_json::to_string(&item.event).unwrap_or_default()
-                        )?,
-                        (TailFormat::Table, _) => writeln!(out, "{}", table_line(&item.event))?,
-                    }
-                    written += 1;
-                    if limit.is_some_and(|l| written >= l) {
-                        out.flush()?;
-                        return Ok(written);
-                    }
-                }
-                out.flush()?;
-            }
-            ClientEvent::Server(m) => match *m {
-                ServerMessage::Error { code, message } => match code {
-                    ErrorCode::BadFilter
-                    | ErrorCode::Unauthorized
-                    | ErrorCode::BadCursor
-                    | ErrorCode::BadField => {
-                        return Err(TailError::Server(format!("{message} ({code:?})")));
-                    }
-                    _ => eprintln!("flowtape tail: server: {message} ({code:?})"),
-                },
-                ServerMessage::Status {
-                    notice, lost, live, ..
-                } => {
-                    // A loss always comes with its notice; a bare one is said too.
-                    if let Some(n) = notice.or_else(|| lost.map(|l| l.notice())) {
-                        eprintln!("flowtape tail: {n}");
-                    }
-                    if live && until.is_some() {
-                        // `until` was before the subscribe: all of it came.
-                        out.flush()?;
-                        return Ok(written);
-                    }
-                }
-                _ => {}
-            },
-            ClientEvent::Connected { .. }
-            | ClientEvent::Connecting { .. }
-            | ClientEvent::Subscribed { .. } => {}
-            ClientEvent::Disconnected { server, reason } => {
-                eprintln!("flowtape tail: {server}: {reason}; retrying");
-            }
-            ClientEvent::Failed { reason } => return Err(TailError::Connection(reason)),
+    let mut pager = Pager::new(&client_opts)?;
+    let reached = history::read(&mut pager, since, window.until, filter, printer).await?;
+    drop(pager);
+    match reached {
+        Reached::LiveEdge(last) if window.follow => {
+            client_opts.backfill = None;
+            client_opts.since = Some(last);
+            live::follow(client_opts, filter, printer).await
         }
+        Reached::LiveEdge(_) | Reached::End => Ok(()),
     }
-    Ok(written)
 }
 
 #[cfg(test)]

@@ -14,13 +14,17 @@ pub struct Window {
     pub since: Option<Cursor>,
     /// Stop before this position (events before `--until`), then exit.
     pub until: Option<Cursor>,
+    /// After the history, go on live (`--follow`; not with `until`).
+    pub follow: bool,
 }
 
 impl Window {
-    /// Reads `--since` and `--until` as of `now_ms` (ms since the epoch).
+    /// Reads `--since` and `--until` as of `now_ms` (ms since the epoch);
+    /// `follow` is `--follow`.
     pub fn parse(
         since: Option<&str>,
         until: Option<&str>,
+        follow: bool,
         now_ms: i64,
     ) -> Result<Window, TailError> {
         let moment = |flag: &str, text: &str| {
@@ -38,6 +42,7 @@ impl Window {
         Ok(Window {
             since: since.map(Moment::after),
             until: until.map(Moment::start),
+            follow,
         })
     }
 }
@@ -51,7 +56,7 @@ mod tests {
     const NOW: i64 = 1_796_666_400_000;
 
     fn err(since: Option<&str>, until: Option<&str>) -> String {
-        match Window::parse(since, until, NOW) {
+        match Window::parse(since, until, false, NOW) {
             Err(e @ TailError::BadTime(_)) => {
                 assert_eq!(e.exit_code(), 2);
                 e.to_string()
@@ -63,19 +68,20 @@ mod tests {
     #[test]
     fn times_and_cursors_become_positions() {
         let at = |t: &str| parse_time(t, NOW).unwrap_or_else(|e| panic!("{e}")) as u64;
-        let w = Window::parse(Some("09:30"), Some("10:00"), NOW).unwrap_or_default();
+        let w = Window::parse(Some("09:30"), Some("10:00"), false, NOW).unwrap_or_default();
         assert_eq!(w.since, Some(Cursor::new(at("09:30") - 1, u64::MAX)));
         assert_eq!(w.until, Some(Cursor::new(at("10:00"), 0)));
         let c = Cursor::new(NOW as u64 - 60_000, 2);
-        let w = Window::parse(Some(&c.to_string()), None, NOW).unwrap_or_default();
+        let w = Window::parse(Some(&c.to_string()), None, true, NOW).unwrap_or_default();
         assert_eq!(
             w,
             Window {
                 since: Some(c),
-                until: None
+                until: None,
+                follow: true,
             }
         );
-        let w = Window::parse(None, None, NOW).unwrap_or_default();
+        let w = Window::parse(None, None, false, NOW).unwrap_or_default();
         assert_eq!(w, Window::default());
     }
 
