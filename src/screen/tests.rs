@@ -110,7 +110,7 @@ fn assert_screen(model: &vt100::Parser, buf: &Buffer, when: &str) {
 /// The terminal a test writes to: `vt100`'s model, or the margin model
 /// for a presenter that uses margins.
 enum Terminal {
-    Vt100(vt100::Parser),
+    Vt100(Box<vt100::Parser>),
     Margins(MarginModel),
 }
 
@@ -125,7 +125,7 @@ struct Screen {
 impl Screen {
     fn new(area: Rect) -> Screen {
         Screen {
-            model: Terminal::Vt100(model(area.height, area.width)),
+            model: Terminal::Vt100(Box::new(model(area.height, area.width))),
             presenter: Presenter::new(),
             last: Vec::new(),
         }
@@ -142,7 +142,7 @@ impl Screen {
     /// A new terminal of the same kind, `area` big, showing something stale.
     fn resized(&mut self, area: Rect) {
         self.model = match self.model {
-            Terminal::Vt100(_) => Terminal::Vt100(model(area.height, area.width)),
+            Terminal::Vt100(_) => Terminal::Vt100(Box::new(model(area.height, area.width))),
             Terminal::Margins(_) => Terminal::Margins(MarginModel::new(area.width, area.height)),
         };
         self.process(b"stale text");
