@@ -4,13 +4,15 @@
 //! on a 200×50 screen when something changed, as the run loop does. Each
 //! frame goes both through ratatui's `Terminal` on the crossterm backend with
 //! synchronized-update codes (the TUI before `flowtape::screen`) and through
-//! the `screen` presenter; both sets of bytes are counted, not written.
+//! the `screen` presenter twice: as for tmux and terminals without
+//! left/right margins (whole-row scrolling), and as for a terminal with them
+//! (xterm); the bytes are counted, not written.
 //!
 //! Reported per view: new rows a second, the visible (non-blank) characters
-//! of a tape row, and for each path bytes a second and bytes per new row
-//! (all bytes over all new rows); for the new path also the bytes of the
-//! frames that brought rows over those rows (leaving out the status line's
-//! clock and rate, which change between rows), and that over the visible
+//! of a tape row (the tape's columns only), and for each path bytes a second and bytes per new row
+//! (all bytes over all new rows); for the presenter also the bytes of the
+//! frames that brought rows over those rows (leaving out frames that only
+//! moved the status line's clock and rate), and that over the visible
 //! characters.
 //!
 //! Run: `cargo run --release --example render_bytes [SECONDS]` (default 30).
@@ -60,7 +62,39 @@ impl Write for Counter {
     }
 }
 
-/// One view of the tape, drawn both ways.
+/// The presenter on one kind of terminal, and what it sent.
+struct Path {
+    presenter: Presenter,
+    bytes: u64,
+    /// Bytes in the frames that brought new rows.
+    row_frame_bytes: u64,
+}
+
+impl Path {
+    fn new(presenter: Presenter) -> Path {
+        Path {
+            presenter,
+            bytes: 0,
+            row_frame_bytes: 0,
+        }
+    }
+
+    /// Presents `frame`, counting its bytes when `counting`.
+    fn present(&mut self, frame: &flowtape::screen::Frame, counting: bool, with_rows: bool) {
+        let mut bytes = Vec::new();
+        self.presenter
+            .present(frame, &mut bytes)
+            .unwrap_or_else(|e| fail(e));
+        if counting {
+            self.bytes += bytes.len() as u64;
+            if with_rows {
+                self.row_frame_bytes += bytes.len() as u64;
+            }
+        }
+    }
+}
+
+/// One view of the tape, drawn every way.
 struct Run {
     name: String,
     app: App,
@@ -68,10 +102,10 @@ struct Run {
     canvas: Canvas,
     old: Terminal<CrosstermBackend<Counter>>,
     old_bytes: Counter,
-    presenter: Presenter,
-    new_bytes: u64,
-    /// New bytes in the frames that brought new rows.
-    new_row_frame_bytes: u64,
+    /// Whole-row scrolling (tmux, terminals without margins).
+    rows_path: Path,
+    /// Left/right margins (xterm).
+    margins_path: Path,
     rows: u64,
     /// Visible characters of the newest tape row, summed over frames that had new rows.
     visible: u64,
@@ -137,9 +171,8 @@ impl Run {
             canvas: Canvas::new(SCREEN),
             old,
             old_bytes,
-            presenter: Presenter::new(),
-            new_bytes: 0,
-            new_row_frame_bytes: 0,
+            rows_path: Path::new(Presenter::new()),
+            margins_path: Path::new(Presenter::with_margins()),
             rows: 0,
             visible: 0,
             visible_frames: 0,
@@ -169,27 +202,24 @@ impl Run {
             .and_then(|()| execute!(self.old.backend_mut(), EndSynchronizedUpdate));
         drawn.unwrap_or_else(|e| fail(e));
         let frame = self.canvas.render(|f| ui::draw(f, app, skin));
-        let mut bytes = Vec::new();
-        self.presenter
-            .present(&frame, &mut bytes)
-            .unwrap_or_else(|e| fail(e));
+        self.rows_path.present(&frame, counting, rows > 0);
+        self.margins_path.present(&frame, counting, rows > 0);
         if !counting {
             return;
         }
-        self.new_bytes += bytes.len() as u64;
         self.rows += rows;
         if rows > 0 {
-            self.new_row_frame_bytes += bytes.len() as u64;
-            let first_row = ui::layout(SCREEN, app).tape.y + 1;
-            self.visible += visible(&frame.buffer, first_row);
+            self.visible += visible(&frame.buffer, ui::layout(SCREEN, app).tape);
             self.visible_frames += 1;
         }
     }
 }
 
-/// Non-blank cells of row `y`.
-fn visible(buf: &Buffer, y: u16) -> u64 {
-    (0..buf.area.width)
+/// Non-blank cells of the tape's newest row (in `tape`, the tape's area:
+/// not the panel's cells beside it).
+fn visible(buf: &Buffer, tape: Rect) -> u64 {
+    let y = tape.y + 1;
+    (tape.x..tape.right())
         .filter(|x| buf[(*x, y)].symbol() != " ")
         .count() as u64
 }
@@ -250,25 +280,32 @@ async fn main() {
         WARM_UP.as_secs()
     );
     println!(
-        "| view | new rows/s | row's visible chars | old B/s | old B/row | new B/s | new B/row | new B/row, frames with rows | ÷ visible chars |"
+        "| view | new rows/s | visible chars | old B/s | old B/row | rows: B/s | B/row | B/row (frames with rows) | ÷ visible | margins: B/s | B/row | B/row (frames with rows) | ÷ visible |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (run, at) in runs.iter().zip(old_at_start) {
         let old = run.old_bytes.0.get() - at;
         let per_s = |n: u64| n as f64 / seconds as f64;
         let per_row = |n: u64| n as f64 / run.rows.max(1) as f64;
         let chars = run.visible as f64 / run.visible_frames.max(1) as f64;
+        let path = |p: &Path| {
+            format!(
+                "{:.0} | {:.0} | {:.0} | {:.1}",
+                per_s(p.bytes),
+                per_row(p.bytes),
+                per_row(p.row_frame_bytes),
+                per_row(p.row_frame_bytes) / chars.max(1.0)
+            )
+        };
         println!(
-            "| {} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
+            "| {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} |",
             run.name,
             per_s(run.rows),
             chars,
             per_s(old),
             per_row(old),
-            per_s(run.new_bytes),
-            per_row(run.new_bytes),
-            per_row(run.new_row_frame_bytes),
-            per_row(run.new_row_frame_bytes) / chars.max(1.0)
+            path(&run.rows_path),
+            path(&run.margins_path),
         );
     }
     node.shutdown();

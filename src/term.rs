@@ -6,7 +6,9 @@
 //! Frames are rendered in memory and written by a [`FrameWriter`] thread,
 //! which sends only what changed (scrolling rows that moved), wrapped in
 //! synchronized-update codes, and skips to the newest frame when the output
-//! backs up (see [`crate::screen`]).
+//! backs up (see [`crate::screen`]). On entering, before the event reader
+//! starts, it asks the terminal once whether it has left/right margins
+//! ([`probe`]) and scrolls only the tape's columns where it has.
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +22,8 @@ use crossterm::{execute, queue};
 use ratatui::layout::Rect;
 
 use crate::app::App;
+use crate::screen::presenter::Presenter;
+use crate::screen::probe;
 use crate::screen::writer::FrameWriter;
 use crate::screen::Canvas;
 use crate::ui::{self, Skin};
@@ -38,11 +42,12 @@ fn screen() -> io::Result<Rect> {
 }
 
 /// The codes that give the terminal back: end a synchronized update left
-/// open, the whole screen as scroll region, plain colours, the main screen,
-/// the cursor.
+/// open, left/right margin mode off (which drops the margins; terminals
+/// without it ignore this), the whole screen as scroll region, plain
+/// colours, the main screen, the cursor.
 pub fn write_restore(out: &mut impl Write) -> io::Result<()> {
     queue!(out, EndSynchronizedUpdate)?;
-    out.write_all(b"\x1b[r\x1b[0m")?;
+    out.write_all(b"\x1b[?69l\x1b[r\x1b[0m")?;
     queue!(out, LeaveAlternateScreen, Show)?;
     out.flush()
 }
@@ -106,7 +111,14 @@ impl Term {
         enable_raw_mode()?;
         let start = execute!(io::stdout(), EnterAlternateScreen, Hide)
             .and_then(|()| screen())
-            .and_then(|area| Ok((area, FrameWriter::spawn(FrameOut)?)));
+            .and_then(|area| {
+                let presenter = if probe::ask_margins(&mut io::stdout()) {
+                    Presenter::with_margins()
+                } else {
+                    Presenter::new()
+                };
+                Ok((area, FrameWriter::spawn(FrameOut, presenter)?))
+            });
         let (area, writer) = start.inspect_err(|_| {
             let _ = restore();
         })?;

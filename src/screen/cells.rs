@@ -2,7 +2,8 @@
 //!
 //! [`write`] takes the cells that differ (ratatui's buffer diff) and emits
 //! them with the shortest cursor moves (reprinting a short run of unchanged
-//! cells, cursor forward, column only, or a full move), long runs of plain
+//! cells, blanks in whatever pen shows them alike, cursor forward, column
+//! only, or a full move), long runs of plain
 //! blanks erased (ECH) rather than printed, and one SGR sequence
 //! per style change that sets only what changed. Colours are written as
 //! crossterm writes them (256-colour indices for the named colours), and not
@@ -137,6 +138,26 @@ const VISIBLE_ON_BLANK: Modifier = Modifier::REVERSED
     .union(Modifier::RAPID_BLINK)
     .union(Modifier::CROSSED_OUT);
 
+/// What shows of a blank cell drawn with `pen`: its background, and the
+/// modifiers that show on a blank with the colours they show in.
+fn blank_look(pen: Pen) -> (Color, Option<Color>, Option<Color>, Modifier) {
+    let m = pen.modifier & VISIBLE_ON_BLANK;
+    (
+        pen.bg,
+        m.contains(Modifier::REVERSED).then_some(pen.fg),
+        m.contains(Modifier::UNDERLINED).then_some(pen.underline),
+        m,
+    )
+}
+
+/// Whether printing `cell` in `pen` shows it as it is: its own pen, or a
+/// blank whose look is the same in both (the foreground and bold do not
+/// show on a blank).
+fn looks_same_in(cell: &Cell, pen: Pen, colour: bool) -> bool {
+    let own = Pen::of(cell, colour);
+    own == pen || (cell.symbol() == " " && blank_look(own) == blank_look(pen))
+}
+
 /// The blank cells from `cells[i]` on, one after another on its row, in one
 /// pen that shows nothing on a blank (no background, no reverse or
 /// underline), so that erasing them in that pen draws them on any terminal.
@@ -182,8 +203,8 @@ pub fn write<'a>(
                     .map(|c| {
                         (c.cell_width() == 1
                             && c.diff_option == CellDiffOption::None
-                            && Pen::of(c, colour) == pen)
-                            .then_some(c.symbol().len())
+                            && looks_same_in(c, pen, colour))
+                        .then_some(c.symbol().len())
                     })
                     .sum();
                 let forward = 3 + digits(x - cx);

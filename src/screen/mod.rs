@@ -4,10 +4,15 @@
 //! The UI is rendered by ratatui as ever, into a [`Frame`] on a [`Canvas`]
 //! (no terminal involved); the [`writer`] thread hands the newest frame to
 //! the [`presenter`], which scrolls rows that moved with the terminal's own
-//! scrolling ([`scroll`]) and draws only the cells that still differ.
+//! scrolling ([`scroll`]) and draws only the cells that still differ. Where
+//! the terminal says it has left/right margins ([`probe`]), a scroll moves
+//! only the columns that moved (the tape, not the panel beside it).
 
 pub mod cells;
+#[cfg(test)]
+mod margin_model;
 pub mod presenter;
+pub mod probe;
 pub mod scroll;
 #[cfg(test)]
 mod tests;

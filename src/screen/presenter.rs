@@ -2,8 +2,9 @@
 //! terminal from what it shows to that frame.
 //!
 //! It keeps the buffer the terminal shows. For a frame of the same size it
-//! first scrolls a band of rows that moved ([`scroll::find`]), then draws the
-//! cells that still differ ([`cells::write`]); a frame of a new
+//! first scrolls a band of rows that moved ([`scroll::find`]; only the
+//! columns that moved, on a terminal with left/right margins), then draws
+//! the cells that still differ ([`cells::write`]); a frame of a new
 //! size, the first frame, or one after [`Presenter::invalidate`] clears the
 //! screen and draws everything. Output is wrapped in synchronized-update
 //! codes; a frame that changes nothing produces no bytes.
@@ -28,14 +29,32 @@ pub struct Presenter {
     /// Where the cursor shows, or `None` while it is hidden (as
     /// `Term::enter` leaves it).
     cursor: Option<Position>,
+    /// The scroll region the terminal has, if not the whole screen (it is
+    /// left set after a scroll, see [`scroll::Shift::write`]).
+    region: Option<(u16, u16)>,
+    /// The terminal has left/right margins (DECLRMM, see [`super::probe`]):
+    /// the presenter turns them on with its first frame and scrolls columns.
+    margins: bool,
 }
 
 /// Resets colours and attributes, the scroll region, and clears the screen.
 const CLEAR: &[u8] = b"\x1b[0m\x1b[r\x1b[2J";
+/// Turns left/right margin mode on and sets the margins to the whole width.
+const MARGINS_ON: &[u8] = b"\x1b[?69h\x1b[s";
 
 impl Presenter {
+    /// A presenter for any xterm-like terminal or tmux: whole-row scrolling.
     pub fn new() -> Presenter {
         Presenter::default()
+    }
+
+    /// A presenter for a terminal that has left/right margins (DECLRMM);
+    /// `Term` gives the mode back on exit ([`crate::term::write_restore`]).
+    pub fn with_margins() -> Presenter {
+        Presenter {
+            margins: true,
+            ..Presenter::default()
+        }
     }
 
     /// Forgets what the terminal shows: the next frame is drawn whole (after
@@ -51,12 +70,17 @@ impl Presenter {
         let mut shown = match self.shown.take() {
             Some(shown) if shown.area == next.area => shown,
             _ => {
+                if self.margins {
+                    body.extend_from_slice(MARGINS_ON);
+                }
                 body.extend_from_slice(CLEAR);
+                self.region = None;
                 Buffer::empty(next.area)
             }
         };
-        if let Some(shift) = scroll::find(&shown, next) {
-            shift.write(&mut body)?;
+        if let Some(shift) = scroll::find(&shown, next, self.margins) {
+            shift.write(&mut body, self.region == Some(shift.region()))?;
+            self.region = Some(shift.region());
             shift.apply(&mut shown);
         }
         expose_wide_damage(&mut shown, next);

@@ -54,8 +54,12 @@ pub struct FrameWriter {
 }
 
 impl FrameWriter {
-    /// Starts the thread that writes to `out` (flushing after each frame).
-    pub fn spawn<W: Write + Send + 'static>(out: W) -> io::Result<FrameWriter> {
+    /// Starts the thread that writes to `out` (flushing after each frame),
+    /// turning frames into bytes with `presenter`.
+    pub fn spawn<W: Write + Send + 'static>(
+        out: W,
+        presenter: Presenter,
+    ) -> io::Result<FrameWriter> {
         let shared = Arc::new(Shared {
             slot: Mutex::new(Slot::default()),
             wake: Condvar::new(),
@@ -64,7 +68,7 @@ impl FrameWriter {
             .name("frame-writer".into())
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || write_frames(&shared, out)
+                move || write_frames(&shared, presenter, out)
             })?;
         Ok(FrameWriter {
             shared,
@@ -113,8 +117,7 @@ impl Drop for FrameWriter {
 }
 
 /// The writer thread: waits for work, writes the newest frame, repeats.
-fn write_frames(shared: &Shared, mut out: impl Write) {
-    let mut presenter = Presenter::new();
+fn write_frames(shared: &Shared, mut presenter: Presenter, mut out: impl Write) {
     let mut bytes = Vec::new();
     loop {
         let (frame, repaint, bell) = {

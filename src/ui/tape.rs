@@ -6,6 +6,10 @@
 //! side, premium, kind, tags and score remain. Every colour has a text or
 //! modifier twin: C/P letters, ▲/▼ (^/v), ★ (*) for golden, ! for an alert,
 //! tag words, bold sweeps and premium tiers, reverse-video selection.
+//! While the tape follows the live edge, the selection (always the newest
+//! row) is marked in the gutter column alone: a new row then changes one
+//! cell of the row it pushes down, not the whole row (cheap over SSH); once
+//! the user moves, pauses or travels back, the whole selected row is reversed.
 
 use flowtape_core::event::{FlowEvent, Kind, Sentiment, Tag};
 use ratatui::buffer::Buffer;
@@ -304,6 +308,12 @@ fn window_start(app: &App, rows: usize) -> usize {
     }
 }
 
+/// Whether the selection is the live edge: the newest row, selected while
+/// new rows arrive on top (not moved, paused or travelling back).
+fn follows_live(app: &App) -> bool {
+    app.selected() == 0 && !app.is_paused() && app.travelling_from().is_none()
+}
+
 fn widths(cols: &[Col]) -> Vec<Constraint> {
     cols.iter()
         .map(|c| {
@@ -352,28 +362,31 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, skin: &Skin) {
             &pieces,
         );
     }
+    let live = follows_live(app);
     let mut drawn = 0;
     for n in 0..rows_fit {
         let i = start + n;
         let Some((_, entry)) = app.row(i) else { break };
         drawn += 1;
         let y = area.y + 1 + n as u16;
+        let selected = i == app.selected();
         let mut style = row_style(entry, skin);
-        if i == app.selected() {
+        if selected && !live {
             style = style.patch(skin.theme.selected());
         }
-        buf.set_style(
-            Rect {
-                y,
-                height: 1,
-                ..area
-            },
-            style,
-        );
+        let row = Rect {
+            y,
+            height: 1,
+            ..area
+        };
+        buf.set_style(row, style);
         for (c, r) in cols.iter().zip(rects.iter()) {
             pieces.clear();
             cell(*c, entry, skin, &mut pieces);
             paint(buf, area.x + r.x, y, r.width, c.right_aligned(), &pieces);
+        }
+        if selected && live {
+            buf.set_style(Rect { width: 1, ..row }, skin.theme.selected());
         }
     }
     // Under the oldest row, when it shows: what the scroll-back is doing.

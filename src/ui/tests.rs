@@ -256,6 +256,42 @@ fn no_color_has_no_colour_but_keeps_markers_and_reverse_selection() {
     insta::assert_snapshot!(t);
 }
 
+/// Whether every cell of row `y` is drawn reversed.
+fn reversed(buf: &Buffer, y: u16) -> Vec<bool> {
+    (0..buf.area.width)
+        .map(|x| buf[(x, y)].modifier.contains(Modifier::REVERSED))
+        .collect()
+}
+
+#[test]
+fn following_live_marks_the_selection_in_the_gutter_and_moving_reverses_the_row() {
+    let mut a = live_app();
+    let s = skin("default", false);
+    let buf = render(&mut a, &s, 120, 14);
+    let top = row_of(&buf, "META");
+    let marks = reversed(&buf, top);
+    assert!(marks[0], "the gutter cell marks the selection");
+    assert!(
+        marks[1..].iter().all(|r| !r),
+        "only the gutter while following live"
+    );
+    a.on_key(key('j'));
+    let buf = render(&mut a, &s, 120, 14);
+    let second = row_of(&buf, "AAPL");
+    assert!(
+        reversed(&buf, second).iter().all(|r| *r),
+        "a moved selection reverses the whole row"
+    );
+    assert!(reversed(&buf, top).iter().all(|r| !r));
+    a.on_key(key('k'));
+    a.on_key(key(' '));
+    let buf = render(&mut a, &s, 120, 14);
+    assert!(
+        reversed(&buf, top).iter().all(|r| *r),
+        "paused, the top row is selected whole"
+    );
+}
+
 #[test]
 fn ascii_mode_draws_no_box_or_arrow_glyphs() {
     let mut a = live_app();
