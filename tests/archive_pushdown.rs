@@ -299,3 +299,41 @@ async fn pushed_filters_select_what_the_rust_filter_selects() {
         panic!("{e}");
     }
 }
+
+/// An archive of one trading day: every page's scan window lies in one
+/// day partition (the shape of a ticker's page on a busy day), forwards and
+/// backwards, with and without a filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_day_archive_pages_like_any_other() {
+    let pg = ok(PostgresServer::start().await);
+    let mut writer = ok(Writer::connect(&pg.url(), "one-day-test").await);
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let events: Vec<FlowEvent> = (1..=300)
+        .map(|k| FlowEvent {
+            ts: T0 + k as i64,
+            ..event(k, &mut rng)
+        })
+        .collect();
+    let rows: Vec<ArchiveRow> = events
+        .iter()
+        .zip(1..)
+        .map(|(e, k)| {
+            let entry = FlowEntry {
+                id: Cursor::new(T0 as u64 + k * 10, 0),
+                json: Arc::from(e.to_stored_json()),
+            };
+            ok(ArchiveRow::from_entry(&entry))
+        })
+        .collect();
+    ok(writer.write(&rows, Cursor::new(T0 as u64 + 3000, 9)).await);
+    let reader = ok(ArchiveReader::connect(&pg.url()).await);
+    for text in ["", "calls", "premium>=250k or sweep"] {
+        let filter = ok(Filter::parse(text));
+        let want = events.iter().filter(|e| filter.matches(e)).count();
+        assert!(want > 0, "{text:?} keeps nothing: the test tests nothing");
+        for forwards in [true, false] {
+            let got = walk(&reader, &filter, forwards, 37, 120).await;
+            assert_eq!(got.len(), want, "{text:?}, forwards {forwards}");
+        }
+    }
+}

@@ -669,14 +669,16 @@ fn page(
 
 /// One `SELECT` per day, each bounded by the range and `$5` rows in the
 /// walk's order (so each is an index scan of its partition), joined by
-/// `UNION ALL`.
+/// `UNION ALL`. Each is a derived table of its own: a lone branch's
+/// `ORDER BY … LIMIT` would otherwise merge with the caller's into one
+/// statement ("multiple ORDER BY clauses not allowed").
 fn branches(days: usize, columns: &str, filter: &str, dir: Dir) -> String {
     (0..days)
         .map(|i| {
             format!(
-                "(SELECT {columns} FROM flow_events WHERE day = ${} \
+                "(SELECT * FROM (SELECT {columns} FROM flow_events WHERE day = ${} \
                  AND (cursor_ms, cursor_seq) >= ($1, $2) AND (cursor_ms, cursor_seq) <= ($3, $4) \
-                 AND {filter} ORDER BY {} LIMIT $5)",
+                 AND {filter} ORDER BY {} LIMIT $5) b{i})",
                 RANGE_PARAMS + 1 + i,
                 dir.order()
             )
