@@ -38,6 +38,15 @@ impl Cursor {
             },
         }
     }
+
+    /// The greatest id strictly smaller than this one, if any.
+    pub fn predecessor(self) -> Option<Cursor> {
+        match (self.ms, self.seq) {
+            (0, 0) => None,
+            (ms, 0) => Some(Cursor::new(ms - 1, u64::MAX)),
+            (ms, seq) => Some(Cursor::new(ms, seq - 1)),
+        }
+    }
 }
 
 impl fmt::Display for Cursor {
@@ -85,6 +94,16 @@ impl<'de> Deserialize<'de> for Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn predecessors() {
+        assert_eq!(Cursor::new(5, 2).predecessor(), Some(Cursor::new(5, 1)));
+        assert_eq!(
+            Cursor::new(5, 0).predecessor(),
+            Some(Cursor::new(4, u64::MAX))
+        );
+        assert_eq!(Cursor::ZERO.predecessor(), None);
+    }
 
     #[test]
     fn parse_format_order() {

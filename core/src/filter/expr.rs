@@ -55,6 +55,11 @@ impl Expr {
         Expr { clauses: flat }
     }
 
+    /// The alternatives, any of which must match (never empty).
+    pub fn clauses(&self) -> &[Clause] {
+        &self.clauses
+    }
+
     /// Whether it matches every event.
     pub fn is_everything(&self) -> bool {
         matches!(self.clauses.as_slice(), [only] if only.is_everything())
@@ -127,6 +132,16 @@ impl Clause {
             terms,
             groups: kept,
         }
+    }
+
+    /// The terms side by side.
+    pub fn terms(&self) -> &TermSet {
+        &self.terms
+    }
+
+    /// The parenthesised groups, all of which must match.
+    pub fn groups(&self) -> &[Expr] {
+        &self.groups
     }
 
     fn is_everything(&self) -> bool {

@@ -18,7 +18,8 @@
 //! text into an `expr` (`or`, groups, presets) whose leaves `parse` reads
 //! into terms that a `term_set` compiles; `number` reads and prints
 //! comparison values, `preset` holds the named filters, `suggest` finds "did
-//! you mean" words, `error` says what went wrong.
+//! you mean" words, `error` says what went wrong. [`Filter::expr`] exposes
+//! the compiled shape read-only ([`Expr`], [`Clause`], [`TermSet`]).
 
 mod error;
 mod expr;
@@ -38,10 +39,11 @@ use std::str::FromStr;
 pub use error::{FilterError, FilterErrorKind};
 pub use grammar::MAX_DEPTH;
 pub use preset::{PresetError, Presets, NOTABLE_DEFAULT};
-pub use vocab::Ticker;
+pub use expr::{Clause, Expr};
+pub use term_set::TermSet;
+pub use vocab::{Comparison, Field, Op, Ticker};
 
 use crate::event::FlowEvent;
-use expr::Expr;
 
 /// A compiled filter. See the [module docs](self) and `docs/filter.md`.
 #[derive(Clone, Debug, Default)]
@@ -67,6 +69,12 @@ impl Filter {
             tickers: expr.tickers().unwrap_or_default(),
             expr,
         })
+    }
+
+    /// The compiled filter, read-only: for translating it into another
+    /// query language (the archive's SQL pushdown).
+    pub fn expr(&self) -> &Expr {
+        &self.expr
     }
 
     /// Whether `e` passes the filter. Allocation-free.

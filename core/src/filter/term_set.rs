@@ -10,7 +10,8 @@
 use super::number;
 use super::parse::{self, Term};
 use super::vocab::{self, Comparison, Keyword, Ticker};
-use crate::event::{FlowEvent, Tags};
+use crate::event::{FlowEvent, Kind, Sentiment, Side, Tags};
+use crate::occ::Right;
 
 /// Compiled juxtaposed terms. Built with [`TermSet::add`], then
 /// [`TermSet::finish`] before use.
@@ -119,6 +120,60 @@ impl TermSet {
     /// The included tickers, sorted and distinct; empty means any.
     pub fn tickers(&self) -> &[Ticker] {
         &self.tickers
+    }
+
+    /// The excluded tickers, sorted and distinct.
+    pub fn excluded(&self) -> &[Ticker] {
+        &self.excluded
+    }
+
+    /// The allowed contracts as unpadded OSI symbols (as `FlowEvent::occ`),
+    /// sorted and distinct; empty means any.
+    pub fn contracts(&self) -> &[String] {
+        &self.contracts
+    }
+
+    /// The allowed rights; none means any.
+    pub fn rights(&self) -> impl Iterator<Item = Right> + '_ {
+        vocab::RIGHTS
+            .into_iter()
+            .filter(|r| self.rights & vocab::right_bit(*r) != 0)
+    }
+
+    /// The allowed kinds; none means any.
+    pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
+        Kind::ALL
+            .into_iter()
+            .filter(|k| self.kinds & vocab::kind_bit(*k) != 0)
+    }
+
+    /// The allowed sentiments; none means any.
+    pub fn sentiments(&self) -> impl Iterator<Item = Sentiment> + '_ {
+        vocab::SENTIMENTS
+            .into_iter()
+            .filter(|s| self.sentiments & vocab::sentiment_bit(*s) != 0)
+    }
+
+    /// The allowed sides; none means any.
+    pub fn sides(&self) -> impl Iterator<Item = Side> + '_ {
+        vocab::SIDES
+            .into_iter()
+            .filter(|s| self.sides & vocab::side_bit(*s) != 0)
+    }
+
+    /// The tags an event must all carry.
+    pub fn tags(&self) -> Tags {
+        self.tags
+    }
+
+    /// The allowed expiries as `YYYY-MM-DD`, sorted and distinct; empty means any.
+    pub fn expiries(&self) -> &[String] {
+        &self.expiries
+    }
+
+    /// The comparisons, all of which must hold.
+    pub fn comparisons(&self) -> &[Comparison] {
+        &self.comparisons
     }
 
     /// Whether `self AND other` is what the two sets written side by side

@@ -167,6 +167,15 @@ pub const ALL_RIGHTS: u8 = 0b11;
 pub const ALL_KINDS: u8 = 0b1111;
 pub const ALL_SENTIMENTS: u8 = 0b111;
 
+pub const SIDES: [Side; 6] = [
+    Side::AboveAsk,
+    Side::Ask,
+    Side::Mid,
+    Side::Bid,
+    Side::BelowBid,
+    Side::Unknown,
+];
+
 pub fn side_bit(s: Side) -> u8 {
     match s {
         Side::AboveAsk => 1,

@@ -9,9 +9,12 @@
 //! the stream trimmed before they were archived are reported as lost.
 //! Schema: [`schema`] (migrations), [`partitions`] (one per trading day,
 //! retention), [`row`] (an event as a row); [`service`] runs the role
-//! with its metrics.
+//! with its metrics. [`query`] reads pages and past days' totals back for
+//! the gateway, pushing filters down as SQL ([`pushdown`]).
 
 pub mod partitions;
+pub mod pushdown;
+pub mod query;
 pub mod role;
 pub mod row;
 pub mod schema;
@@ -26,6 +29,7 @@ use flowtape_core::cursor::Cursor;
 use flowtape_core::date::market_date;
 
 pub use partitions::RetentionMode;
+pub use query::{ArchivePage, ArchiveReadMetrics, ArchiveReader, PageSide, QueryError};
 pub use role::{ArchiveRole, ArchiveStats};
 pub use writer::Writer;
 

@@ -15,7 +15,7 @@ use std::time::Instant;
 use super::config::GatewayConfig;
 use super::delivery::bus_call;
 use super::ratelimit::{TokenBucket, Verdict};
-use super::replay::{predecessor, Replay, ReplayError};
+use super::replay::{Replay, ReplayError};
 use super::session::{End, Session};
 use flowtape_core::clock::format_ny;
 use flowtape_core::cursor::Cursor;
@@ -151,7 +151,7 @@ impl Session {
         let replay = self.replay_with(plan.filter.as_ref());
         match plan.side {
             Side::Before(before) => {
-                let Some(upto) = predecessor(before).map(|p| p.min(newest)) else {
+                let Some(upto) = before.predecessor().map(|p| p.min(newest)) else {
                     return Ok(Found::nothing());
                 };
                 let back = replay.backwards(plan.limit, upto, scan_cap).await?;

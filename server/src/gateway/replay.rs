@@ -35,15 +35,6 @@ pub(crate) enum ReplayError {
     Bus(String),
 }
 
-/// The greatest id strictly below `c`, if any.
-pub(super) fn predecessor(c: Cursor) -> Option<Cursor> {
-    match (c.ms, c.seq) {
-        (0, 0) => None,
-        (ms, 0) => Some(Cursor::new(ms - 1, u64::MAX)),
-        (ms, seq) => Some(Cursor::new(ms, seq - 1)),
-    }
-}
-
 /// One client's replays: what they read from, and where they send.
 pub(super) struct Replay<'a> {
     pub bus: &'a Bus,
@@ -179,7 +170,7 @@ impl Replay<'_> {
                 }
             }
             before = match page.first() {
-                Some(first) if page.len() >= page_size => predecessor(first.id),
+                Some(first) if page.len() >= page_size => first.id.predecessor(),
                 _ => None, // the stream's start
             };
             if before.is_none() && taken == page.len() {
@@ -215,19 +206,4 @@ pub(super) struct Backwards {
     pub oldest: Option<Cursor>,
     /// Every entry down to the stream's start was scanned.
     pub start: bool,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn predecessors() {
-        assert_eq!(predecessor(Cursor::new(5, 2)), Some(Cursor::new(5, 1)));
-        assert_eq!(
-            predecessor(Cursor::new(5, 0)),
-            Some(Cursor::new(4, u64::MAX))
-        );
-        assert_eq!(predecessor(Cursor::ZERO), None);
-    }
 }
