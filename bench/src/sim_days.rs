@@ -152,7 +152,10 @@ mod tests {
         let friday = Date::from_ymd(2026, 5, 15).unwrap_or_else(|e| panic!("{e}"));
         let days = trading_days(friday, 6);
         assert_eq!(days.len(), 6);
-        assert_eq!(days[0], Date::from_ymd(2026, 5, 8).unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(
+            days[0],
+            Date::from_ymd(2026, 5, 8).unwrap_or_else(|e| panic!("{e}"))
+        );
         assert!(days.iter().all(|d| d.weekday() < 5));
         assert_eq!(days.last(), Some(&friday));
     }

@@ -1,7 +1,10 @@
 //! `export`: one whole archived day read back in pages in stream order,
 //! each page the rows after the last cursor of the one before (keyset
-//! paging on the primary key), decoded into events and rendered as the
-//! NDJSON lines `flowtape tail` would print, then dropped.
+//! paging on the primary key, as the archive reader's fetch does), decoded
+//! into events and rendered as the NDJSON lines `flowtape tail` would
+//! print, then dropped. Not through `ArchiveReader` itself: its scan-window
+//! query fails when the window lies in one day ("multiple ORDER BY clauses
+//! not allowed", as merged from h-archq at 47a4ae7's parent).
 
 use std::time::Instant;
 

@@ -130,7 +130,10 @@ pub async fn run(
 }
 
 /// The events and last cursor of `day` if a run filled it.
-async fn filled(client: &Client, day: Date) -> Result<Option<(i64, Cursor)>, tokio_postgres::Error> {
+async fn filled(
+    client: &Client,
+    day: Date,
+) -> Result<Option<(i64, Cursor)>, tokio_postgres::Error> {
     let row = client
         .query_opt(
             "SELECT events, last_ms, last_seq FROM bench_fill WHERE day = $1::text::date",

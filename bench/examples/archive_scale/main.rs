@@ -7,8 +7,9 @@
 //!   day by day; days already filled are skipped ([`fill`]).
 //! - `query`: the history page a client asks for one ticker on one day, the
 //!   200 newest before the close and the 200 first after the open, over
-//!   tickers from the heaviest to the tail and every day; p50 and p99
-//!   ([`query`]); `explain` shows the plans.
+//!   tickers from the heaviest to the tail and every day, through the
+//!   gateway's archive reader and as plain SQL; p50 and p99 ([`query`]);
+//!   `explain` shows the plans.
 //! - `export`: one whole day read back in pages of 1,000 ([`export`]).
 //!
 //! The PostgreSQL runs with `assets/deploy/postgresql/flowtape.conf` (the
@@ -38,6 +39,10 @@ struct Cli {
     /// Where the PostgreSQL cluster lives (made on first use, kept).
     #[arg(long)]
     dir: PathBuf,
+    /// Use the cluster already running from `--dir` at this URL (another
+    /// run's, e.g. while it fills) instead of starting it.
+    #[arg(long)]
+    url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,15 +59,25 @@ enum Command {
     },
     /// Time first history pages of one ticker on one day.
     Query {
+        /// Only the first DAYS of the ten (those filled so far).
+        #[arg(long, default_value_t = DAYS)]
+        days: usize,
         /// Tickers per day, picked across the popularity ranks.
         #[arg(long, default_value_t = 20)]
         tickers: usize,
         /// Times the whole set of queries runs.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Leave out the archive reader (only the SQL shapes).
+        #[arg(long)]
+        no_reader: bool,
     },
-    /// Print `EXPLAIN (ANALYZE, BUFFERS)` of the query shapes.
-    Explain,
+    /// Print `EXPLAIN (ANALYZE, BUFFERS)` of the reader's queries and the SQL shapes.
+    Explain {
+        /// 0-based index of the day among the ten.
+        #[arg(long, default_value_t = 4)]
+        day: usize,
+    },
     /// Read one whole day back in pages.
     Export {
         /// 0-based index of the day among the ten.
@@ -78,19 +93,38 @@ enum Command {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
-    let pg = start(&cli.dir).await?;
+    let pg = match &cli.url {
+        Some(_) => None,
+        None => Some(start(&cli.dir).await?),
+    };
+    let url = cli
+        .url
+        .clone()
+        .or(pg.as_ref().map(PostgresServer::url))
+        .ok_or("no url")?;
+    let url = url.as_str();
     let (year, month, day) = LAST_DAY;
     let days = trading_days(Date::from_ymd(year, month, day)?, DAYS);
     match cli.command {
-        Command::Fill { events, batch } => fill::run(&pg.url(), &days, events, batch).await?,
-        Command::Query { tickers, rounds } => query::run(&pg.url(), &days, tickers, rounds).await?,
-        Command::Explain => query::explain(&pg.url(), &days).await?,
+        Command::Fill { events, batch } => fill::run(url, &days, events, batch).await?,
+        Command::Query {
+            days: filled,
+            tickers,
+            rounds,
+            no_reader,
+        } => query::run(url, &days[..filled.min(DAYS)], tickers, rounds, !no_reader).await?,
+        Command::Explain { day } => {
+            let day = *days.get(day).ok_or("--day is 0 to 9")?;
+            query::explain(url, day, &cli.dir.join("server.log")).await?;
+        }
         Command::Export { day, page, rounds } => {
             let day = *days.get(day).ok_or("--day is 0 to 9")?;
-            export::run(&pg.url(), day, page, rounds).await?;
+            export::run(url, day, page, rounds).await?;
         }
     }
-    pg.stop()?;
+    if let Some(pg) = pg {
+        pg.stop()?;
+    }
     Ok(())
 }
 
@@ -107,6 +141,10 @@ async fn start(dir: &Path) -> Result<PostgresServer, Box<dyn std::error::Error>>
         pg.stop()?;
         pg.resume().await?;
     }
-    println!("PostgreSQL on port {} (data in {})", pg.port(), dir.display());
+    println!(
+        "PostgreSQL on port {} (data in {})",
+        pg.port(),
+        dir.display()
+    );
     Ok(pg)
 }
