@@ -22,8 +22,10 @@ use tokio_postgres::Client;
 /// The flow stream name (bus namespace) the bench archives as.
 const STREAM: &str = "bench";
 /// How many more events than asked the sim is set to make, so that ten
-/// days of a varying tape still add up to at least the number asked.
-const RATE_MARGIN: f64 = 1.03;
+/// days of a varying tape still add up to at least the number asked (the
+/// calibration, on the busy open, overestimates events a print: 3 % more
+/// gave days of 1.99 million for 2 million asked).
+const RATE_MARGIN: f64 = 1.05;
 
 pub async fn run(
     url: &str,
