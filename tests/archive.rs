@@ -585,12 +585,7 @@ async fn the_deployed_postgresql_settings_are_valid() {
         .collect();
     assert!(named.contains("synchronous_commit"), "{named:?}");
     let pg = ok(PostgresServer::start().await);
-    let main_conf: String = ok(client(&pg).await.query_one("SHOW config_file", &[]).await).get(0);
-    let mut file = ok(std::fs::OpenOptions::new().append(true).open(&main_conf));
-    ok(std::io::Write::write_all(
-        &mut file,
-        format!("\ninclude '{}'\n", conf.display()).as_bytes(),
-    ));
+    ok(pg.include_config(&conf));
     ok(pg.stop());
     ok(pg.resume().await);
     let rows = ok(client(&pg)

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flowtape_bench::archive_size::{self, ArchiveSize};
 use flowtape_bench::postgres_server::PostgresServer;
 use flowtape_bench::synthetic::fill;
 use flowtape_server::archive::{self, ArchiveConfig, ArchiveStats};
@@ -46,20 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     stop.trigger();
     task.await??;
 
-    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
-    let size: i64 = client
-        .query_one(
-            "SELECT sum(pg_total_relation_size(inhrelid))::bigint FROM pg_inherits \
-             WHERE inhparent = 'flow_events'::regclass",
-            &[],
-        )
-        .await?
-        .get(0);
-    let rows: i64 = client
-        .query_one("SELECT count(*) FROM flow_events", &[])
-        .await?
-        .get(0);
+    let size = ArchiveSize::read(&archive_size::connect(&pg.url()).await?).await?;
     let latency = &stats.commit_latency;
     println!(
         "{n} events in {:.2} s: {:.0} events/s (batches of {batch}, {} commits)",
@@ -67,11 +55,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         n as f64 / took.as_secs_f64(),
         latency.count()
     );
-    println!(
-        "{rows} rows, {:.1} MiB with indexes: {:.0} MiB per million events ({:.0} bytes/event)",
-        size as f64 / (1 << 20) as f64,
-        size as f64 / (1 << 20) as f64 * 1e6 / rows.max(1) as f64,
-        size as f64 / rows.max(1) as f64
-    );
+    println!("{size}");
     Ok(())
 }

@@ -22,8 +22,11 @@
 //!   coming and going and a gateway restarted, memory read throughout.
 //! - [`nginx`] runs nginx with the deploy config in front of gateways
 //!   (`tests/nginx_failover.rs` uses it).
-//! - [`postgres_server`] runs a private PostgreSQL (the archive's tests and bench).
+//! - [`postgres_server`] runs a private PostgreSQL (the archive's tests and bench);
+//!   [`sim_days`] makes whole trading days of flow to fill it, and
+//!   [`archive_size`] reads how much the archive holds.
 
+pub mod archive_size;
 pub mod clients;
 pub mod control;
 pub mod hist;
@@ -36,6 +39,7 @@ pub mod redis_server;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod sim_days;
 pub mod soak;
 pub mod source;
 pub mod synthetic;

@@ -1,7 +1,10 @@
 //! A private PostgreSQL for tests and the archive bench: [`PostgresServer::start`]
 //! runs `initdb` and `pg_ctl` on a free loopback port in a fresh temporary
 //! directory (its own socket directory too), and stops it and removes the
-//! directory when dropped. The machine's own PostgreSQL (5432) is never used.
+//! directory when dropped. [`PostgresServer::open`] keeps its cluster in a
+//! given directory instead, made on first use and started again as it is
+//! later (a bench's fill survives the run); dropping it only stops it.
+//! The machine's own PostgreSQL (5432) is never used.
 //!
 //! PostgreSQL refuses to run as root: as root, the server runs as Debian's
 //! `postgres` user (`runuser -u postgres --`), which owns the directory;
@@ -35,30 +38,48 @@ pub enum PostgresServerError {
     NotReady { port: u16, log: String },
 }
 
-/// A private PostgreSQL cluster, stopped and removed on drop.
+/// A private PostgreSQL cluster, stopped on drop (and removed, unless it
+/// was [opened](PostgresServer::open) in a directory of the caller's).
 pub struct PostgresServer {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
     /// Run the server's programs as `postgres` (we are root).
     as_postgres: bool,
+    /// Leave the directory on drop.
+    persistent: bool,
 }
 
 impl PostgresServer {
-    /// Creates a cluster (user `postgres`, trust auth on loopback) and starts it.
+    /// Creates a cluster (user `postgres`, trust auth on loopback) in a
+    /// fresh temporary directory and starts it.
     pub async fn start() -> Result<PostgresServer, PostgresServerError> {
-        let bin = bin_dir().ok_or(PostgresServerError::NotFound)?;
-        let as_postgres = running_as_root();
-        if as_postgres && !user_exists("postgres") {
-            return Err(PostgresServerError::NoPostgresUser);
-        }
-        let port = free_port().map_err(|e| PostgresServerError::Spawn("bind", e))?;
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let dir =
             std::env::temp_dir().join(format!("flowtape-pg-{}-{nonce:x}", std::process::id()));
+        Self::start_in(dir, false).await
+    }
+
+    /// Starts the cluster kept in `dir`, creating it there first if `dir`
+    /// holds none; on a free port, like [`start`](Self::start). The
+    /// directory stays when the server is dropped (stopped cleanly).
+    pub async fn open(dir: impl Into<PathBuf>) -> Result<PostgresServer, PostgresServerError> {
+        Self::start_in(dir.into(), true).await
+    }
+
+    async fn start_in(
+        dir: PathBuf,
+        persistent: bool,
+    ) -> Result<PostgresServer, PostgresServerError> {
+        let bin = bin_dir().ok_or(PostgresServerError::NotFound)?;
+        let as_postgres = running_as_root();
+        if as_postgres && !user_exists("postgres") {
+            return Err(PostgresServerError::NoPostgresUser);
+        }
+        let port = free_port().map_err(|e| PostgresServerError::Spawn("bind", e))?;
         std::fs::create_dir_all(dir.join("sock"))
             .map_err(|e| PostgresServerError::Spawn("mkdir", e))?;
         let server = PostgresServer {
@@ -66,7 +87,12 @@ impl PostgresServer {
             dir,
             port,
             as_postgres,
+            persistent,
         };
+        if server.data_dir().join("PG_VERSION").is_file() {
+            server.resume().await?;
+            return Ok(server);
+        }
         if as_postgres {
             server.run(
                 "chown",
@@ -90,6 +116,22 @@ impl PostgresServer {
         server.run("initdb", &mut initdb)?;
         server.resume().await?;
         Ok(server)
+    }
+
+    /// Adds `include 'conf'` to the cluster's `postgresql.conf`, unless it
+    /// is there already; says whether it added it. It takes effect at the
+    /// next start ([`stop`](Self::stop), then [`resume`](Self::resume)).
+    pub fn include_config(&self, conf: &Path) -> Result<bool, PostgresServerError> {
+        let main = self.data_dir().join("postgresql.conf");
+        let line = format!("include '{}'", conf.display());
+        let text = std::fs::read_to_string(&main)
+            .map_err(|e| PostgresServerError::Spawn("read postgresql.conf", e))?;
+        if text.lines().any(|l| l.trim() == line) {
+            return Ok(false);
+        }
+        std::fs::write(&main, format!("{text}\n{line}\n"))
+            .map_err(|e| PostgresServerError::Spawn("write postgresql.conf", e))?;
+        Ok(true)
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres`.
@@ -200,14 +242,18 @@ impl PostgresServer {
 
 impl Drop for PostgresServer {
     fn drop(&mut self) {
+        // A kept cluster stops cleanly (no crash recovery at its next start).
+        let mode = if self.persistent { "fast" } else { "immediate" };
         let mut stop = self.pg_ctl();
         let _ = stop
-            .args(["stop", "-w", "-m", "immediate"])
+            .args(["stop", "-w", "-m", mode])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.persistent {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
