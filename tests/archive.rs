@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use flowtape_bench::postgres_server::PostgresServer;
 use flowtape_bench::redis_server::RedisServer;
 use flowtape_core::cursor::Cursor;
-use flowtape_core::date::{market_date, Date};
+use flowtape_core::date::{market_date, market_instant_ms, Date};
 use flowtape_core::event::{FlowEvent, Kind, Sentiment, Side, Tag, Tags};
 use flowtape_core::occ::Right;
+use flowtape_server::archive::indexing::{index_finished_days, index_name, DAY_INDEXES};
 use flowtape_server::archive::row::{event_from_row, ArchiveRow, SELECT_EVENT};
 use flowtape_server::archive::{self, ArchiveConfig, ArchiveStats, RetentionMode, Writer};
 use flowtape_server::bus::{Bus, BusConfig, FlowEntry, NewEvent};
@@ -231,6 +232,22 @@ async fn every_event_arrives_once_with_every_field() {
     let names: Vec<String> = listed.iter().map(|r| r.get(0)).collect();
     let want: Vec<String> = days.iter().map(|d| archive::partitions::name(*d)).collect();
     assert_eq!(names, want);
+    // The days are over: the role gives each its indexes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let c = client(&pg).await;
+    for day in &days {
+        while day_indexes(&c, *day).await != all_day_indexes(*day) {
+            assert!(Instant::now() < deadline, "{day} was not indexed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(
+        archiver
+            .stats
+            .days_indexed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
     assert_eq!(
         archiver
             .stats
@@ -522,6 +539,118 @@ async fn a_batch_written_again_adds_nothing() {
     assert_eq!(archived(&pg).await.0, 600);
     archiver.trigger.trigger();
     assert!(ok(archiver.task.await).is_ok());
+}
+
+/// The valid indexes of `day`'s partition besides its primary key, by name.
+async fn day_indexes(client: &tokio_postgres::Client, day: Date) -> BTreeSet<String> {
+    let rows = ok(client
+        .query(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indrelid = to_regclass($1::text) AND i.indisvalid AND NOT i.indisprimary",
+            &[&archive::partitions::name(day)],
+        )
+        .await);
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+fn all_day_indexes(day: Date) -> BTreeSet<String> {
+    DAY_INDEXES.iter().map(|i| index_name(day, i)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_is_indexed_once_it_is_over() {
+    let pg = ok(PostgresServer::start().await);
+    let mut writer = ok(Writer::connect(&pg.url(), "ft").await);
+    let now = i64::try_from(
+        ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)).as_millis(),
+    )
+    .unwrap_or(i64::MAX);
+    // Events of two past days, and of today.
+    let rows: Vec<ArchiveRow> = [T0 - DAY_MS, T0, now]
+        .iter()
+        .enumerate()
+        .map(|(i, ts)| {
+            let mut e = event(i as u64 + 1);
+            e.ts = *ts;
+            ok(ArchiveRow::from_entry(&FlowEntry {
+                id: Cursor::new(i as u64 + 1, 0),
+                json: Arc::from(e.to_stored_json()),
+            }))
+        })
+        .collect();
+    let written = ok(writer.write(&rows, Cursor::new(3, 0)).await);
+    assert!(written.new_day);
+    let (before, on, today) = (market_date(T0 - DAY_MS), market_date(T0), market_date(now));
+    for day in [before, on, today] {
+        assert!(
+            day_indexes(writer.client(), day).await.is_empty(),
+            "{day} is written with its primary key only"
+        );
+    }
+    // A day retention removes is left alone.
+    assert_eq!(
+        ok(index_finished_days(writer.client(), now, Some(on)).await),
+        [on]
+    );
+    assert!(day_indexes(writer.client(), before).await.is_empty());
+    assert_eq!(
+        ok(index_finished_days(writer.client(), now, None).await),
+        [before]
+    );
+    assert_eq!(
+        day_indexes(writer.client(), before).await,
+        all_day_indexes(before)
+    );
+    assert_eq!(day_indexes(writer.client(), on).await, all_day_indexes(on));
+    assert!(
+        day_indexes(writer.client(), today).await.is_empty(),
+        "today is not over"
+    );
+    assert!(
+        ok(index_finished_days(writer.client(), now, None).await).is_empty(),
+        "nothing left to do"
+    );
+
+    // An index a crash left invalid is built again.
+    let premium = index_name(on, &DAY_INDEXES[2]);
+    ok(writer
+        .client()
+        .execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass($1::text)",
+            &[&premium],
+        )
+        .await);
+    assert!(!day_indexes(writer.client(), on).await.contains(&premium));
+    assert_eq!(
+        ok(index_finished_days(writer.client(), now, None).await),
+        [on]
+    );
+    assert_eq!(day_indexes(writer.client(), on).await, all_day_indexes(on));
+
+    // Once today is over (its late events included), it is indexed too.
+    let tomorrow = market_instant_ms(today.add_days(1), 0, 0);
+    assert!(ok(index_finished_days(writer.client(), tomorrow, None).await).is_empty());
+    assert_eq!(
+        ok(index_finished_days(writer.client(), tomorrow + 15 * 60_000, None).await),
+        [today]
+    );
+    // Writes into an indexed day go on.
+    let mut late = event(4);
+    late.ts = T0 + 1;
+    let late = ok(ArchiveRow::from_entry(&FlowEntry {
+        id: Cursor::new(4, 0),
+        json: Arc::from(late.to_stored_json()),
+    }));
+    assert!(!ok(writer.write(&[late], Cursor::new(4, 0)).await).new_day);
+    let count: i64 = ok(writer
+        .client()
+        .query_one(
+            "SELECT count(*) FROM flow_events WHERE day = $1::text::date",
+            &[&on.to_string()],
+        )
+        .await)
+    .get(0);
+    assert_eq!(count, 2);
 }
 
 async fn table_exists(writer: &Writer, day: Date) -> bool {

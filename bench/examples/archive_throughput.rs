@@ -1,9 +1,12 @@
 //! Archive throughput: how fast the archive role writes flow events into
 //! PostgreSQL, and how much room they take. Fills a memory bus with N
-//! events (shaped like the sim's: varied tickers, tags, optional fields),
-//! starts a private PostgreSQL (default settings: fsync and synchronous
-//! commit on) and times the archiver from the first event to the last
-//! committed; then reads the size of the day partitions with their indexes.
+//! events (shaped like the sim's: varied tickers, tags, optional fields)
+//! of today, so that the role writes them as it does live (a day not over
+//! has its primary key only, `docs/archive.md`, "Indexes"),
+//! starts a private PostgreSQL with the deployed settings
+//! (`assets/deploy/postgresql/flowtape.conf`) and times the archive role
+//! from the first event to the last committed; then reads the size of the
+//! day partitions.
 //!
 //! Run: `cargo run --release -p flowtape-bench --example archive_throughput [EVENTS [BATCH]]`
 //! (default 500000 events, batches of 5000). The figures are in docs/bench.md.
@@ -27,8 +30,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         flow_max_len: n + 1,
         ..BusConfig::default()
     });
-    fill(&bus, n).await?;
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
+    fill(&bus, n, now_ms).await?;
     let pg = PostgresServer::start().await?;
+    // The deployed settings (assets/deploy/postgresql/flowtape.conf).
+    let conf = pg.data_dir().join("flowtape.conf");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../assets/deploy/postgresql/flowtape.conf"),
+        &conf,
+    )?;
+    if pg.include_config(&conf)? {
+        pg.stop()?;
+        pg.resume().await?;
+    }
     let stats = Arc::new(ArchiveStats::default());
     let (stop, shutdown) = flowtape_server::shutdown::channel();
     let config = ArchiveConfig {

@@ -203,7 +203,8 @@ impl PostgresServer {
         })
     }
 
-    fn data_dir(&self) -> PathBuf {
+    /// The cluster's data directory (owned by the server's user).
+    pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
 

@@ -1,8 +1,8 @@
 //! Synthetic flow events for benchmarks that need a full flow stream fast:
 //! [`event`] makes the `k`-th (shaped like the sim's: varied tickers, tags,
-//! optional fields; every one on the trading day of [`T0`]), [`fill`]
-//! commits `0..n` of them to a bus. Deterministic: the same `k`, the same
-//! event.
+//! optional fields; 50 a millisecond from a start time, e.g. [`T0`]),
+//! [`fill`] commits `0..n` of them to a bus. Deterministic: the same `k`
+//! and start, the same event.
 
 use std::time::Duration;
 
@@ -15,8 +15,9 @@ const TICKERS: [&str; 8] = ["SPY", "QQQ", "TSLA", "NVDA", "AAPL", "AMD", "META",
 /// 2024-12-20 15:00 UTC: every event on one trading day, as in a session.
 pub const T0: i64 = 1_734_706_800_000;
 
-/// Synthetic event number `k`: its fields vary with `k`, its tags from a hash of it.
-pub fn event(k: u64) -> FlowEvent {
+/// Synthetic event number `k` of a tape starting at `t0` (ms): its fields
+/// vary with `k`, its tags from a hash of it.
+pub fn event(k: u64, t0: i64) -> FlowEvent {
     let tags: Tags = Tag::ALL
         .into_iter()
         .filter(|t| (k.wrapping_mul(2_654_435_761) >> (*t as u8 + 7)) & 3 == 0)
@@ -25,7 +26,7 @@ pub fn event(k: u64) -> FlowEvent {
     let strike = 100.0 + (k % 200) as f64 * 2.5;
     FlowEvent {
         id: String::new(),
-        ts: T0 + (k / 50) as i64,
+        ts: t0 + (k / 50) as i64,
         sym: sym.into(),
         occ: format!("{sym}241220C{:08}", (strike * 1000.0) as u64),
         expiry: "2024-12-20".into(),
@@ -52,15 +53,16 @@ pub fn event(k: u64) -> FlowEvent {
     }
 }
 
-/// Commits events `0..n` to the flow stream of `bus`, in batches of 10 000,
-/// as the processor would (shard 0's lease taken as `bench`).
-pub async fn fill(bus: &Bus, n: u64) -> Result<(), BusError> {
+/// Commits events `0..n` of a tape starting at `t0` to the flow stream of
+/// `bus`, in batches of 10 000, as the processor would (shard 0's lease
+/// taken as `bench`).
+pub async fn fill(bus: &Bus, n: u64, t0: i64) -> Result<(), BusError> {
     bus.acquire_lease(0, "bench", Duration::from_secs(3600))
         .await?;
     let mut k = 0;
     while k < n {
         let end = (k + 10_000).min(n);
-        let jsons: Vec<String> = (k..end).map(|i| event(i).to_stored_json()).collect();
+        let jsons: Vec<String> = (k..end).map(|i| event(i, t0).to_stored_json()).collect();
         let legs: Vec<[Cursor; 1]> = (k..end).map(|i| [Cursor::new(i + 1, 0)]).collect();
         let events: Vec<NewEvent<'_>> = jsons
             .iter()

@@ -8,10 +8,12 @@
 //! PostgreSQL is away it holds its place and retries with backoff; events
 //! the stream trimmed before they were archived are reported as lost.
 //! Schema: [`schema`] (migrations), [`partitions`] (one per trading day,
-//! retention), [`row`] (an event as a row); [`service`] runs the role
+//! retention), [`indexing`] (a day's indexes once it is over), [`row`] (an
+//! event as a row); [`service`] runs the role
 //! with its metrics. [`query`] reads pages and past days' totals back for
 //! the gateway, pushing filters down as SQL ([`pushdown`]).
 
+pub mod indexing;
 pub mod partitions;
 pub mod pushdown;
 pub mod query;
@@ -26,7 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flowtape_core::cursor::Cursor;
-use flowtape_core::date::market_date;
+use flowtape_core::date::{market_date, Date};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 pub use partitions::RetentionMode;
 pub use query::{
@@ -35,7 +39,7 @@ pub use query::{
 pub use role::{ArchiveRole, ArchiveStats};
 pub use writer::Writer;
 
-use crate::bus::Bus;
+use crate::bus::{Bus, BusError, FlowBounds};
 use crate::shutdown::Shutdown;
 use row::ArchiveRow;
 
@@ -116,6 +120,14 @@ pub async fn run(
     let mut cursor = Cursor::ZERO;
     let mut backoff = BACKOFF.0;
     let mut next_retention = Instant::now();
+    // Finished days are indexed beside the writing, once the schema is
+    // known good (the first connection migrated it). The indexer stops
+    // when `stop_indexer` fires or is dropped (any return).
+    let (stop_indexer, indexer_shutdown) = crate::shutdown::channel();
+    let new_day = Arc::new(Notify::new());
+    let mut indexer = None;
+    // The batch being read after a cursor, while the one before is written.
+    let mut ahead: Option<(Cursor, JoinHandle<Result<Batch, ReadError>>)> = None;
     while !shutdown.is_triggered() {
         let Some(w) = writer.as_mut() else {
             match connect(&config.postgres_url, &stream).await {
@@ -123,6 +135,14 @@ pub async fn run(
                     tracing::info!(%archived, "archive: connected to PostgreSQL, resuming after the archived cursor");
                     cursor = archived;
                     writer = Some(w);
+                    indexer.get_or_insert_with(|| {
+                        tokio::spawn(indexing::run(
+                            config.clone(),
+                            stats.clone(),
+                            new_day.clone(),
+                            indexer_shutdown.clone(),
+                        ))
+                    });
                     stats.postgres_up.store(true, Ordering::Relaxed);
                     backoff = BACKOFF.0;
                 }
@@ -152,8 +172,22 @@ pub async fn run(
                 }
             }
         }
-        let (entries, bounds) = match read(&bus, cursor, config.batch_size).await {
-            Ok(read) => read,
+        // The batch after `cursor`: read ahead while the last one was
+        // written, or now.
+        let batch = match ahead.take() {
+            Some((after, next)) if after == cursor => match next.await {
+                Ok(read) => read,
+                Err(e) => Err(e.into()),
+            },
+            stale => {
+                if let Some((_, next)) = stale {
+                    next.abort();
+                }
+                read_batch(bus.clone(), cursor, config.batch_size, oldest_kept(&config)).await
+            }
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!("archive: cannot read the flow stream: {e}");
                 stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -161,29 +195,24 @@ pub async fn run(
                 continue;
             }
         };
-        stats.observe_stream(cursor, &bounds);
-        let Some(through) = entries.last().map(|e| e.id) else {
+        stats.observe_stream(cursor, &batch.bounds);
+        stats.expired.fetch_add(batch.expired, Ordering::Relaxed);
+        stats.skipped.fetch_add(batch.skipped, Ordering::Relaxed);
+        let Some(through) = batch.through else {
             sleep_or_shutdown(config.poll, &shutdown).await;
             continue;
         };
-        // Days retention has removed (or would at once) are not written again.
-        let oldest_kept = (config.retention_days > 0)
-            .then(|| market_date(now_ms()).add_days(-i64::from(config.retention_days)));
-        let rows: Vec<ArchiveRow> = entries
-            .iter()
-            .filter_map(|entry| match ArchiveRow::from_entry(entry) {
-                Ok(row) if oldest_kept.is_some_and(|oldest| row.day < oldest) => {
-                    stats.expired.fetch_add(1, Ordering::Relaxed);
-                    None
-                }
-                Ok(row) => Some(row),
-                Err(e) => {
-                    tracing::warn!("archive: skipped: {e}");
-                    stats.skipped.fetch_add(1, Ordering::Relaxed);
-                    None
-                }
-            })
-            .collect();
+        // Read and decode the next batch while this one is written.
+        ahead = Some((
+            through,
+            tokio::spawn(read_batch(
+                bus.clone(),
+                through,
+                config.batch_size,
+                oldest_kept(&config),
+            )),
+        ));
+        let rows = batch.rows;
         let started = Instant::now();
         match w.write(&rows, through).await {
             Ok(written) => {
@@ -196,6 +225,9 @@ pub async fn run(
                     Ordering::Relaxed,
                 );
                 cursor = written.cursor;
+                if written.new_day {
+                    new_day.notify_one();
+                }
             }
             Err(e) => {
                 // Resume from what PostgreSQL says is archived once it is back.
@@ -203,6 +235,13 @@ pub async fn run(
                 failed(&stats, &e, &mut backoff, &shutdown).await;
             }
         }
+    }
+    if let Some((_, next)) = ahead {
+        next.abort();
+    }
+    stop_indexer.trigger();
+    if let Some(indexer) = indexer {
+        let _ = indexer.await;
     }
     Ok(())
 }
@@ -213,15 +252,73 @@ async fn connect(url: &str, stream: &str) -> Result<(Writer, Cursor), ArchiveErr
     Ok((w, archived))
 }
 
-/// The next batch after `cursor`, and the stream's ends read just before it.
-async fn read(
-    bus: &Bus,
+/// Why a batch could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The decoding thread failed (it panicked, or the runtime is stopping).
+    #[error("decoding a batch: {0}")]
+    Decode(#[from] tokio::task::JoinError),
+}
+
+/// A batch of the flow stream, decoded into rows.
+struct Batch {
+    /// The stream's ends, read just before the batch.
+    bounds: FlowBounds,
+    /// The last entry read (`None`: nothing new).
+    through: Option<Cursor>,
+    rows: Vec<ArchiveRow>,
+    /// Entries of days past the retention, left out.
+    expired: u64,
+    /// Entries that are not valid events, left out (and logged).
+    skipped: u64,
+}
+
+/// The days retention has removed (or would at once) are before this.
+fn oldest_kept(config: &ArchiveConfig) -> Option<Date> {
+    (config.retention_days > 0)
+        .then(|| market_date(now_ms()).add_days(-i64::from(config.retention_days)))
+}
+
+/// Reads up to `count` entries after `cursor` and decodes them (on a
+/// blocking thread: a batch of 5,000 takes tens of milliseconds).
+async fn read_batch(
+    bus: Bus,
     cursor: Cursor,
     count: usize,
-) -> Result<(Vec<crate::bus::FlowEntry>, crate::bus::FlowBounds), crate::bus::BusError> {
+    oldest_kept: Option<Date>,
+) -> Result<Batch, ReadError> {
     let bounds = bus.flow_bounds().await?;
     let entries = bus.flow_after(cursor, count).await?;
-    Ok((entries, bounds))
+    let through = entries.last().map(|e| e.id);
+    let decode = move || {
+        let (mut expired, mut skipped) = (0, 0);
+        let rows = entries
+            .iter()
+            .filter_map(|entry| match ArchiveRow::from_entry(entry) {
+                Ok(row) if oldest_kept.is_some_and(|oldest| row.day < oldest) => {
+                    expired += 1;
+                    None
+                }
+                Ok(row) => Some(row),
+                Err(e) => {
+                    tracing::warn!("archive: skipped: {e}");
+                    skipped += 1;
+                    None
+                }
+            })
+            .collect();
+        (rows, expired, skipped)
+    };
+    let (rows, expired, skipped) = tokio::task::spawn_blocking(decode).await?;
+    Ok(Batch {
+        bounds,
+        through,
+        rows,
+        expired,
+        skipped,
+    })
 }
 
 /// Counts and logs a PostgreSQL failure, then waits (doubling the wait).

@@ -31,6 +31,8 @@ pub struct ArchiveStats {
     pub errors: AtomicU64,
     /// Partitions removed by retention.
     pub partitions_removed: AtomicU64,
+    /// Finished days whose partitions were given their indexes.
+    pub days_indexed: AtomicU64,
     pub postgres_up: AtomicBool,
     pub commit_latency: Histogram,
     /// Milliseconds between the newest archived event and the stream's newest.
@@ -139,6 +141,11 @@ impl Role for ArchiveRole {
                 "flowtape_archive_partitions_removed_total",
                 "Day partitions dropped or detached by retention.",
                 &s.partitions_removed,
+            ),
+            (
+                "flowtape_archive_days_indexed_total",
+                "Finished days whose partitions were given their secondary indexes.",
+                &s.days_indexed,
             ),
         ] {
             out.counter(name, help, get(v));

@@ -9,6 +9,7 @@ use flowtape_core::cursor::Cursor;
 use flowtape_core::date::{market_date, Date};
 use flowtape_core::event::{FlowEvent, Sentiment};
 use flowtape_core::occ::Right;
+use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 
@@ -178,11 +179,67 @@ impl ArchiveRow {
     }
 }
 
+/// The keys of a stored event of this version: every field of
+/// [`FlowEvent`] but `id` (checked against it in the tests).
+const STORED_KEYS: [&str; 24] = [
+    "ts",
+    "sym",
+    "occ",
+    "expiry",
+    "strike",
+    "right",
+    "side",
+    "size",
+    "price",
+    "premium",
+    "kind",
+    "legs",
+    "exchanges",
+    "spot",
+    "otm",
+    "dte",
+    "oi",
+    "vol",
+    "iv",
+    "bid",
+    "ask",
+    "tags",
+    "sentiment",
+    "score",
+];
+
+/// Whether the stored JSON object may have a key this version has no field
+/// for: a scan of its keys that allocates nothing (a key with escapes, which
+/// no field name has, counts as unknown).
+fn may_have_unknown_keys(stored: &str) -> bool {
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            while let Some(key) = map.next_key::<&'de str>()? {
+                if key != "id" && !STORED_KEYS.contains(&key) {
+                    return Ok(true);
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(false)
+        }
+    }
+    serde_json::Deserializer::from_str(stored)
+        .deserialize_map(Keys)
+        .unwrap_or(true)
+}
+
 /// The fields of the stored JSON that [`FlowEvent`] has no field for (a
 /// newer event schema), as a JSON object; `None` when there are none.
 fn extra_fields(stored: &str, event: &FlowEvent) -> Option<Jsonb> {
-    if event.to_stored_json() == stored {
-        return None; // The common case: the JSON is exactly what this version writes.
+    if !may_have_unknown_keys(stored) {
+        return None; // The common case: every key is a field of this version.
     }
     let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(stored) else {
         return None;
@@ -358,6 +415,29 @@ mod tests {
         assert_eq!(row.extra, None);
         assert_eq!(row.values().len(), TYPES.len());
         assert_eq!(COLUMNS.split(',').count(), TYPES.len());
+    }
+
+    #[test]
+    fn the_stored_keys_are_the_event_fields_but_id() {
+        let Ok(Value::Object(fields)) = serde_json::to_value(sample_event()) else {
+            panic!("an event is an object");
+        };
+        let mut keys: Vec<&str> = fields
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "id")
+            .collect();
+        let mut listed = STORED_KEYS.to_vec();
+        keys.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(keys, listed);
+        assert!(!may_have_unknown_keys(&sample_event().to_stored_json()));
+        assert!(may_have_unknown_keys(r#"{"ts":1,"venue_mix":2}"#));
+        assert!(
+            may_have_unknown_keys(r#"{"t\u0073":1}"#),
+            "escaped: looked at closely"
+        );
+        assert!(may_have_unknown_keys("not json"));
     }
 
     #[test]

@@ -8,7 +8,10 @@ use tokio_postgres::Client;
 use super::ArchiveError;
 
 /// Every migration, in order: (version, SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_flow_events.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_flow_events.sql")),
+    (2, include_str!("migrations/0002_day_indexes.sql")),
+];
 
 /// The advisory lock key taken while migrating or creating partitions
 /// (`'flowtape'` as ASCII).

@@ -35,27 +35,15 @@ pub struct Written {
     pub inserted: u64,
     /// The cursor now recorded as archived.
     pub cursor: Cursor,
+    /// The batch began a day this writer had not written before (a day
+    /// before it may now be over).
+    pub new_day: bool,
 }
 
 impl Writer {
     /// Connects, applies the migrations and prepares the staging table.
     pub async fn connect(url: &str, stream: &str) -> Result<Writer, ArchiveError> {
-        let (mut client, connection) =
-            tokio_postgres::connect(url, NoTls)
-                .await
-                .map_err(|e| ArchiveError::Connect {
-                    url: redact(url),
-                    source: e,
-                })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("archive connection closed: {e}");
-            }
-        });
-        // Not "relation … already exists, skipping" on every start and new day.
-        client
-            .batch_execute("SET client_min_messages TO warning")
-            .await?;
+        let mut client = open(url).await?;
         schema::migrate(&mut client).await?;
         client
             .batch_execute(
@@ -100,7 +88,8 @@ impl Writer {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        if !new_days.is_empty() {
+        let new_day = !new_days.is_empty();
+        if new_day {
             partitions::ensure(&mut self.client, &new_days).await?;
             self.partitions.extend(new_days);
         }
@@ -148,6 +137,7 @@ impl Writer {
         Ok(Written {
             inserted,
             cursor: through,
+            new_day,
         })
     }
 
@@ -169,6 +159,28 @@ impl Writer {
     pub fn client(&self) -> &Client {
         &self.client
     }
+}
+
+/// A connection for the archive's own work (writing, indexing), without
+/// PostgreSQL's notices of what already exists.
+pub(super) async fn open(url: &str) -> Result<Client, ArchiveError> {
+    let (client, connection) =
+        tokio_postgres::connect(url, NoTls)
+            .await
+            .map_err(|e| ArchiveError::Connect {
+                url: redact(url),
+                source: e,
+            })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("archive connection closed: {e}");
+        }
+    });
+    // Not "relation … already exists, skipping" on every start and new day.
+    client
+        .batch_execute("SET client_min_messages TO warning")
+        .await?;
+    Ok(client)
 }
 
 /// Copies `rows` into `table` (binary COPY); returns how many.
