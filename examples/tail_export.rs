@@ -1,15 +1,25 @@
 //! Export rate of `flowtape tail --since … --until …`: how many events a
 //! second tail reads by history pages from a real gateway and prints as
-//! NDJSON. Starts a private `redis-server`, fills its flow stream with N
-//! synthetic events, starts a gateway on it (its `history_rate` as given,
-//! 10 pages/s by default, the gateway's default), then runs the `flowtape`
-//! binary over the whole stream twice: printing to /dev/null (the figure),
-//! then into a pipe whose lines are counted (the check: exactly N).
+//! NDJSON, from the flow stream or from the archive.
+//!
+//! - From the stream: starts a private `redis-server`, fills its flow stream
+//!   with N synthetic events, starts a gateway on it.
+//! - From the archive (`archive URL DATE`): a gateway with that PostgreSQL
+//!   archive (e.g. `archive_scale`'s) on a private `redis-server` whose
+//!   stream is empty, exporting the trading day DATE:
+//!   `--since DATE --until DATE+1`.
+//!
+//! The gateway's `history_rate` is as given (10 pages/s by default, the
+//! gateway's default). The `flowtape` binary runs over the window twice:
+//! printing to /dev/null (the figure), then into a pipe whose lines are
+//! counted (the check: every event of the window, once).
 //!
 //! Run: `cargo build --release -p flowtape --bin flowtape --example tail_export`,
 //! then `target/release/examples/tail_export [EVENTS [PAGES_PER_SECOND]]`
-//! (default 1000000 events, 10 pages/s). The binary is taken from beside
-//! the example's directory, or from `$FLOWTAPE_BIN`. Figures: docs/bench.md.
+//! (default 1000000 events, 10 pages/s), or
+//! `target/release/examples/tail_export archive URL DATE [PAGES_PER_SECOND]`.
+//! The binary is taken from beside the example's directory, or from
+//! `$FLOWTAPE_BIN`. Figures: docs/bench.md.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -17,7 +27,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flowtape_bench::redis_server::RedisServer;
-use flowtape_bench::synthetic::fill;
+use flowtape_bench::synthetic::{fill, T0};
+use flowtape_core::date::{market_instant_ms, Date};
+use flowtape_server::archive::ArchiveUrl;
 use flowtape_server::bus::{Bus, BusConfig};
 use flowtape_server::gateway::{GatewayConfig, RateLimit};
 use flowtape_server::node::{Node, NodeConfig};
@@ -45,7 +57,12 @@ enum Sink {
 }
 
 /// Runs the tail over the window; its time and the lines counted (if counted).
-fn export(bin: &PathBuf, url: &str, until: &str, sink: Sink) -> Result<(Duration, u64), Error> {
+fn export(
+    bin: &PathBuf,
+    url: &str,
+    (since, until): (&str, &str),
+    sink: Sink,
+) -> Result<(Duration, u64), Error> {
     let home = tempfile::tempdir()?;
     let stdout = match sink {
         Sink::DevNull => Stdio::from(std::fs::File::create("/dev/null")?),
@@ -53,7 +70,7 @@ fn export(bin: &PathBuf, url: &str, until: &str, sink: Sink) -> Result<(Duration
     };
     let started = Instant::now();
     let mut child = Command::new(bin)
-        .args(["tail", "--server", url, "--since", "0-0", "--until", until])
+        .args(["tail", "--server", url, "--since", since, "--until", until])
         .env("XDG_CONFIG_HOME", home.path())
         .env("XDG_STATE_HOME", home.path())
         .env_remove("FLOWTAPE_CONFIG")
@@ -83,29 +100,68 @@ fn export(bin: &PathBuf, url: &str, until: &str, sink: Sink) -> Result<(Duration
     Ok((took, lines))
 }
 
+/// What is exported.
+enum Source {
+    /// N synthetic events written into the stream.
+    Stream(u64),
+    /// One trading day of the archive at this URL.
+    Archive(String, Date),
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let mut args = std::env::args().skip(1);
-    let n: u64 = args.next().map_or(Ok(1_000_000), |a| a.parse())?;
-    let pages_per_second: f64 = args.next().map_or(Ok(10.0), |a| a.parse())?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (source, rate_arg) = match args.first().map(String::as_str) {
+        Some("archive") => {
+            let (Some(url), Some(day)) = (args.get(1), args.get(2)) else {
+                return Err("usage: tail_export archive URL DATE [PAGES_PER_SECOND]".into());
+            };
+            (Source::Archive(url.clone(), day.parse()?), args.get(3))
+        }
+        _ => (
+            Source::Stream(args.first().map_or(Ok(1_000_000), |a| a.parse())?),
+            args.get(1),
+        ),
+    };
+    let pages_per_second: f64 = rate_arg.map_or(Ok(10.0), |a| a.parse())?;
     let bin = flowtape_bin()?;
     let redis = RedisServer::start().await?;
+    let flow_max_len = match source {
+        Source::Stream(n) => n + 1,
+        Source::Archive(..) => BusConfig::default().flow_max_len,
+    };
     let bus = Bus::redis(
         &redis.url(),
         BusConfig {
-            flow_max_len: n + 1,
+            flow_max_len,
             ..BusConfig::default()
         },
     )
     .await?;
-    let filled = Instant::now();
-    fill(&bus, n).await?;
-    let bounds = bus.flow_bounds().await?;
-    let last = bounds.last.ok_or("the stream is empty")?;
-    eprintln!(
-        "filled {n} events in {:.1} s",
-        filled.elapsed().as_secs_f64()
-    );
+    // The window and the events it holds.
+    let (window, expected, archive) = match &source {
+        Source::Stream(n) => {
+            let filled = Instant::now();
+            fill(&bus, *n, T0).await?;
+            let last = bus.flow_bounds().await?.last.ok_or("the stream is empty")?;
+            eprintln!(
+                "filled {n} events in {:.1} s",
+                filled.elapsed().as_secs_f64()
+            );
+            (("0-0".to_string(), last.successor().to_string()), *n, None)
+        }
+        Source::Archive(url, day) => {
+            let next = day.add_days(1);
+            let (from, to) = (market_instant_ms(*day, 0, 0), market_instant_ms(next, 0, 0));
+            let held = archived_between(url, from, to).await?;
+            eprintln!("the archive holds {held} events of {day}");
+            (
+                (day.to_string(), next.to_string()),
+                held,
+                Some(ArchiveUrl(url.clone())),
+            )
+        }
+    };
     let gateway = Node::start(
         bus.clone(),
         NodeConfig {
@@ -116,6 +172,7 @@ async fn main() -> Result<(), Error> {
                     burst: (pages_per_second * 2.0).max(1.0) as u32,
                     abuse_after: u32::MAX,
                 },
+                archive,
                 ..GatewayConfig::default()
             }),
             ..NodeConfig::default()
@@ -128,14 +185,20 @@ async fn main() -> Result<(), Error> {
     );
     // The gateway's hub has the stream's newest event: pages reach it.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let until = last.successor().to_string();
-    let run = |sink| tokio::task::block_in_place(|| export(&bin, &url, &until, sink));
+    let from = match source {
+        Source::Stream(_) => "the stream",
+        Source::Archive(..) => "the archive",
+    };
+    let window = (window.0.as_str(), window.1.as_str());
+    let run = |sink| tokio::task::block_in_place(|| export(&bin, &url, window, sink));
     let (took, _) = run(Sink::DevNull)?;
     println!(
-        "tail --since --until > /dev/null: {n} events in {:.2} s: {:.0} events/s \
-         (history_rate {pages_per_second} pages/s, pages of 1000)",
+        "tail --since {} --until {} > /dev/null, from {from}: {expected} events in {:.2} s: \
+         {:.0} events/s (history_rate {pages_per_second} pages/s, pages of 1000)",
+        window.0,
+        window.1,
         took.as_secs_f64(),
-        n as f64 / took.as_secs_f64()
+        expected as f64 / took.as_secs_f64()
     );
     let (took, lines) = run(Sink::Counted)?;
     println!(
@@ -145,8 +208,25 @@ async fn main() -> Result<(), Error> {
     );
     gateway.shutdown();
     gateway.wait().await;
-    if lines != n {
-        return Err(format!("printed {lines} events, the stream holds {n}").into());
+    if lines != expected {
+        return Err(
+            format!("printed {lines} events, {from} holds {expected} in the window").into(),
+        );
     }
     Ok(())
+}
+
+/// Archived events whose cursors lie in `[from, to)` ms: what `tail` is to
+/// print for that window.
+async fn archived_between(url: &str, from: i64, to: i64) -> Result<u64, Error> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM flow_events WHERE cursor_ms >= $1 AND cursor_ms < $2",
+            &[&from, &to],
+        )
+        .await?
+        .get(0);
+    Ok(u64::try_from(n)?)
 }

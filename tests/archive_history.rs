@@ -414,7 +414,29 @@ async fn history_and_past_days_come_from_the_archive_past_the_stream() {
         }
         other => panic!("{other:?}"),
     }
-    for n in [node, plain] {
+
+    // The stream emptied (a Redis restarted without its data): a gateway
+    // started on it, having seen no event, finds every one in the archive.
+    let emptied: i64 = ok(redis::cmd("XTRIM")
+        .arg(Keys::new(&bus.config().namespace).flow_stream())
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async(&mut redis_conn)
+        .await);
+    assert_eq!(emptied, (EVENTS as usize - TRIMMED) as i64);
+    let (fresh, fresh_url) = gateway(&bus, Some(ArchiveUrl(pg.url()))).await;
+    let mut client = Client::connect(&fresh_url).await;
+    assert_eq!(
+        client.walk(false, "").await.0,
+        ids,
+        "before pages, stream empty"
+    );
+    assert_eq!(
+        client.walk(true, "").await.0,
+        ids,
+        "after pages, stream empty"
+    );
+    for n in [node, plain, fresh] {
         n.shutdown();
         n.wait().await;
     }

@@ -6,9 +6,11 @@
 //! a cursor, oldest first, having scanned at most `scan_cap` rows; `more`
 //! and `next` let a sparse filter go on with the next request. It walks the
 //! day partitions by their cursor spans (so each query names its `day`s and
-//! PostgreSQL prunes the rest), bounds each step to `scan_cap` rows by the
-//! primary key, and fetches the rows the filter's SQL form
-//! ([`super::pushdown`]) keeps; the Rust filter then has the last word.
+//! PostgreSQL prunes the rest) in windows of rows in cursor order (by the
+//! primary key, or by the ticker index when the filter names a few
+//! tickers), a page's worth first, then growing, `scan_cap` rows in all,
+//! and fetches the rows the filter's SQL form ([`super::pushdown`]) keeps;
+//! the Rust filter then has the last word.
 //! Rows that cannot be read back as an event are counted and skipped, with
 //! their cursor in a warn log. One connection, shared (queries pipeline);
 //! after PostgreSQL goes away it reconnects on the next call, with backoff,
@@ -219,6 +221,7 @@ impl ArchiveReader {
                 client: &client,
                 spans: &spans,
                 filter,
+                tickers: indexed_tickers(filter),
                 limit: limit.max(1),
                 metrics: &self.metrics,
             };
@@ -405,14 +408,27 @@ async fn spans(client: &Client) -> Result<Vec<DaySpan>, QueryError> {
 }
 
 /// Parameters of a window query: `$1..$4` the inclusive cursor range,
-/// `$5` the row limit, then the days, then the filter's.
+/// `$5` the row limit, then the days, then the tickers, then the filter's.
 const RANGE_PARAMS: usize = 5;
+
+/// The fewest rows a page's first window holds, and how much each next
+/// window grows (see `Walk::first_window`).
+const FIRST_WINDOW: usize = 500;
+const WINDOW_GROWTH: usize = 8;
+
+/// The most tickers a page reads through the ticker index
+/// (`flow_events_sym_cursor`), one index range each per day; a filter
+/// naming more reads every row of the day in cursor order.
+const INDEXED_TICKERS: usize = 16;
 
 /// One page being read.
 struct Walk<'a> {
     client: &'a Client,
     spans: &'a [DaySpan],
     filter: &'a Filter,
+    /// The only tickers the filter can match, when it names few enough to
+    /// read by index (upper case); empty: every ticker is read.
+    tickers: Vec<String>,
     limit: usize,
     metrics: &'a ArchiveReadMetrics,
 }
@@ -447,6 +463,7 @@ impl Walk<'_> {
     async fn backwards(&self, before: Cursor, budget: usize) -> Result<ArchivePage, QueryError> {
         let mut found: Vec<FlowEvent> = Vec::new();
         let (mut pos, mut budget, mut scanned) = (before, budget, 0);
+        let mut step = self.first_window();
         loop {
             // The day whose rows start latest below `pos`, and every day
             // reaching into its span: no other day has rows in the window.
@@ -462,7 +479,10 @@ impl Walk<'_> {
                 .filter(|s| s.last >= floor)
                 .map(|s| s.day)
                 .collect();
-            let window = self.window(&days, (floor, hi), Dir::Down, budget).await?;
+            let window = self
+                .window(&days, (floor, hi), Dir::Down, step.min(budget))
+                .await?;
+            step = step.saturating_mul(WINDOW_GROWTH);
             let lo = window.map_or(floor, |(edge, _)| edge);
             let counted = window.map_or(0, |(_, n)| n);
             let mut upto = hi;
@@ -503,6 +523,7 @@ impl Walk<'_> {
     ) -> Result<ArchivePage, QueryError> {
         let mut found: Vec<FlowEvent> = Vec::new();
         let (mut pos, mut budget, mut scanned) = (after, budget, 0);
+        let mut step = self.first_window();
         let limit_hi = below.and_then(Cursor::predecessor);
         if below.is_some() && limit_hi.is_none() {
             return Ok(page(found, Dir::Up, false, None, scanned));
@@ -526,7 +547,10 @@ impl Walk<'_> {
                 .filter(|s| s.first <= ceil)
                 .map(|s| s.day)
                 .collect();
-            let window = self.window(&days, (lo, ceil), Dir::Up, budget).await?;
+            let window = self
+                .window(&days, (lo, ceil), Dir::Up, step.min(budget))
+                .await?;
+            step = step.saturating_mul(WINDOW_GROWTH);
             let hi = window.map_or(ceil, |(edge, _)| edge);
             let counted = window.map_or(0, |(_, n)| n);
             let mut from = lo;
@@ -570,7 +594,8 @@ impl Walk<'_> {
         dir: Dir,
         budget: usize,
     ) -> Result<Option<(Cursor, usize)>, QueryError> {
-        let branches = branches(days.len(), "cursor_ms, cursor_seq", "TRUE", dir);
+        let scope = self.scope(days);
+        let branches = scope.branches("cursor_ms, cursor_seq", "TRUE", dir);
         let sql = format!(
             "SELECT cursor_ms, cursor_seq, count(*) OVER () FROM (SELECT * FROM ({branches}) u \
              ORDER BY {} LIMIT $5) w ORDER BY {} LIMIT 1",
@@ -578,11 +603,9 @@ impl Walk<'_> {
             dir.reversed().order()
         );
         let bounds = RangeParams::new(range, budget);
-        let day_params: Vec<SqlDate> = days.iter().map(|d| SqlDate(*d)).collect();
-        let params: Vec<&(dyn ToSql + Sync)> = bounds
-            .refs()
-            .chain(day_params.iter().map(|d| d as &(dyn ToSql + Sync)))
-            .collect();
+        let day_params = scope.day_params();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            bounds.refs().chain(scope.refs(&day_params)).collect();
         let row = self.client.query_opt(&sql, &params).await?;
         row.map(|r| {
             let n: i64 = r.try_get(2)?;
@@ -603,20 +626,36 @@ impl Walk<'_> {
         dir: Dir,
         want: usize,
     ) -> Result<Vec<Row>, QueryError> {
-        let pushdown = Pushdown::new(self.filter, RANGE_PARAMS + days.len() + 1);
-        let branches = branches(days.len(), SELECT_EVENT, &pushdown.sql, dir);
+        let scope = self.scope(days);
+        let pushdown = Pushdown::new(self.filter, scope.next_param());
+        let branches = scope.branches(SELECT_EVENT, &pushdown.sql, dir);
         let sql = format!(
             "SELECT * FROM ({branches}) f ORDER BY {} LIMIT $5",
             dir.order()
         );
         let bounds = RangeParams::new(range, want);
-        let day_params: Vec<SqlDate> = days.iter().map(|d| SqlDate(*d)).collect();
+        let day_params = scope.day_params();
         let params: Vec<&(dyn ToSql + Sync)> = bounds
             .refs()
-            .chain(day_params.iter().map(|d| d as &(dyn ToSql + Sync)))
+            .chain(scope.refs(&day_params))
             .chain(pushdown.refs())
             .collect();
         Ok(self.client.query(&sql, &params).await?)
+    }
+
+    /// The rows the first window of a page holds: enough for a page of a
+    /// filter that keeps most rows (a ticker read by its index), so that
+    /// such a page reads little more than itself; later windows grow
+    /// [`WINDOW_GROWTH`] times, up to the scan cap.
+    fn first_window(&self) -> usize {
+        self.limit.saturating_mul(2).max(FIRST_WINDOW)
+    }
+
+    fn scope<'d>(&'d self, days: &'d [Date]) -> Scope<'d> {
+        Scope {
+            days,
+            tickers: &self.tickers,
+        }
     }
 
     /// Each row's cursor and its event; `None` (counted, logged) for a row
@@ -667,24 +706,73 @@ fn page(
     }
 }
 
-/// One `SELECT` per day, each bounded by the range and `$5` rows in the
-/// walk's order (so each is an index scan of its partition), joined by
-/// `UNION ALL`. Each is a derived table of its own: a lone branch's
-/// `ORDER BY … LIMIT` would otherwise merge with the caller's into one
-/// statement ("multiple ORDER BY clauses not allowed").
-fn branches(days: usize, columns: &str, filter: &str, dir: Dir) -> String {
-    (0..days)
-        .map(|i| {
-            format!(
-                "(SELECT * FROM (SELECT {columns} FROM flow_events WHERE day = ${} \
-                 AND (cursor_ms, cursor_seq) >= ($1, $2) AND (cursor_ms, cursor_seq) <= ($3, $4) \
-                 AND {filter} ORDER BY {} LIMIT $5) b{i})",
-                RANGE_PARAMS + 1 + i,
-                dir.order()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
+/// The upper-case tickers outside which `filter` matches nothing, when
+/// there are some and at most [`INDEXED_TICKERS`]; else none.
+fn indexed_tickers(filter: &Filter) -> Vec<String> {
+    let tickers = filter.tickers();
+    if tickers.len() > INDEXED_TICKERS {
+        return Vec::new();
+    }
+    tickers
+        .iter()
+        .map(|t| t.to_string().to_uppercase())
+        .collect()
+}
+
+/// The rows one window or fetch query reads: those of `days`, and, when
+/// `tickers` names some, only theirs.
+struct Scope<'a> {
+    days: &'a [Date],
+    tickers: &'a [String],
+}
+
+impl Scope<'_> {
+    /// One `SELECT` per day (and per ticker, when reading by ticker), each
+    /// bounded by the range and `$5` rows in the walk's order, so that each
+    /// is one index range of its partition, joined by `UNION ALL`. Each is
+    /// a derived table of its own: a lone branch's `ORDER BY … LIMIT` would
+    /// otherwise merge with the caller's into one statement ("multiple
+    /// ORDER BY clauses not allowed").
+    fn branches(&self, columns: &str, filter: &str, dir: Dir) -> String {
+        let first_ticker = RANGE_PARAMS + self.days.len() + 1;
+        let tickers: Vec<String> = match self.tickers.len() {
+            0 => vec![String::new()],
+            n => (0..n)
+                .map(|j| format!("AND upper(sym) = ${} ", first_ticker + j))
+                .collect(),
+        };
+        let mut out = Vec::new();
+        for i in 0..self.days.len() {
+            for ticker in &tickers {
+                out.push(format!(
+                    "(SELECT * FROM (SELECT {columns} FROM flow_events WHERE day = ${} {ticker}\
+                     AND (cursor_ms, cursor_seq) >= ($1, $2) AND (cursor_ms, cursor_seq) <= ($3, $4) \
+                     AND {filter} ORDER BY {} LIMIT $5) b{})",
+                    RANGE_PARAMS + 1 + i,
+                    dir.order(),
+                    out.len()
+                ));
+            }
+        }
+        out.join(" UNION ALL ")
+    }
+
+    /// The number of the first parameter after the scope's.
+    fn next_param(&self) -> usize {
+        RANGE_PARAMS + self.days.len() + self.tickers.len() + 1
+    }
+
+    fn day_params(&self) -> Vec<SqlDate> {
+        self.days.iter().map(|d| SqlDate(*d)).collect()
+    }
+
+    /// The scope's parameters (`days` from [`Scope::day_params`]), after
+    /// the range's.
+    fn refs<'p>(&'p self, days: &'p [SqlDate]) -> impl Iterator<Item = &'p (dyn ToSql + Sync)> {
+        days.iter()
+            .map(|d| d as &(dyn ToSql + Sync))
+            .chain(self.tickers.iter().map(|t| t as &(dyn ToSql + Sync)))
+    }
 }
 
 /// `$1..$5`: the inclusive cursor range and a row limit.
@@ -729,14 +817,60 @@ fn cursor_of(ms: i64, seq: i64) -> Cursor {
 mod tests {
     use super::*;
 
+    fn days(n: usize) -> Vec<Date> {
+        (0..n)
+            .map(|i| Date::from_ymd(2026, 5, 4 + i as u32).expect("a date"))
+            .collect()
+    }
+
     #[test]
     fn one_branch_per_day() {
-        let sql = branches(2, "cursor_ms", "TRUE", Dir::Down);
+        let days = days(2);
+        let scope = Scope {
+            days: &days,
+            tickers: &[],
+        };
+        let sql = scope.branches("cursor_ms", "TRUE", Dir::Down);
         assert!(
             sql.contains("day = $6 ") && sql.contains("day = $7 "),
             "{sql}"
         );
+        assert!(!sql.contains("sym"), "{sql}");
         assert_eq!(sql.matches("UNION ALL").count(), 1);
+        assert_eq!(scope.next_param(), 8);
+    }
+
+    #[test]
+    fn one_branch_per_day_and_ticker_when_reading_by_ticker() {
+        let days = days(2);
+        let tickers = ["NVDA".to_string(), "AAPL".to_string()];
+        let scope = Scope {
+            days: &days,
+            tickers: &tickers,
+        };
+        let sql = scope.branches("cursor_ms", "TRUE", Dir::Up);
+        for (day, ticker) in [(6, 8), (6, 9), (7, 8), (7, 9)] {
+            let branch = format!("day = ${day} AND upper(sym) = ${ticker} AND");
+            assert!(sql.contains(&branch), "{branch} in {sql}");
+        }
+        assert_eq!(sql.matches("UNION ALL").count(), 3);
+        assert_eq!(scope.next_param(), 10);
+        let day_params = scope.day_params();
+        assert_eq!(scope.refs(&day_params).count(), 4);
+    }
+
+    #[test]
+    fn only_a_few_named_tickers_are_read_by_index() {
+        let some = Filter::parse("nvda aapl golden").expect("parses");
+        assert_eq!(indexed_tickers(&some), ["AAPL", "NVDA"]);
+        let any = Filter::parse("nvda or sweep").expect("parses");
+        assert!(indexed_tickers(&any).is_empty());
+        let many: Vec<String> = (0..=INDEXED_TICKERS)
+            .map(|i| format!("Q{}", char::from(b'A' + i as u8)))
+            .collect();
+        let many = Filter::parse(&many.join(" ")).expect("parses");
+        assert_eq!(many.tickers().len(), INDEXED_TICKERS + 1);
+        assert!(indexed_tickers(&many).is_empty());
     }
 
     #[test]

@@ -122,7 +122,12 @@ impl Session {
         let read = match &self.ctx.archive {
             // The archive answers below the stream's first entry, the stream from it.
             Some(archive) => {
-                let seam = bounds.first.unwrap_or(newest.successor());
+                // An empty stream (e.g. a Redis restarted without its data):
+                // whatever it holds next comes after now and after the
+                // newest event this gateway saw; the archive has the rest.
+                let seam = bounds.first.unwrap_or_else(|| {
+                    newest.successor().max(Cursor::new(crate::bus::now_ms(), 0))
+                });
                 self.read_page_with(&plan, archive, seam).await
             }
             None => self.read_stream_page(&plan).await.map(|mut found| {
