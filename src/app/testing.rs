@@ -268,3 +268,38 @@ pub fn history_page(
         notice: None,
     }))
 }
+
+/// The day's totals a gateway would send at `as_of`: SPY bought, TSLA sold,
+/// contracts of both ranked by premium.
+pub fn day_report(as_of: i64) -> flowtape_core::day::DayReport {
+    let mut t = flowtape_core::day::DayTotals::default();
+    for (field, dollars) in [
+        ("SPY:call", 4_200_000),
+        ("SPY:put", 1_100_000),
+        ("SPY:bull", 3_900_000),
+        ("SPY:bear", 600_000),
+        ("TSLA:call", 800_000),
+        ("TSLA:put", 2_300_000),
+        ("TSLA:bull", 300_000),
+        ("TSLA:bear", 2_000_000),
+        ("NVDA:call", 950_000),
+        ("NVDA:bull", 450_000),
+        ("NVDA:bear", 450_000),
+        ("SPY241220C00590000", 2_500_000),
+        ("SPY241220C00595000", 1_700_000),
+        ("SPY241220P00580000", 1_100_000),
+        ("TSLA241227P00400000", 2_300_000),
+        ("TSLA241220C00450000", 800_000),
+        ("NVDA250117C00150000", 950_000),
+    ] {
+        t.add(field, dollars * 100);
+    }
+    let date = flowtape_core::date::market_date(as_of);
+    t.report(date, as_of, 20)
+}
+
+/// The app as it is once the gateway sent the day's totals (as of 3 s before [`t0`]).
+pub fn with_day(a: &mut App) {
+    let day = ServerMessage::Day(day_report(t0() - 3_000));
+    a.on_client(ClientEvent::Server(Box::new(day)), t0());
+}

@@ -5,7 +5,8 @@
 //! cells, blanks in whatever pen shows them alike, cursor forward, column
 //! only, or a full move), long runs of plain
 //! blanks erased (ECH) rather than printed, and one SGR sequence
-//! per style change that sets only what changed. Colours are written as
+//! per style change that sets only what changed, or resets and sets what
+//! the cell has where that is shorter. Colours are written as
 //! crossterm writes them (256-colour indices for the named colours), and not
 //! at all when `NO_COLOR` is set, as crossterm does. It assumes the terminal
 //! starts with no colours or attributes set, and leaves it so.
@@ -85,8 +86,32 @@ fn colour(params: &mut Vec<String>, base: u8, c: Color) {
     });
 }
 
-/// The SGR sequence that changes the terminal's pen from `from` to `to`.
+/// The SGR sequence that changes the terminal's pen from `from` to `to`:
+/// what changed, or a reset and what `to` sets, whichever is shorter (a
+/// bare reset, `CSI m`, back to no colours or attributes).
 fn sgr(out: &mut Vec<u8>, from: Pen, to: Pen) {
+    let changed = params(from, to).join(";");
+    if changed.is_empty() {
+        return;
+    }
+    let fresh = params(Pen::default(), to);
+    let reset = if fresh.is_empty() {
+        String::new()
+    } else {
+        format!("0;{}", fresh.join(";"))
+    };
+    let shortest = if reset.len() < changed.len() {
+        reset
+    } else {
+        changed
+    };
+    out.extend_from_slice(b"\x1b[");
+    out.extend_from_slice(shortest.as_bytes());
+    out.push(b'm');
+}
+
+/// The SGR parameters that change the pen from `from` to `to`.
+fn params(from: Pen, to: Pen) -> Vec<String> {
     let mut params = Vec::new();
     let removed = from.modifier - to.modifier;
     let mut on = to.modifier - from.modifier;
@@ -115,11 +140,7 @@ fn sgr(out: &mut Vec<u8>, from: Pen, to: Pen) {
     if from.underline != to.underline {
         colour(&mut params, 58, to.underline);
     }
-    if !params.is_empty() {
-        out.extend_from_slice(b"\x1b[");
-        out.extend_from_slice(params.join(";").as_bytes());
-        out.push(b'm');
-    }
+    params
 }
 
 /// Decimal digits of `n`.
@@ -148,6 +169,15 @@ fn blank_look(pen: Pen) -> (Color, Option<Color>, Option<Color>, Modifier) {
         m.contains(Modifier::UNDERLINED).then_some(pen.underline),
         m,
     )
+}
+
+/// Whether the terminal showing blank `shown` already shows blank `next`:
+/// they differ only in what does not show on a blank (foreground, bold).
+pub fn same_blank(shown: &Cell, next: &Cell) -> bool {
+    let colour = !Colored::ansi_color_disabled_memoized();
+    shown.symbol() == " "
+        && next.symbol() == " "
+        && blank_look(Pen::of(shown, colour)) == blank_look(Pen::of(next, colour))
 }
 
 /// Whether printing `cell` in `pen` shows it as it is: its own pen, or a
@@ -240,7 +270,7 @@ pub fn write<'a>(
         i += 1;
     }
     if pen != Pen::default() {
-        out.extend_from_slice(b"\x1b[0m");
+        out.extend_from_slice(b"\x1b[m");
     }
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! against this. It keeps symbols only (colours and attributes move with
 //! their cells, so the `vt100` tests of the whole-row path cover them) and
 //! knows just what the presenter sends: printing, CUP, CHA, CUF, ECH, ED 2,
-//! IL, DL, DECSTBM, DECSLRM and DECLRMM (mode 69); the rest is ignored.
+//! IL, DL, SD, SU, DECSTBM, DECSLRM and DECLRMM (mode 69); the rest is
+//! ignored.
 
 use ratatui::buffer::{Buffer, CellWidth};
 use ratatui::text::Span;
@@ -124,6 +125,7 @@ impl MarginModel {
             }
             'J' if arg(0, 0) == 2 => self.cells.fill(Some(" ".into())),
             'L' | 'M' => self.scroll_lines(arg(0, 1), op == 'L'),
+            'T' | 'S' => self.shift(self.top, arg(0, 1), op == 'T'),
             'r' => {
                 self.top = arg(0, 1) - 1;
                 self.bottom = arg(1, self.height) - 1;
@@ -145,16 +147,24 @@ impl MarginModel {
         if !inside {
             return;
         }
+        self.shift(self.y, n, insert);
+        self.x = self.left;
+    }
+
+    /// Moves the rows from `first` to the region's bottom, inside the
+    /// margins, `n` rows down (blank rows coming in at `first`) or up: what
+    /// IL and DL do from the cursor's row, and SD and SU from the region's top.
+    fn shift(&mut self, first: usize, n: usize, down: bool) {
         let span = |y: usize| y * self.width + self.left..y * self.width + self.right + 1;
-        let band: Vec<usize> = (self.y..=self.bottom).collect();
-        let order: Vec<usize> = if insert {
+        let band: Vec<usize> = (first..=self.bottom).collect();
+        let order: Vec<usize> = if down {
             band.iter().rev().copied().collect()
         } else {
             band
         };
         for y in order {
-            let from = if insert {
-                y.checked_sub(n).filter(|f| *f >= self.y)
+            let from = if down {
+                y.checked_sub(n).filter(|f| *f >= first)
             } else {
                 Some(y + n).filter(|f| *f <= self.bottom)
             };
@@ -166,7 +176,6 @@ impl MarginModel {
                 None => self.cells[span(y)].fill(Some(" ".into())),
             }
         }
-        self.x = self.left;
     }
 
     /// Puts `symbol` (`wide`: two columns) at (`x`, cursor row), blanking

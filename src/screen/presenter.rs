@@ -6,8 +6,9 @@
 //! columns that moved, on a terminal with left/right margins), then draws
 //! the cells that still differ ([`cells::write`]); a frame of a new
 //! size, the first frame, or one after [`Presenter::invalidate`] clears the
-//! screen and draws everything. Output is wrapped in synchronized-update
-//! codes; a frame that changes nothing produces no bytes.
+//! screen and draws everything. Output over [`SYNC_ABOVE`] bytes is wrapped
+//! in synchronized-update codes; a frame that changes nothing produces no
+//! bytes.
 
 use std::io::{self, Write};
 
@@ -36,6 +37,12 @@ pub struct Presenter {
     /// the presenter turns them on with its first frame and scrolls columns.
     margins: bool,
 }
+
+/// Frames larger than this are wrapped in synchronized-update codes, so
+/// that the terminal shows them whole. A smaller one (a new row, a changed
+/// figure) leaves in one write and is drawn in one pass; the 16 bytes of
+/// codes would be a tenth of what a new row costs.
+pub const SYNC_ABOVE: usize = 512;
 
 /// Resets colours and attributes, the scroll region, and clears the screen.
 const CLEAR: &[u8] = b"\x1b[0m\x1b[r\x1b[2J";
@@ -84,7 +91,13 @@ impl Presenter {
             shift.apply(&mut shown);
         }
         expose_wide_damage(&mut shown, next);
-        let cells = shown.diff(next);
+        // A blank the terminal shows as the frame's (a bold row's gap after
+        // a scroll brought in a plain blank line) is not sent.
+        let cells: Vec<_> = shown
+            .diff(next)
+            .into_iter()
+            .filter(|&(x, y, cell)| !cells::same_blank(&shown[(x, y)], cell))
+            .collect();
         if !cells.is_empty() {
             cells::write(cells, next, &mut body)?;
         }
@@ -102,10 +115,12 @@ impl Presenter {
             (None, None) => {}
         }
         self.cursor = frame.cursor;
-        if !body.is_empty() {
+        if body.len() > SYNC_ABOVE {
             queue!(out, BeginSynchronizedUpdate)?;
             out.write_all(&body)?;
             queue!(out, EndSynchronizedUpdate)?;
+        } else {
+            out.write_all(&body)?;
         }
         Ok(())
     }

@@ -41,28 +41,36 @@ const PIECE: usize = 16;
 
 impl Shift {
     /// The escape codes: set the scroll region unless `region_set` (the
-    /// terminal has it from the last shift) and the margins, insert (down)
-    /// or delete (up) lines at the band's top left, and reset the margins.
-    /// The region stays set: nothing else the presenter sends depends on it
-    /// (it moves the cursor to absolute positions), and the next shift of the
-    /// same band saves setting it again. Insert and delete line scroll only
-    /// inside the region, and every xterm-like terminal and tmux has them;
-    /// margins need DECLRMM on (see [`super::probe`]), and are reset at once
-    /// because cursor-forward stops at them. The lines that come in take the
-    /// current background, so the caller sends this with no colours set.
+    /// terminal has it from the last shift), then scroll it down (SD, `CSI
+    /// n T`) or up (SU, `CSI n S`); or, for a band of columns, set the
+    /// margins, insert (down) or delete (up) lines at the band's top left,
+    /// and reset the margins. The region stays set: nothing else the
+    /// presenter sends depends on it (it moves the cursor to absolute
+    /// positions), and the next shift of the same band saves setting it
+    /// again. SD, SU, insert and delete line scroll only inside the region,
+    /// and every xterm-like terminal and tmux has them; margins need DECLRMM
+    /// on (see [`super::probe`]), and are reset at once because
+    /// cursor-forward stops at them. The lines that come in take the current
+    /// background, so the caller sends this with no colours set.
     pub fn write(&self, out: &mut impl Write, region_set: bool) -> io::Result<()> {
         let (top, bottom) = (self.top + 1, self.bottom + 1);
         if !region_set {
             write!(out, "\x1b[{top};{bottom}r")?;
         }
-        let op = if self.by > 0 { 'L' } else { 'M' };
         let n = match self.by.unsigned_abs() {
             1 => String::new(),
             n => n.to_string(),
         };
         match self.columns {
-            None => write!(out, "\x1b[{top}H\x1b[{n}{op}"),
+            // Scroll down (SD) or up (SU) within the region: no cursor move.
+            None => {
+                let op = if self.by > 0 { 'T' } else { 'S' };
+                write!(out, "\x1b[{n}{op}")
+            }
+            // Insert or delete lines at the region's top left, within the
+            // margins.
             Some((left, right)) => {
+                let op = if self.by > 0 { 'L' } else { 'M' };
                 let (left, right) = (left + 1, right + 1);
                 write!(
                     out,

@@ -47,9 +47,9 @@ mod tests {
     use flowtape_core::event::FlowEvent;
     use flowtape_core::protocol::{ErrorCode, ServerMessage};
 
-    use super::super::tests::{day_report, key, live_app, render, skin, text};
+    use super::super::tests::{key, live_app, render, skin, text};
     use crate::app::replay::ReplayStart;
-    use crate::app::testing::{history_page, sample_events, t0};
+    use crate::app::testing::{day_report, history_page, sample_events, t0};
     use crate::app::{App, Effect};
     use crate::client::ClientEvent;
 

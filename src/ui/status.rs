@@ -1,5 +1,7 @@
-//! The status line: connection, lost history, throughput, latency, feed,
-//! scope (always the view: `view: notable` or `view: all prints`), pause.
+//! The status line: connection, lost history, pause, feed, scope (always
+//! the view: `view: notable` or `view: all prints`), then what changes as
+//! rows arrive (throughput, latency, counts), last and in fixed widths, so
+//! that a new row rewrites a few of its digits, not the line after them.
 
 use flowtape_core::cursor::Cursor;
 use flowtape_core::protocol::FeedHealth;
@@ -91,10 +93,6 @@ pub fn spans<'a>(app: &'a App, skin: &Skin) -> Vec<Span<'a>> {
             t.warn().add_modifier(Modifier::REVERSED),
         ));
     }
-    segs.push(Span::raw(format!("{:.0} ev/s", app.events_per_second())));
-    if let Some(age) = app.newest_age_ms() {
-        segs.push(Span::raw(format!("age {}", latency(age))));
-    }
     if let Some(feed) = &app.feed {
         let (word, style) = match feed.state {
             FeedHealth::Ok => ("feed ok", t.ok()),
@@ -129,14 +127,15 @@ pub fn spans<'a>(app: &'a App, skin: &Skin) -> Vec<Span<'a>> {
     if let Some(focus) = app.focus().label() {
         segs.push(Span::styled(format!("focus: {focus}"), t.warn()));
     }
-    segs.push(Span::styled(
-        format!(
-            "{}/{}",
-            format::count(app.displayed_len() as u64),
-            format::count(app.tape().len() as u64)
-        ),
-        t.dim(),
-    ));
+    segs.push(Span::raw(format!("{:>5.0} ev/s", app.events_per_second())));
+    if let Some(age) = app.newest_age_ms() {
+        segs.push(Span::raw(format!("age {:>5}", latency(age))));
+    }
+    segs.push(Span::raw(format!(
+        "{}/{}",
+        format::count(app.displayed_len() as u64),
+        format::count(app.tape().len() as u64)
+    )));
     let mut out = Vec::with_capacity(segs.len() * 2);
     for (i, s) in segs.into_iter().enumerate() {
         if i > 0 {

@@ -7,9 +7,9 @@
 //! modifier twin: C/P letters, ▲/▼ (^/v), ★ (*) for golden, ! for an alert,
 //! tag words, bold sweeps and premium tiers, reverse-video selection.
 //! While the tape follows the live edge, the selection (always the newest
-//! row) is marked in the gutter column alone: a new row then changes one
-//! cell of the row it pushes down, not the whole row (cheap over SSH); once
-//! the user moves, pauses or travels back, the whole selected row is reversed.
+//! row, right under the header) is marked by the header's gutter cell: a
+//! new row then changes no row but its own (cheap over SSH); once the user
+//! moves, pauses or travels back, the whole selected row is reversed.
 
 use flowtape_core::event::{FlowEvent, Kind, Sentiment, Tag};
 use ratatui::buffer::Buffer;
@@ -385,9 +385,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, skin: &Skin) {
             cell(*c, entry, skin, &mut pieces);
             paint(buf, area.x + r.x, y, r.width, c.right_aligned(), &pieces);
         }
-        if selected && live {
-            buf.set_style(Rect { width: 1, ..row }, skin.theme.selected());
-        }
+    }
+    if live {
+        let gutter = Rect {
+            width: 1,
+            height: 1,
+            ..area
+        };
+        buf.set_style(gutter, skin.theme.selected());
     }
     // Under the oldest row, when it shows: what the scroll-back is doing.
     if drawn < rows_fit {

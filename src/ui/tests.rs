@@ -8,7 +8,7 @@ use ratatui::style::{Color, Modifier};
 use ratatui::Terminal;
 
 use super::*;
-use crate::app::testing::{app, app_with, config, t0};
+use crate::app::testing::{app, app_with, config, t0, with_day};
 use crate::app::App;
 use crate::theme::Theme;
 
@@ -241,8 +241,8 @@ fn no_color_has_no_colour_but_keeps_markers_and_reverse_selection() {
     }
     let top = row_of(&buf, "META");
     assert!(
-        buf[(0, top)].modifier.contains(Modifier::REVERSED),
-        "selection is reverse video"
+        buf[(0, top - 1)].modifier.contains(Modifier::REVERSED),
+        "the live selection's mark is reverse video"
     );
     let t = text(&buf);
     assert!(
@@ -269,11 +269,15 @@ fn following_live_marks_the_selection_in_the_gutter_and_moving_reverses_the_row(
     let s = skin("default", false);
     let buf = render(&mut a, &s, 120, 14);
     let top = row_of(&buf, "META");
-    let marks = reversed(&buf, top);
-    assert!(marks[0], "the gutter cell marks the selection");
+    let header = reversed(&buf, top - 1);
     assert!(
-        marks[1..].iter().all(|r| !r),
-        "only the gutter while following live"
+        header[0],
+        "the header's gutter cell, over the newest row, marks the selection"
+    );
+    assert!(header[1..].iter().all(|r| !r), "the header's gutter alone");
+    assert!(
+        reversed(&buf, top).iter().all(|r| !r),
+        "following live, no row is marked: a new row changes no other"
     );
     a.on_key(key('j'));
     let buf = render(&mut a, &s, 120, 14);
@@ -427,40 +431,6 @@ fn the_default_view_is_notable_flow_and_v_shows_all_prints() {
     a.on_key(key('v'));
     let back = text(&render(&mut a, &skin("default", false), 120, 16));
     assert_eq!(back, notable, "the same key goes back");
-}
-
-/// The day's totals a gateway would send at `as_of`: SPY bought, TSLA sold,
-/// contracts of both ranked by premium.
-pub(super) fn day_report(as_of: i64) -> flowtape_core::day::DayReport {
-    let mut t = flowtape_core::day::DayTotals::default();
-    for (field, dollars) in [
-        ("SPY:call", 4_200_000),
-        ("SPY:put", 1_100_000),
-        ("SPY:bull", 3_900_000),
-        ("SPY:bear", 600_000),
-        ("TSLA:call", 800_000),
-        ("TSLA:put", 2_300_000),
-        ("TSLA:bull", 300_000),
-        ("TSLA:bear", 2_000_000),
-        ("NVDA:call", 950_000),
-        ("NVDA:bull", 450_000),
-        ("NVDA:bear", 450_000),
-        ("SPY241220C00590000", 2_500_000),
-        ("SPY241220C00595000", 1_700_000),
-        ("SPY241220P00580000", 1_100_000),
-        ("TSLA241227P00400000", 2_300_000),
-        ("TSLA241220C00450000", 800_000),
-        ("NVDA250117C00150000", 950_000),
-    ] {
-        t.add(field, dollars * 100);
-    }
-    let date = flowtape_core::date::market_date(as_of);
-    t.report(date, as_of, 20)
-}
-
-fn with_day(a: &mut App) {
-    let day = flowtape_core::protocol::ServerMessage::Day(day_report(t0() - 3_000));
-    a.on_client(crate::client::ClientEvent::Server(Box::new(day)), t0());
 }
 
 #[test]
