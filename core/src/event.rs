@@ -235,6 +235,35 @@ impl<'de> Deserialize<'de> for Tags {
 
 /// The product's central record: one order on the tape, classified and scored.
 ///
+/// The keys of an event as stored in the flow stream, in the order it is
+/// written: every field of [`FlowEvent`] but `id` (`docs/schema.md`).
+pub const STORED_FIELDS: [&str; 24] = [
+    "ts",
+    "sym",
+    "occ",
+    "expiry",
+    "strike",
+    "right",
+    "side",
+    "size",
+    "price",
+    "premium",
+    "kind",
+    "legs",
+    "exchanges",
+    "spot",
+    "otm",
+    "dte",
+    "oi",
+    "vol",
+    "iv",
+    "bid",
+    "ask",
+    "tags",
+    "sentiment",
+    "score",
+];
+
 /// Field names and JSON types are the public schema (`docs/schema.md`). `id` is
 /// the event's cursor in the flow stream; it is absent from the JSON stored in
 /// the stream entry itself (the entry id is the cursor) and spliced in when the
@@ -366,33 +395,8 @@ mod tests {
             .as_object()
             .map(|o| o.keys().map(String::as_str).collect())
             .unwrap_or_default();
-        let mut want = vec![
-            "id",
-            "ts",
-            "sym",
-            "occ",
-            "expiry",
-            "strike",
-            "right",
-            "side",
-            "size",
-            "price",
-            "premium",
-            "kind",
-            "legs",
-            "exchanges",
-            "spot",
-            "otm",
-            "dte",
-            "oi",
-            "vol",
-            "iv",
-            "bid",
-            "ask",
-            "tags",
-            "sentiment",
-            "score",
-        ];
+        let mut want = vec!["id"];
+        want.extend(STORED_FIELDS);
         let mut got = keys.clone();
         got.sort_unstable();
         want.sort_unstable();

@@ -7,7 +7,7 @@ use std::error::Error as StdError;
 use bytes::BytesMut;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::date::{market_date, Date};
-use flowtape_core::event::{FlowEvent, Sentiment};
+use flowtape_core::event::{FlowEvent, Sentiment, STORED_FIELDS};
 use flowtape_core::occ::Right;
 use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
@@ -179,35 +179,6 @@ impl ArchiveRow {
     }
 }
 
-/// The keys of a stored event of this version: every field of
-/// [`FlowEvent`] but `id` (checked against it in the tests).
-const STORED_KEYS: [&str; 24] = [
-    "ts",
-    "sym",
-    "occ",
-    "expiry",
-    "strike",
-    "right",
-    "side",
-    "size",
-    "price",
-    "premium",
-    "kind",
-    "legs",
-    "exchanges",
-    "spot",
-    "otm",
-    "dte",
-    "oi",
-    "vol",
-    "iv",
-    "bid",
-    "ask",
-    "tags",
-    "sentiment",
-    "score",
-];
-
 /// Whether the stored JSON object may have a key this version has no field
 /// for: a scan of its keys that allocates nothing (a key with escapes, which
 /// no field name has, counts as unknown).
@@ -222,7 +193,7 @@ fn may_have_unknown_keys(stored: &str) -> bool {
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
             while let Some(key) = map.next_key::<&'de str>()? {
-                if key != "id" && !STORED_KEYS.contains(&key) {
+                if key != "id" && !STORED_FIELDS.contains(&key) {
                     return Ok(true);
                 }
                 map.next_value::<IgnoredAny>()?;
@@ -418,19 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn the_stored_keys_are_the_event_fields_but_id() {
-        let Ok(Value::Object(fields)) = serde_json::to_value(sample_event()) else {
-            panic!("an event is an object");
-        };
-        let mut keys: Vec<&str> = fields
-            .keys()
-            .map(String::as_str)
-            .filter(|k| *k != "id")
-            .collect();
-        let mut listed = STORED_KEYS.to_vec();
-        keys.sort_unstable();
-        listed.sort_unstable();
-        assert_eq!(keys, listed);
+    fn only_keys_this_version_has_no_field_for_are_unknown() {
         assert!(!may_have_unknown_keys(&sample_event().to_stored_json()));
         assert!(may_have_unknown_keys(r#"{"ts":1,"venue_mix":2}"#));
         assert!(
