@@ -143,7 +143,7 @@ impl Role for ArchiveRole {
                 &s.partitions_removed,
             ),
             (
-                "flowtape_archive_days_indexed_total",
+                "flowtape_archive_partitions_indexed_total",
                 "Finished days whose partitions were given their secondary indexes.",
                 &s.days_indexed,
             ),
