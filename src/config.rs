@@ -61,7 +61,7 @@ pub struct FileConfig {
     /// `green-up` (calls green) or `red-up` (calls red).
     pub colors: Option<Convention>,
     pub ascii: Option<bool>,
-    /// Show the side panel at start.
+    /// Show the flow panel (under the tape) at start.
     pub side_panel: Option<bool>,
     /// Where `e` writes CSV files.
     pub export_dir: Option<PathBuf>,

@@ -83,8 +83,8 @@ actions! {
     FocusContract => "focus_contract", "Narrow to the selected row's contract; again to go back", ["F"], "";
     AddToWatchlist => "add_to_watchlist", "Add the row's ticker to the active (or first) watchlist", ["+"], "";
     Export => "export", "Export the filtered tape to CSV", ["e"], "export";
-    SidePanel => "side_panel", "Show or hide the side panel", ["a"], "panel";
-    DayPanel => "day_panel", "Side panel: the day's tickers, then its top contracts", ["d"], "";
+    SidePanel => "side_panel", "Show or hide the flow panel", ["a"], "panel";
+    DayPanel => "day_panel", "Flow panel: the day's tickers, then its top contracts", ["d"], "";
     TimeTravel => "time_travel", "Jump to a time (New York, e.g. 10:30); Esc for live", ["t"], "";
     Faster => "faster", "Replay: faster, up to 120 times (space pauses it)", [">"], "";
     Slower => "slower", "Replay: slower", ["<"], "";

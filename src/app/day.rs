@@ -1,5 +1,5 @@
 //! The day's totals as the gateway last reported them (`day` frames), and
-//! which of them the side panel shows.
+//! which of them the flow panel shows.
 //!
 //! Until a report comes (or when the gateway does not serve them), the side
 //! panel falls back to the buffer's figures, labelled as the events in view.
@@ -8,7 +8,7 @@
 use flowtape_core::date::Date;
 use flowtape_core::day::DayReport;
 
-/// What the side panel's day section ranks.
+/// What the flow panel ranks: tickers or contracts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DayView {
     /// Tickers, by net premium (the day's, or the buffer's).

@@ -334,7 +334,7 @@ impl App {
         self.tape.newest().map(|e| self.now_ms - e.event.ts)
     }
 
-    /// The trading day the side panel's totals are for: the day replayed
+    /// The trading day the flow panel's totals are for: the day replayed
     /// or travelled to, else today (New York).
     pub fn day_shown(&self) -> Date {
         match (self.replay(), self.travelling_from()) {

@@ -1,4 +1,4 @@
-//! Numbers for the status line and the side panel.
+//! Numbers for the status line and the flow panel.
 //!
 //! [`Aggregates`] sum premium over the filtered view, updated as events enter
 //! and leave it. [`RateMeter`] counts arrivals per wall-clock second for

@@ -5,7 +5,7 @@
 //! already buffered: no event twice, always in stream order. The view is the
 //! ascending list of the cursors that pass the scope and are not below the
 //! floor, the oldest cursor from which the buffer is known to hold every event
-//! of the scope ([`Tape::set_floor`]); the side panel's [`Aggregates`] are kept
+//! of the scope ([`Tape::set_floor`]); the flow panel's [`Aggregates`] are kept
 //! in step with it. When full, events out of view go first, oldest first,
 //! then the oldest in view. Newest is last; the UI reads it backwards.
 

@@ -14,7 +14,7 @@ use flowtape_core::date::Date;
 use flowtape_core::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use tokio::time::{Interval, MissedTickBehavior};
 
-/// Tickers and contracts asked for: the most the side panel shows.
+/// Tickers and contracts asked for: the most the flow panel shows.
 pub const DAY_TOP: u32 = 20;
 /// How often the TUI asks (`docs/protocol.md`, `docs/tui.md`).
 pub const DAY_EVERY: Duration = Duration::from_secs(5);

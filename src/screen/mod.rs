@@ -5,8 +5,8 @@
 //! (no terminal involved); the [`writer`] thread hands the newest frame to
 //! the [`presenter`], which scrolls rows that moved with the terminal's own
 //! scrolling ([`scroll`]) and draws only the cells that still differ. Where
-//! the terminal says it has left/right margins ([`probe`]), a scroll moves
-//! only the columns that moved (the tape, not the panel beside it).
+//! the terminal says it has left/right margins ([`probe`]), a scroll may move
+//! only the columns that moved (the tape beside a popup that stays).
 
 pub mod cells;
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! returns the [`Shift`] that leaves the fewest cells to redraw, if it saves
 //! more than the escape codes cost. A shift spans whole rows, or, where the
 //! terminal has left/right margins (`margins`), it may span a range of
-//! columns: a tape then scrolls without moving the panel beside it.
+//! columns: a tape then scrolls without moving a popup over it.
 //! [`Shift::write`] emits it (a DECSTBM scroll region, DECSLRM margins if it
 //! has columns, insert or delete line, the margins reset) and
 //! [`Shift::apply`] moves the presenter's copy of the screen the same way.

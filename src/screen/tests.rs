@@ -204,7 +204,7 @@ fn render(canvas: &mut Canvas, app: &mut App, skin: &Skin) -> Frame {
     canvas.render(|f| ui::draw(f, app, skin))
 }
 
-/// Non-blank cells of the tape's newest row (not the panel's beside it).
+/// Non-blank cells of the tape's newest row.
 fn visible(buf: &Buffer, tape: Rect) -> usize {
     (tape.x..tape.right())
         .filter(|x| buf[(*x, tape.y + 1)].symbol() != " ")
@@ -277,22 +277,22 @@ fn run_session(theme: &str, side_panel: bool, area: Rect, margins: bool) {
 }
 
 #[test]
-fn the_terminal_shows_every_frame_with_the_side_panel() {
+fn the_terminal_shows_every_frame_with_the_flow_panel() {
     run_session("default", true, Rect::new(0, 0, 160, 30), false);
 }
 
 #[test]
-fn the_terminal_with_margins_shows_every_frame_with_the_side_panel() {
+fn the_terminal_with_margins_shows_every_frame_with_the_flow_panel() {
     run_session("default", true, Rect::new(0, 0, 160, 30), true);
 }
 
 #[test]
-fn the_terminal_with_margins_shows_every_frame_without_the_side_panel() {
+fn the_terminal_with_margins_shows_every_frame_without_the_flow_panel() {
     run_session("default", false, Rect::new(0, 0, 120, 24), true);
 }
 
 #[test]
-fn the_terminal_shows_every_frame_without_the_side_panel() {
+fn the_terminal_shows_every_frame_without_the_flow_panel() {
     run_session("default", false, Rect::new(0, 0, 120, 24), false);
 }
 
@@ -319,7 +319,7 @@ fn old_way(frames: &[&Frame]) -> usize {
 }
 
 /// The bytes a new row costs at 200×50, and the row's visible characters,
-/// with the side panel or not, on a terminal with margins or not.
+/// with the flow panel or not, on a terminal with margins or not.
 fn new_row_bytes(side_panel: bool, margins: bool) -> (usize, usize, String) {
     let skin = Skin::new(Theme::builtin("default").unwrap_or_default(), false);
     let mut app = app_with(crate::app::AppConfig {
@@ -363,39 +363,19 @@ fn budget(row: usize) -> usize {
     3 * row
 }
 
-/// Without the side panel a new row costs little more than itself (the
-/// selection, following live, is marked in the header), where ratatui's
-/// diff redraws the whole tape.
+/// A new row costs little more than itself (the selection, following live,
+/// is marked in the header), where ratatui's diff redraws the whole tape;
+/// the flow panel under the tape is not sent again.
 #[test]
 fn a_new_row_costs_at_most_three_times_its_characters() {
-    let (bytes, row, sent) = new_row_bytes(false, false);
-    assert!(
-        bytes <= budget(row),
-        "a new row of {row} visible characters took {bytes} bytes: {sent:?}"
-    );
-}
-
-/// With the side panel, on a terminal with left/right margins, the tape
-/// scrolls beside the panel, which is not sent again.
-#[test]
-fn with_margins_a_new_row_beside_the_panel_costs_the_same() {
-    let (bytes, row, sent) = new_row_bytes(true, true);
-    assert!(
-        bytes <= budget(row),
-        "a new row of {row} visible characters took {bytes} bytes: {sent:?}"
-    );
-    assert!(
-        sent.contains("\x1b[s"),
-        "scrolled the tape's columns: {sent:?}"
-    );
-}
-
-/// Without margins the panel's lines move with the tape and are drawn again.
-#[test]
-fn without_margins_the_panel_beside_a_new_row_is_drawn_again() {
-    let (bytes, row, sent) = new_row_bytes(true, false);
-    assert!(bytes > budget(row), "{bytes} bytes: {sent:?}");
-    assert!(!sent.contains("\x1b[s"), "{sent:?}");
+    for (panel, margins) in [(false, false), (true, false), (true, true)] {
+        let (bytes, row, sent) = new_row_bytes(panel, margins);
+        assert!(
+            bytes <= budget(row),
+            "panel {panel}, margins {margins}: a new row of {row} visible characters \
+             took {bytes} bytes: {sent:?}"
+        );
+    }
 }
 
 #[test]

@@ -1,7 +1,8 @@
-//! The side panel's day section: the heading that says the figures are the
+//! The flow panel's day parts: the heading that says the figures are the
 //! day's (today's, or a past day's while replaying or time travelling: date
-//! and "as of" in New York time; or why the gateway has none for that day)
-//! and the day's top contracts by premium. Pure functions of their inputs.
+//! and "as of" in New York time; or why the gateway has none for that day),
+//! the day's top contracts by premium and its totals. Pure functions of
+//! their inputs.
 
 use flowtape_core::date::Date;
 use flowtape_core::day::DayReport;
@@ -22,27 +23,40 @@ fn title(date: Date, today: bool) -> String {
     format!("{} {date}", if today { "Today" } else { "Day" })
 }
 
-/// `Today 2026-12-07` (or `Day 2026-11-20`) and `as of 14:03:05 ET`.
-pub fn heading(r: &DayReport, today: bool, skin: &Skin) -> Vec<Line<'static>> {
+/// The panel border's heading: `· Today 2026-12-07 · as of 14:03:05 ET`
+/// (or `Day 2026-11-20`).
+pub fn heading(r: &DayReport, today: bool, skin: &Skin) -> Vec<Span<'static>> {
     let t = &skin.theme;
     vec![
-        Line::from(Span::styled(title(r.date, today), t.header())),
-        Line::from(Span::styled(
-            format!("as of {} ET", format::time_s(r.as_of)),
+        Span::styled(
+            format!("{} {} ", skin.glyphs.dot, title(r.date, today)),
+            t.header(),
+        ),
+        Span::styled(
+            format!("{} as of {} ET ", skin.glyphs.dot, format::time_s(r.as_of)),
             t.dim(),
-        )),
+        ),
     ]
 }
 
-/// A past day's heading and why the gateway sent no totals for it (the
-/// `day:` prefix dropped), wrapped at `width`.
-pub fn refusal(date: Date, message: &str, width: usize, skin: &Skin) -> Vec<Line<'static>> {
+/// The heading for a past day the gateway has no totals for:
+/// `· Day 2026-11-20`.
+pub fn heading_refused(date: Date, skin: &Skin) -> Vec<Span<'static>> {
+    vec![Span::styled(
+        format!("{} {} ", skin.glyphs.dot, title(date, false)),
+        skin.theme.header(),
+    )]
+}
+
+/// Why the gateway sent no totals for a past day (the `day:` prefix
+/// dropped), wrapped at `width`.
+pub fn refusal(message: &str, width: usize, skin: &Skin) -> Vec<Line<'static>> {
     let t = &skin.theme;
     let why = message
         .strip_prefix(DAY_ERROR_PREFIX)
         .unwrap_or(message)
         .trim();
-    let mut lines = vec![Line::from(Span::styled(title(date, false), t.header()))];
+    let mut lines = Vec::new();
     let mut line = String::new();
     for word in why.split_whitespace() {
         if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
@@ -81,45 +95,49 @@ fn contract_label(occ: &str) -> (String, Option<Right>) {
     }
 }
 
-/// The day's top contracts by premium, as many as fit the panel's rows.
+/// A line for each of the day's top contracts by premium, `width` wide.
 pub fn contracts(r: &DayReport, skin: &Skin, width: usize) -> Vec<Line<'static>> {
     let t = &skin.theme;
-    let mut lines = vec![Line::from(Span::styled(
-        "Top contracts by premium",
-        t.header(),
-    ))];
+    if r.contracts.is_empty() {
+        return vec![Line::from(Span::styled("no flow yet today", t.dim()))];
+    }
     let money_width = 8;
     let label_width = width.saturating_sub(money_width + 1);
-    for c in &r.contracts {
-        let (label, right) = contract_label(&c.occ);
-        let style = right.map_or_else(|| t.dim(), |r| t.right(r));
-        let label: String = label.chars().take(label_width).collect();
-        lines.push(Line::from(vec![
-            Span::styled(format!("{label:<label_width$}"), style),
-            Span::raw(format!(
-                " {:>money_width$}",
-                format::money(dollars(c.premium))
-            )),
-        ]));
-    }
-    if r.contracts.is_empty() {
-        lines.push(Line::from(Span::styled("no flow yet today", t.dim())));
-    }
-    lines.push(Line::default());
+    r.contracts
+        .iter()
+        .map(|c| {
+            let (label, right) = contract_label(&c.occ);
+            let style = right.map_or_else(|| t.dim(), |r| t.right(r));
+            let label: String = label.chars().take(label_width).collect();
+            Line::from(vec![
+                Span::styled(format!("{label:<label_width$}"), style),
+                Span::raw(format!(
+                    " {:>money_width$}",
+                    format::money(dollars(c.premium))
+                )),
+            ])
+        })
+        .collect()
+}
+
+/// How many contracts and tickers traded, and the day's premium.
+pub fn totals(r: &DayReport, skin: &Skin) -> Vec<Line<'static>> {
+    let t = &skin.theme;
     let s = &r.totals;
-    lines.push(Line::from(Span::styled(
-        format!(
-            "{} contracts, {} tickers",
-            format::count(s.contracts),
-            format::count(s.tickers)
-        ),
-        t.dim(),
-    )));
-    lines.push(Line::from(vec![
-        Span::styled("Premium ", t.header()),
-        Span::raw(format::money(dollars(s.premium().total()))),
-    ]));
-    lines
+    vec![
+        Line::from(Span::styled(
+            format!(
+                "{} contracts, {} tickers",
+                format::count(s.contracts),
+                format::count(s.tickers)
+            ),
+            t.dim(),
+        )),
+        Line::from(vec![
+            Span::styled("Premium ", t.header()),
+            Span::raw(format::money(dollars(s.premium().total()))),
+        ]),
+    ]
 }
 
 #[cfg(test)]

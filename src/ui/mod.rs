@@ -4,15 +4,15 @@
 //! and nothing else, so the same state always gives the same screen; tests
 //! render into ratatui's `TestBackend`. [`layout`] is shared with the run loop,
 //! which tells the app how many tape rows fit. The pieces: [`status`] (top
-//! line), [`tape`] (the table), [`side`] (aggregates panel), [`popup`] (help,
+//! line), [`tape`] (the table), [`panel`] (the flow panel under it), [`popup`] (help,
 //! detail, filter line, watchlist editor), [`replay`] (its status segment)
 //! and the hint bar here.
 
 pub mod day;
 pub mod history;
+pub mod panel;
 pub mod popup;
 pub mod replay;
-pub mod side;
 pub mod status;
 pub mod tape;
 #[cfg(test)]
@@ -29,10 +29,10 @@ use crate::app::{App, Mode};
 use crate::keymap::{Action, EDITOR_KEYS, TIME_PROMPT_KEYS, WATCHLIST_KEYS};
 use crate::theme::Theme;
 
-/// Width of the side panel.
-pub const SIDE_WIDTH: u16 = 34;
-/// Narrowest screen that still gets the side panel next to the tape.
-const SIDE_MIN_SCREEN: u16 = 100;
+/// Narrowest screen that gets the flow panel under the tape.
+const PANEL_MIN_WIDTH: u16 = 100;
+/// Lowest screen that gets it: the tape keeps at least 12 rows.
+const PANEL_MIN_HEIGHT: u16 = 24;
 
 /// The characters a frame is drawn with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub struct Glyphs {
     pub bar: &'static str,
     pub bar_empty: &'static str,
     pub sep: &'static str,
+    /// Between the parts of a heading (`Flow · Today …`).
+    pub dot: &'static str,
     /// Between the two ends of a time range.
     pub range: &'static str,
     /// Before a replay's speed (`×10`).
@@ -72,6 +74,7 @@ impl Glyphs {
         bar: "█",
         bar_empty: "░",
         sep: " │ ",
+        dot: "·",
         range: "–",
         times: "×",
         border: border::ROUNDED,
@@ -87,6 +90,7 @@ impl Glyphs {
         bar: "#",
         bar_empty: ".",
         sep: " | ",
+        dot: "-",
         range: "-",
         times: "x",
         border: ASCII_BORDER,
@@ -128,7 +132,9 @@ impl Skin {
 pub struct Areas {
     pub status: Rect,
     pub tape: Rect,
-    pub side: Option<Rect>,
+    /// The flow panel, under the tape, the whole width: the tape's rows
+    /// scroll as whole lines on any terminal.
+    pub panel: Option<Rect>,
     /// The filter line (one row, plus one for its error).
     pub editor: Option<Rect>,
     pub message: Option<Rect>,
@@ -143,26 +149,25 @@ pub fn layout(area: Rect, app: &App) -> Areas {
         _ => 0,
     };
     let message_rows = u16::from(app.message.is_some() && editor_rows == 0);
-    let [status, main, editor, message, hints] = Layout::vertical([
+    let panel_rows =
+        if app.side_panel && area.width >= PANEL_MIN_WIDTH && area.height >= PANEL_MIN_HEIGHT {
+            panel::HEIGHT
+        } else {
+            0
+        };
+    let [status, tape, panel, editor, message, hints] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(0),
+        Constraint::Length(panel_rows),
         Constraint::Length(editor_rows),
         Constraint::Length(message_rows),
         Constraint::Length(1),
     ])
     .areas(area);
-    let (tape, side) = if app.side_panel && area.width >= SIDE_MIN_SCREEN {
-        let [tape, side] = Layout::horizontal([Constraint::Min(0), Constraint::Length(SIDE_WIDTH)])
-            .spacing(1)
-            .areas(main);
-        (tape, Some(side))
-    } else {
-        (main, None)
-    };
     Areas {
         status,
         tape,
-        side,
+        panel: (panel_rows > 0).then_some(panel),
         editor: (editor_rows > 0).then_some(editor),
         message: (message_rows > 0).then_some(message),
         hints,
@@ -179,8 +184,8 @@ pub fn draw(frame: &mut Frame, app: &App, skin: &Skin) {
     let areas = layout(frame.area(), app);
     status::draw(frame, areas.status, app, skin);
     tape::draw(frame, areas.tape, app, skin);
-    if let Some(side) = areas.side {
-        side::draw(frame, side, app, skin);
+    if let Some(area) = areas.panel {
+        panel::draw(frame, area, app, skin);
     }
     if let Some(area) = areas.message {
         draw_message(frame, area, app, skin);

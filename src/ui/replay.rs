@@ -114,7 +114,7 @@ mod tests {
         let day = ServerMessage::Day(day_report(start() + 3_600_000));
         a.on_client(ClientEvent::Server(Box::new(day)), now);
         a.tick(now + 500);
-        let playing = text(&render(&mut a, &s, 160, 20));
+        let playing = text(&render(&mut a, &s, 160, 26));
         assert!(
             playing.contains("REPLAY 2024-12-18 10:30:05 ET ×10 (Esc for live)"),
             "{playing}"
@@ -123,7 +123,7 @@ mod tests {
         insta::assert_snapshot!("replay_playing", playing);
         a.on_key(key(' '));
         a.tick(now + 3_000);
-        let paused = text(&render(&mut a, &s, 160, 20));
+        let paused = text(&render(&mut a, &s, 160, 26));
         assert!(
             paused.contains("REPLAY 2024-12-18 10:30:05 ET ×10 PAUSED"),
             "{paused}"
@@ -133,7 +133,7 @@ mod tests {
         // The end of the day: said on the status line, in ASCII too.
         a.on_key(key(' '));
         a.tick(now + 10_000_000);
-        let ended = text(&render(&mut a, &skin("default", true), 160, 20));
+        let ended = text(&render(&mut a, &skin("default", true), 160, 26));
         assert!(
             ended.contains("REPLAY 2024-12-19 00:00:00 ET x10; end of 2024-12-18"),
             "{ended}"
@@ -151,7 +151,7 @@ mod tests {
         };
         a.on_client(ClientEvent::Server(Box::new(refusal)), now);
         a.tick(now + 500);
-        let t = text(&render(&mut a, &skin("default", false), 160, 20));
+        let t = text(&render(&mut a, &skin("default", false), 160, 26));
         assert!(t.contains("Day 2024-12-18"), "{t}");
         assert!(t.contains("2024-12-18 is older than the"), "{t}");
         insta::assert_snapshot!("replay_day_refused", t);

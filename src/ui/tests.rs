@@ -168,12 +168,12 @@ fn help_follows_key_overrides() {
     let t = text(&render(&mut a, &skin("default", false), 100, 50));
     assert!(
         t.lines()
-            .any(|l| l.contains("F2") && l.contains("side panel")),
+            .any(|l| l.contains("F2") && l.contains("flow panel")),
         "{t}"
     );
     assert!(
         !t.lines()
-            .any(|l| l.trim_start().starts_with("a ") && l.contains("side panel")),
+            .any(|l| l.trim_start().starts_with("a ") && l.contains("flow panel")),
         "{t}"
     );
 }
@@ -434,7 +434,7 @@ fn the_default_view_is_notable_flow_and_v_shows_all_prints() {
 }
 
 #[test]
-fn side_panel_shows_the_days_totals_once_the_server_sends_them() {
+fn the_flow_panel_shows_the_days_totals_once_the_server_sends_them() {
     let mut a = live_app();
     a.side_panel = true;
     let before = text(&render(&mut a, &skin("default", false), 160, 30));
@@ -462,7 +462,7 @@ fn d_shows_the_days_top_contracts_and_back() {
     with_day(&mut a);
     assert!(!a.side_panel);
     a.on_key(key('d'));
-    assert!(a.side_panel, "d opens the side panel");
+    assert!(a.side_panel, "d opens the flow panel");
     let t = text(&render(&mut a, &skin("default", false), 160, 30));
     let spy = row_of(
         &render(&mut a, &skin("default", false), 160, 30),
