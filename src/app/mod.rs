@@ -325,8 +325,9 @@ impl App {
         self.rate.per_second(self.now_ms)
     }
 
-    pub fn rate_series(&self, n: usize) -> Vec<u64> {
-        self.rate.series(self.now_ms, n)
+    /// Arrivals in each of the last `n` complete spans of `step_s` seconds.
+    pub fn rate_series(&self, n: usize, step_s: i64) -> Vec<u64> {
+        self.rate.series(self.now_ms, n, step_s)
     }
 
     /// Milliseconds between the newest event's trade time and now.

@@ -111,8 +111,8 @@ impl Aggregates {
     }
 }
 
-/// Seconds of history the rate meter keeps (the sparkline's width at most).
-pub const RATE_WINDOW_S: usize = 120;
+/// Seconds of history the rate meter keeps (the sparkline's span at most).
+pub const RATE_WINDOW_S: usize = 300;
 
 /// Arrivals per wall-clock second.
 #[derive(Clone, Debug, Default)]
@@ -149,15 +149,18 @@ impl RateMeter {
         sum as f64 / 5.0
     }
 
-    /// Arrivals in each of the last `n` complete seconds, oldest first.
-    pub fn series(&self, now_ms: i64, n: usize) -> Vec<u64> {
-        let sec = now_ms.div_euclid(1000);
-        let first = sec - n as i64;
+    /// Arrivals in each of the last `n` complete spans of `step_s`
+    /// seconds (clock-aligned), oldest first.
+    pub fn series(&self, now_ms: i64, n: usize, step_s: i64) -> Vec<u64> {
+        let step_s = step_s.max(1);
+        let now = now_ms.div_euclid(1000).div_euclid(step_s);
+        let first = now - n as i64;
         let mut out = vec![0; n];
         for (s, c) in &self.buckets {
-            if (first..sec).contains(s) {
-                if let Some(slot) = out.get_mut((s - first) as usize) {
-                    *slot = *c;
+            let step = s.div_euclid(step_s);
+            if (first..now).contains(&step) {
+                if let Some(slot) = out.get_mut((step - first) as usize) {
+                    *slot += *c;
                 }
             }
         }
@@ -207,9 +210,16 @@ mod tests {
             r.record(s * 1000 + 10, 100);
         }
         assert_eq!(r.per_second(10_000), 100.0);
-        assert_eq!(r.series(10_000, 3), vec![100, 100, 100]);
-        assert_eq!(r.series(12_000, 3), vec![100, 0, 0]);
-        r.record(500_000, 1);
+        assert_eq!(r.series(10_000, 3, 1), vec![100, 100, 100]);
+        assert_eq!(r.series(12_000, 3, 1), vec![100, 0, 0]);
+        assert_eq!(
+            r.series(14_999, 3, 5),
+            vec![0, 500, 500],
+            "5-second spans: 0-4 and 5-9 complete, 10-14 not yet"
+        );
+        r.record(299_000, 1);
+        assert_eq!(r.series(300_000, 60, 5)[0..2], [500, 500], "5 minutes kept");
+        r.record(700_000, 1);
         assert_eq!(r.buckets.len(), 1, "old seconds are dropped");
     }
 }

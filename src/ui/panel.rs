@@ -27,8 +27,11 @@ use crate::format;
 pub const HEIGHT: u16 = 9;
 /// Width of the summary (call/put, bull/bear, the day's counts).
 const SUMMARY_WIDTH: u16 = 34;
-/// Width of the flow-rate sparkline: one column a second.
+/// Width of the flow-rate sparkline.
 const RATE_WIDTH: u16 = 30;
+/// Seconds a sparkline bar spans: it moves once in that time, so 30 bars
+/// cover 2½ minutes and cost a redraw every 5 s, not every second.
+const RATE_STEP_S: i64 = 5;
 /// Rows of the sparkline at most.
 const RATE_ROWS: u16 = 4;
 /// Columns between the panel's sections, and between its list's columns.
@@ -275,16 +278,16 @@ fn summary(f: &Figures, skin: &Skin, width: usize) -> Vec<Line<'static>> {
     ]
 }
 
-/// The flow rate: arrivals each second over the last [`RATE_WIDTH`]
-/// seconds. Its title is fixed (the rate itself is on the status line), so
-/// only the bars change, once a second.
+/// The flow rate: arrivals in each [`RATE_STEP_S`] seconds, a bar each.
+/// Its title is fixed (the rate itself is on the status line), so only the
+/// bars change, once a step.
 fn draw_rate(frame: &mut Frame, area: Rect, app: &App, skin: &Skin) {
     let t = &skin.theme;
     let [title, spark] =
         Layout::vertical([Constraint::Length(1), Constraint::Max(RATE_ROWS)]).areas(area);
     frame.render_widget(
         Paragraph::new(Line::from(Span::styled(
-            format!("Flow rate, last {} s", area.width),
+            format!("Flow rate, {RATE_STEP_S} s a bar"),
             t.header(),
         ))),
         title,
@@ -292,7 +295,7 @@ fn draw_rate(frame: &mut Frame, area: Rect, app: &App, skin: &Skin) {
     if spark.height == 0 {
         return;
     }
-    let data = app.rate_series(usize::from(spark.width));
+    let data = app.rate_series(usize::from(spark.width), RATE_STEP_S);
     let bars = if skin.glyphs.bar == "#" {
         ASCII_BARS
     } else {
