@@ -146,7 +146,7 @@ impl Run {
             fail_fast: false,
             keep_raw: false,
             trust: Default::default(),
-            // As the TUI asks, so the side panel changes as it does.
+            // As the TUI asks, so the flow panel changes as it does.
             day_every: Some(client::DAY_EVERY),
         };
         let (_cmd_tx, cmd_rx) = mpsc::channel(16);
@@ -215,8 +215,7 @@ impl Run {
     }
 }
 
-/// Non-blank cells of the tape's newest row (in `tape`, the tape's area:
-/// not the panel's cells beside it).
+/// Non-blank cells of the tape's newest row (`tape` is the tape's area).
 fn visible(buf: &Buffer, tape: Rect) -> u64 {
     let y = tape.y + 1;
     (tape.x..tape.right())
