@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use flowtape_bench::postgres_server::PostgresServer;
 use flowtape_bench::redis_server::RedisServer;
+use flowtape_bench::synthetic;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::date::{market_date, market_instant_ms, Date};
 use flowtape_core::event::{FlowEvent, Kind, Sentiment, Side, Tag, Tags};
@@ -17,7 +18,7 @@ use flowtape_core::occ::Right;
 use flowtape_server::archive::indexing::{index_finished_days, index_name, DAY_INDEXES};
 use flowtape_server::archive::row::{event_from_row, ArchiveRow, SELECT_EVENT};
 use flowtape_server::archive::{self, ArchiveConfig, ArchiveStats, RetentionMode, Writer};
-use flowtape_server::bus::{Bus, BusConfig, FlowEntry, NewEvent};
+use flowtape_server::bus::{Bus, BusConfig, FlowEntry};
 use flowtape_server::shutdown::{self, ShutdownTrigger};
 use tokio::task::JoinHandle;
 
@@ -89,22 +90,10 @@ impl Committer {
     }
 
     async fn commit(&mut self, n: u64) {
-        let jsons: Vec<String> = (self.next..self.next + n)
-            .map(|k| event(k).to_stored_json())
+        let events: Vec<(u64, String)> = (self.next..self.next + n)
+            .map(|k| (k, event(k).to_stored_json()))
             .collect();
-        let legs: Vec<[Cursor; 1]> = (self.next..self.next + n)
-            .map(|k| [Cursor::new(k, 0)])
-            .collect();
-        let events: Vec<NewEvent<'_>> = jsons
-            .iter()
-            .zip(&legs)
-            .map(|(json, legs)| NewEvent {
-                legs,
-                json,
-                deltas: &[],
-            })
-            .collect();
-        let ids = ok(self.bus.commit_flow(0, OWNER, &events, &[]).await);
+        let ids = ok(synthetic::commit(&self.bus, OWNER, &events).await);
         assert!(ids.iter().all(Option::is_some));
         self.next += n;
     }

@@ -12,22 +12,22 @@ use std::time::{Duration, Instant};
 
 use flowtape_bench::postgres_server::PostgresServer;
 use flowtape_bench::redis_server::RedisServer;
+use flowtape_bench::synthetic;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::date::{market_date, Date};
-use flowtape_core::day::{DayReport, DayTotals};
+use flowtape_core::day::DayTotals;
 use flowtape_core::event::{FlowEvent, Kind, Sentiment, Side, Tags};
 use flowtape_core::filter::Filter;
 use flowtape_core::occ::Right;
-use flowtape_core::protocol::{ErrorCode, FrameBody, Page, ServerFrame, ServerMessage};
+use flowtape_core::protocol::ErrorCode;
 use flowtape_server::archive::{self, ArchiveConfig, ArchiveStats, ArchiveUrl};
-use flowtape_server::bus::{Bus, BusConfig, Keys, NewEvent};
+use flowtape_server::bus::{Bus, BusConfig, Keys};
 use flowtape_server::gateway::GatewayConfig;
 use flowtape_server::node::{Node, NodeConfig};
 use flowtape_server::shutdown;
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+mod support;
+use support::ws::{Answer, Client};
 
 const OWNER: &str = "archive-history-test";
 const EVENTS: u64 = 600;
@@ -97,18 +97,11 @@ async fn commit_all(bus: &Bus) -> Vec<Cursor> {
         .await));
     let mut ids = Vec::new();
     for chunk in (1..=EVENTS).collect::<Vec<_>>().chunks(100) {
-        let jsons: Vec<String> = chunk.iter().map(|k| event(*k).to_stored_json()).collect();
-        let legs: Vec<[Cursor; 1]> = chunk.iter().map(|k| [Cursor::new(*k, 0)]).collect();
-        let events: Vec<NewEvent<'_>> = jsons
+        let events: Vec<(u64, String)> = chunk
             .iter()
-            .zip(&legs)
-            .map(|(json, legs)| NewEvent {
-                legs,
-                json,
-                deltas: &[],
-            })
+            .map(|k| (*k, event(*k).to_stored_json()))
             .collect();
-        for id in ok(bus.commit_flow(0, OWNER, &events, &[]).await) {
+        for id in ok(synthetic::commit(bus, OWNER, &events).await) {
             ids.push(id.unwrap_or_else(|| panic!("an event was not committed")));
         }
     }
@@ -144,102 +137,6 @@ async fn gateway(bus: &Bus, archive: Option<ArchiveUrl>) -> (Node, String) {
     .await);
     let addr = node.gateway_addr().unwrap_or_else(|| panic!("no gateway"));
     (node, format!("ws://{addr}/ws"))
-}
-
-/// A raw WebSocket client: requests and their answers.
-struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-#[derive(Debug)]
-enum Answer {
-    Page(Page),
-    Day(DayReport),
-    Error(ErrorCode, String),
-}
-
-impl Client {
-    async fn connect(url: &str) -> Client {
-        let (ws, _) = ok(tokio_tungstenite::connect_async(url).await);
-        Client { ws }
-    }
-
-    /// Sends `request`; its answer (live events and statuses are skipped).
-    async fn ask(&mut self, request: &str) -> Answer {
-        ok(self.ws.send(Message::text(request.to_string())).await);
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(20), self.ws.next())
-                .await
-                .unwrap_or_else(|_| panic!("no answer to {request} in 20 s"));
-            let text = match frame {
-                Some(Ok(Message::Text(t))) => t,
-                Some(Ok(Message::Close(f))) => panic!("closed: {f:?}"),
-                Some(Ok(_)) => continue,
-                other => panic!("connection ended: {other:?}"),
-            };
-            let body = ServerFrame::<FlowEvent>::parse(text.as_str())
-                .map(ServerFrame::into_body)
-                .unwrap_or_else(|e| panic!("{e}: {text}"))
-                .unwrap_or_else(|e| panic!("{e}: {text}"));
-            match body {
-                FrameBody::Page(page) => return Answer::Page(page),
-                FrameBody::Message(m) => match *m {
-                    ServerMessage::Error { code, message } => return Answer::Error(code, message),
-                    ServerMessage::Day(report) => return Answer::Day(report),
-                    _ => {}
-                },
-                FrameBody::Events(_) => {}
-            }
-        }
-    }
-
-    /// The page `request` asks for, asking again when over the page rate.
-    async fn page(&mut self, request: &str) -> Page {
-        loop {
-            match self.ask(request).await {
-                Answer::Page(p) => return p,
-                Answer::Error(ErrorCode::RateLimited, _) => {
-                    tokio::time::sleep(Duration::from_millis(150)).await;
-                }
-                other => panic!("{request}: {other:?}"),
-            }
-        }
-    }
-
-    /// Every page walked `before` from now (`forwards` false) or `after`
-    /// from the start, with `filter`: the cursors in stream order, and the
-    /// notices seen.
-    async fn walk(&mut self, forwards: bool, filter: &str) -> (Vec<Cursor>, Vec<String>) {
-        let mut at = if forwards {
-            Cursor::ZERO
-        } else {
-            Cursor::new(now_ms() as u64, 0)
-        };
-        let (mut pages, mut notices) = (Vec::new(), Vec::new());
-        for n in 0.. {
-            assert!(n < 500, "the walk does not end");
-            let side = if forwards { "after" } else { "before" };
-            let req = serde_json::json!({
-                "op": "history", side: at.to_string(), "limit": 37, "filter": filter,
-            });
-            let page = self.page(&req.to_string()).await;
-            assert!(page.events.len() <= 37);
-            pages.push(page.events.iter().map(|i| i.cursor).collect::<Vec<_>>());
-            notices.extend(page.notice.clone());
-            match (page.more, page.next) {
-                (true, Some(next)) => {
-                    assert!(if forwards { next > at } else { next < at });
-                    at = next;
-                }
-                (false, None) => break,
-                other => panic!("more and next disagree: {other:?}"),
-            }
-        }
-        if !forwards {
-            pages.reverse();
-        }
-        (pages.concat(), notices)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

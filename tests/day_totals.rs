@@ -24,14 +24,13 @@ use flowtape_core::detect::side::{sentiment_of, side_of};
 use flowtape_core::detect::DetectionConfig;
 use flowtape_core::event::{FlowEvent, Print, Sentiment};
 use flowtape_core::occ::Right;
-use flowtape_core::protocol::{ErrorCode, ServerFrame, ServerMessage};
+use flowtape_core::protocol::{ErrorCode, ServerMessage};
 use flowtape_server::bus::{Bus, BusConfig};
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};
 use flowtape_server::pipeline::ProcessorConfig;
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
 
 mod support;
+use support::ws::{Answer, Client};
 use support::{gateway_node, sim_from_now};
 
 fn bucket(right: Right) -> &'static str {
@@ -139,41 +138,16 @@ async fn wait_until_processed(bus: &Bus) {
     }
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Sends one request and returns the next message the gateway answers.
-async fn ask(ws: &mut Socket, request: &str) -> ServerMessage {
-    ws.send(Message::text(request))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .unwrap_or_else(|_| panic!("no answer to {request}"));
-        match frame {
-            Some(Ok(Message::Text(t))) => {
-                return ServerFrame::parse(t.as_str())
-                    .map_err(|e| e.to_string())
-                    .and_then(|f| f.into_message().map_err(|e| e.to_string()))
-                    .unwrap_or_else(|e| panic!("{t}: {e}"))
-            }
-            Some(Ok(_)) => continue,
-            other => panic!("the connection ended after {request}: {other:?}"),
-        }
-    }
-}
-
-fn day_of(m: ServerMessage) -> DayReport {
-    match m {
-        ServerMessage::Day(report) => report,
+fn day_of(a: Answer) -> DayReport {
+    match a {
+        Answer::Day(report) => report,
         other => panic!("not a day frame: {other:?}"),
     }
 }
 
-fn error_of(m: ServerMessage) -> (ErrorCode, String) {
-    match m {
-        ServerMessage::Error { code, message } => (code, message),
+fn error_of(a: Answer) -> (ErrorCode, String) {
+    match a {
+        Answer::Error(code, message) => (code, message),
         other => panic!("not an error: {other:?}"),
     }
 }
@@ -217,9 +191,7 @@ async fn the_gateway_serves_the_day_totals_of_exactly_the_committed_prints() {
         raw.keys().collect::<Vec<_>>(),
         events.keys().collect::<Vec<_>>()
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ws = Client::connect(url.as_str()).await;
     for (date, want) in &raw {
         let got_events = &events[date];
         // The events' premium is their prints' premium, per contract and per
@@ -262,11 +234,8 @@ async fn the_gateway_serves_the_day_totals_of_exactly_the_committed_prints() {
         assert_eq!(stored.contracts, want.contracts);
         // The gateway serves them, summed and ranked.
         let answer = day_of(
-            ask(
-                &mut ws,
-                &format!(r#"{{"op":"day","date":"{date}","top":100}}"#),
-            )
-            .await,
+            ws.ask(&format!(r#"{{"op":"day","date":"{date}","top":100}}"#))
+                .await,
         );
         let expected = want.report(*date, answer.as_of, 100);
         assert_eq!(answer, expected);
@@ -287,33 +256,38 @@ async fn the_gateway_serves_the_day_totals_of_exactly_the_committed_prints() {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0),
     );
-    let answer = day_of(ask(&mut ws, r#"{"op":"day"}"#).await);
+    let answer = day_of(ws.ask(r#"{"op":"day"}"#).await);
     assert_eq!(answer.date, today);
     assert!(answer.tickers.len() <= 10 && answer.contracts.len() <= 10);
 
     // Bad requests: an error each, and the connection stays.
     let future = today.add_days(1);
-    let (code, message) =
-        error_of(ask(&mut ws, &format!(r#"{{"op":"day","date":"{future}"}}"#)).await);
+    let (code, message) = error_of(
+        ws.ask(&format!(r#"{{"op":"day","date":"{future}"}}"#))
+            .await,
+    );
     assert_eq!(code, ErrorCode::BadField);
     assert!(message.contains("in the future"), "{message}");
-    let (code, message) = error_of(ask(&mut ws, r#"{"op":"day","date":"2026-02-30"}"#).await);
+    let (code, message) = error_of(ws.ask(r#"{"op":"day","date":"2026-02-30"}"#).await);
     assert_eq!(code, ErrorCode::BadField);
     assert!(message.contains("not a calendar date"), "{message}");
-    let (code, message) = error_of(ask(&mut ws, r#"{"op":"day","top":1000}"#).await);
+    let (code, message) = error_of(ws.ask(r#"{"op":"day","top":1000}"#).await);
     assert_eq!(code, ErrorCode::BadField);
     assert!(message.contains("over the cap of 100"), "{message}");
-    let again = day_of(ask(&mut ws, r#"{"op":"day","top":3}"#).await);
+    let again = day_of(ws.ask(r#"{"op":"day","top":3}"#).await);
     assert_eq!(again.tickers.len(), 3);
 
     // Redis gone: a day not read yet is `unavailable`, and the connection stays.
     drop(redis);
     let yesterday = today.add_days(-1);
-    let (code, message) =
-        error_of(ask(&mut ws, &format!(r#"{{"op":"day","date":"{yesterday}"}}"#)).await);
+    let (code, message) = error_of(
+        ws.ask(&format!(r#"{{"op":"day","date":"{yesterday}"}}"#))
+            .await,
+    );
     assert_eq!(code, ErrorCode::Unavailable);
     assert!(message.starts_with("day: "), "{message}");
-    assert_eq!(ask(&mut ws, r#"{"op":"ping"}"#).await, ServerMessage::Pong);
+    ws.send(r#"{"op":"ping"}"#).await;
+    assert_eq!(ws.next_message().await.err(), Some(ServerMessage::Pong));
 
     gateway.shutdown();
     gateway.wait().await;

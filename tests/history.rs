@@ -19,16 +19,13 @@ use flowtape_core::cursor::Cursor;
 use flowtape_core::event::FlowEvent;
 use flowtape_core::filter::Filter;
 use flowtape_core::occ::Right;
-use flowtape_core::protocol::{ErrorCode, FrameBody, Page, ServerFrame, ServerMessage};
+use flowtape_core::protocol::{ErrorCode, Page};
 use flowtape_server::bus::{Bus, BusConfig};
 use flowtape_server::node::{FeedChoice, Node, NodeConfig};
 use flowtape_server::pipeline::ProcessorConfig;
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 mod support;
+use support::ws::{Answer, Client};
 use support::{gateway_node, sim_from_now};
 
 fn now_ms() -> u64 {
@@ -111,118 +108,6 @@ impl World {
             after = end;
         }
         out
-    }
-}
-
-/// A raw WebSocket client speaking the protocol.
-struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    /// Cursors of the live (and replayed) events received, in order.
-    events: Vec<Cursor>,
-}
-
-/// What a request was answered with.
-#[derive(Debug)]
-enum Answer {
-    Page(Page),
-    Error(ErrorCode, String),
-}
-
-impl Client {
-    async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        Client {
-            ws,
-            events: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, text: &str) {
-        self.ws
-            .send(Message::text(text.to_string()))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    /// The next frame that is not an event (events are counted).
-    async fn next_message(&mut self) -> Result<Answer, ServerMessage> {
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
-                .await
-                .unwrap_or_else(|_| panic!("nothing from the gateway for 10 s"));
-            let text = match frame {
-                Some(Ok(Message::Text(t))) => t,
-                Some(Ok(Message::Close(f))) => panic!("closed: {f:?}"),
-                Some(Ok(_)) => continue,
-                other => panic!("connection ended: {other:?}"),
-            };
-            let body = ServerFrame::<FlowEvent>::parse(text.as_str())
-                .map(ServerFrame::into_body)
-                .unwrap_or_else(|e| panic!("{e}: {text}"))
-                .unwrap_or_else(|e| panic!("{e}: {text}"));
-            match body {
-                FrameBody::Events(items) => self.events.extend(items.iter().map(|i| i.cursor)),
-                FrameBody::Page(page) => return Ok(Answer::Page(page)),
-                FrameBody::Message(m) => match *m {
-                    ServerMessage::Error { code, message } => {
-                        return Ok(Answer::Error(code, message))
-                    }
-                    other => return Err(other),
-                },
-            }
-        }
-    }
-
-    /// Subscribes and waits for the replay's end.
-    async fn subscribe(&mut self, filter: &str) {
-        let text = serde_json::json!({"op": "subscribe", "filter": filter}).to_string();
-        self.send(&text).await;
-        loop {
-            match self.next_message().await {
-                Err(ServerMessage::Status { live: true, .. }) => return,
-                Err(_) => {}
-                Ok(other) => panic!("subscribe answered with {other:?}"),
-            }
-        }
-    }
-
-    /// Sends a request and returns its answer (statuses are skipped).
-    async fn ask(&mut self, request: &str) -> Answer {
-        self.send(request).await;
-        loop {
-            if let Ok(answer) = self.next_message().await {
-                return answer;
-            }
-        }
-    }
-
-    /// The page `request` asks for, asking again when over the page rate.
-    async fn page(&mut self, request: &str) -> Page {
-        loop {
-            match self.ask(request).await {
-                Answer::Page(p) => return p,
-                Answer::Error(ErrorCode::RateLimited, _) => {
-                    tokio::time::sleep(Duration::from_millis(150)).await;
-                }
-                Answer::Error(code, message) => panic!("{request}: {code:?} {message}"),
-            }
-        }
-    }
-
-    /// Reads frames for `d`, counting events.
-    async fn listen(&mut self, d: Duration) {
-        let until = tokio::time::Instant::now() + d;
-        while let Ok(Some(Ok(Message::Text(text)))) =
-            tokio::time::timeout_at(until, self.ws.next()).await
-        {
-            if let Ok(Ok(FrameBody::Events(items))) =
-                ServerFrame::<FlowEvent>::parse(text.as_str()).map(ServerFrame::into_body)
-            {
-                self.events.extend(items.iter().map(|i| i.cursor));
-            }
-        }
     }
 }
 

@@ -15,11 +15,12 @@ use flowtape::app::scope::View;
 use flowtape::app::{App, AppConfig, Effect};
 use flowtape::client::{self, Backoff, ClientCommand, ClientOptions};
 use flowtape::keymap::Keymap;
+use flowtape_bench::synthetic;
 use flowtape_core::cursor::Cursor;
 use flowtape_core::event::{FlowEvent, Kind, Sentiment, Side, Tags};
 use flowtape_core::filter::{Filter, Presets};
 use flowtape_core::occ::Right;
-use flowtape_server::bus::{Bus, BusConfig, NewEvent};
+use flowtape_server::bus::{Bus, BusConfig};
 use flowtape_server::wsclient::TrustRoots;
 use tokio::sync::mpsc;
 
@@ -78,22 +79,10 @@ async fn commit(bus: &Bus, base: i64) {
     assert!(ok(bus
         .acquire_lease(0, OWNER, Duration::from_secs(600))
         .await));
-    let jsons: Vec<String> = (0..EVENTS)
-        .map(|k| event(k, base + k * STEP_MS).to_stored_json())
+    let events: Vec<(u64, String)> = (0..EVENTS)
+        .map(|k| (k as u64 + 1, event(k, base + k * STEP_MS).to_stored_json()))
         .collect();
-    let legs: Vec<[Cursor; 1]> = (0..EVENTS)
-        .map(|k| [Cursor::new(k as u64 + 1, 0)])
-        .collect();
-    let events: Vec<NewEvent<'_>> = jsons
-        .iter()
-        .zip(&legs)
-        .map(|(json, legs)| NewEvent {
-            legs,
-            json,
-            deltas: &[],
-        })
-        .collect();
-    let ids = ok(bus.commit_flow(0, OWNER, &events, &[]).await);
+    let ids = ok(synthetic::commit(bus, OWNER, &events).await);
     assert!(ids.iter().all(Option::is_some));
 }
 

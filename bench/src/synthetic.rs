@@ -1,8 +1,9 @@
 //! Synthetic flow events for benchmarks that need a full flow stream fast:
 //! [`event`] makes the `k`-th (shaped like the sim's: varied tickers, tags,
 //! optional fields; 50 a millisecond from a start time, e.g. [`T0`]),
-//! [`fill`] commits `0..n` of them to a bus. Deterministic: the same `k`
-//! and start, the same event.
+//! [`fill`] commits `0..n` of them to a bus ([`commit`]: any stored events,
+//! as the processor commits them). Deterministic: the same `k` and start,
+//! the same event.
 
 use std::time::Duration;
 
@@ -62,19 +63,36 @@ pub async fn fill(bus: &Bus, n: u64, t0: i64) -> Result<(), BusError> {
     let mut k = 0;
     while k < n {
         let end = (k + 10_000).min(n);
-        let jsons: Vec<String> = (k..end).map(|i| event(i, t0).to_stored_json()).collect();
-        let legs: Vec<[Cursor; 1]> = (k..end).map(|i| [Cursor::new(i + 1, 0)]).collect();
-        let events: Vec<NewEvent<'_>> = jsons
-            .iter()
-            .zip(&legs)
-            .map(|(json, legs)| NewEvent {
-                legs,
-                json,
-                deltas: &[],
-            })
+        let batch: Vec<(u64, String)> = (k..end)
+            .map(|i| (i + 1, event(i, t0).to_stored_json()))
             .collect();
-        bus.commit_flow(0, "bench", &events, &[]).await?;
+        commit(bus, "bench", &batch).await?;
         k = end;
     }
     Ok(())
+}
+
+/// Commits `events` to shard 0's flow stream as `owner`, who holds its
+/// lease, as the processor would: each a stored event's JSON and the raw
+/// print (leg) it came from, by number; a leg commits once. Their stream
+/// ids, `None` for an event whose leg was committed before.
+pub async fn commit(
+    bus: &Bus,
+    owner: &str,
+    events: &[(u64, String)],
+) -> Result<Vec<Option<Cursor>>, BusError> {
+    let legs: Vec<[Cursor; 1]> = events
+        .iter()
+        .map(|(leg, _)| [Cursor::new(*leg, 0)])
+        .collect();
+    let new: Vec<NewEvent<'_>> = events
+        .iter()
+        .zip(&legs)
+        .map(|((_, json), legs)| NewEvent {
+            legs,
+            json,
+            deltas: &[],
+        })
+        .collect();
+    bus.commit_flow(0, owner, &new, &[]).await
 }

@@ -1,6 +1,8 @@
 //! What the end-to-end tests share (each test file uses some of it).
 #![allow(dead_code)]
 
+pub mod ws;
+
 use flowtape_server::bus::Bus;
 use flowtape_server::feed::SimConfig;
 use flowtape_server::gateway::GatewayConfig;
