@@ -51,7 +51,8 @@ fn past_days() -> [Date; 2] {
 }
 
 /// Event `k`, on one of the two past days (alternating, so the days'
-/// cursor spans overlap); premiums in whole dollars.
+/// cursor spans overlap); premiums half a cent past whole cents, so that
+/// the day's totals round as the processor does (half away from zero).
 fn event(k: u64) -> FlowEvent {
     let day = past_days()[(k % 2) as usize];
     // 15:00 UTC of that day is 10:00 or 11:00 in New York.
@@ -72,7 +73,7 @@ fn event(k: u64) -> FlowEvent {
         side: Side::Ask,
         size: 10 + k,
         price: 1.0,
-        premium: (1000 + k * 10) as f64,
+        premium: (1000 + k * 10) as f64 + 0.125,
         kind: Kind::ALL[(k % 4) as usize],
         legs: 1,
         exchanges: vec![1],

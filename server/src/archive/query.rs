@@ -248,15 +248,19 @@ impl ArchiveReader {
     }
 
     /// The premium totals of `day`'s archived events: per ticker by right
-    /// and sentiment, per contract; each event's premium in whole cents
-    /// (rounded). `None` when the archive holds no event of that day.
+    /// and sentiment, per contract; each event's premium in whole cents,
+    /// rounded half away from zero as the processor rounds them for the
+    /// bus's day keys (PostgreSQL's `round` on a double rounds half to
+    /// even; premiums are never negative, and `p - floor(p)` is exact).
+    /// `None` when the archive holds no event of that day.
     pub async fn day_totals(&self, day: Date) -> Result<Option<DayTotals>, QueryError> {
         self.timed(async {
             let client = self.client().await?;
             let rows = client
                 .query(
                     "SELECT sym, occ, \"right\", sentiment, \
-                     sum(round(premium * 100))::float8 \
+                     sum(CASE WHEN premium * 100 - floor(premium * 100) >= 0.5 \
+                     THEN ceil(premium * 100) ELSE floor(premium * 100) END)::float8 \
                      FROM flow_events WHERE day = $1 GROUP BY sym, occ, \"right\", sentiment",
                     &[&SqlDate(day)],
                 )
