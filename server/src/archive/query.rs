@@ -27,12 +27,12 @@ use flowtape_core::event::FlowEvent;
 use flowtape_core::filter::Filter;
 use tokio::sync::Mutex;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, Row};
 
 use super::partitions;
 use super::pushdown::Pushdown;
 use super::row::{event_from_row, SqlDate, SELECT_EVENT};
-use super::writer::redact;
+use super::writer::{connect, redact};
 use super::ArchiveError;
 use crate::metrics::{Exposition, Histogram};
 
@@ -333,19 +333,8 @@ impl ArchiveReader {
                 at - now
             )));
         }
-        let attempt = async {
-            let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!("archive reader connection closed: {e}");
-                }
-            });
-            // A runaway query ends on the server too.
-            client
-                .batch_execute("SET statement_timeout = '10s'")
-                .await?;
-            Ok::<_, tokio_postgres::Error>(client)
-        };
+        // A runaway query ends on the server too.
+        let attempt = connect(&self.url, "archive reader", "SET statement_timeout = '10s'");
         let failed = match tokio::time::timeout(TIMEOUT, attempt).await {
             Ok(Ok(client)) => {
                 let client = Arc::new(client);

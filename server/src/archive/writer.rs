@@ -162,24 +162,32 @@ impl Writer {
 }
 
 /// A connection for the archive's own work (writing, indexing), without
-/// PostgreSQL's notices of what already exists.
+/// PostgreSQL's notices of what already exists ("relation … already
+/// exists, skipping" on every start and new day).
 pub(super) async fn open(url: &str) -> Result<Client, ArchiveError> {
-    let (client, connection) =
-        tokio_postgres::connect(url, NoTls)
-            .await
-            .map_err(|e| ArchiveError::Connect {
-                url: redact(url),
-                source: e,
-            })?;
+    connect(url, "archive", "SET client_min_messages TO warning")
+        .await
+        .map_err(|e| ArchiveError::Connect {
+            url: redact(url),
+            source: e,
+        })
+}
+
+/// Connects to `url`, drives the connection on a task of its own (`what`
+/// names it in the log when it closes) and runs `setup`, the session's
+/// settings.
+pub(super) async fn connect(
+    url: &str,
+    what: &'static str,
+    setup: &str,
+) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::debug!("archive connection closed: {e}");
+            tracing::debug!("{what} connection closed: {e}");
         }
     });
-    // Not "relation … already exists, skipping" on every start and new day.
-    client
-        .batch_execute("SET client_min_messages TO warning")
-        .await?;
+    client.batch_execute(setup).await?;
     Ok(client)
 }
 
