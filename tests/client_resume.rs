@@ -7,12 +7,10 @@ use std::time::{Duration, Instant};
 use flowtape::client::{self, Backoff, ClientEvent, ClientOptions};
 use flowtape_core::cursor::Cursor;
 use flowtape_server::bus::{Bus, BusConfig};
-use flowtape_server::node::{FeedChoice, Node, NodeConfig};
-use flowtape_server::pipeline::ProcessorConfig;
 use tokio::sync::mpsc;
 
 mod support;
-use support::{gateway_node, sim_from_now};
+use support::{gateway_node, market_node};
 
 /// Collects events until `until` passes, failing on any out-of-order cursor.
 async fn collect(
@@ -51,16 +49,7 @@ async fn the_client_fails_over_and_resumes_without_gap_or_duplicate() {
         shards: 2,
         ..BusConfig::default()
     });
-    let producer = Node::start(
-        bus.clone(),
-        NodeConfig {
-            feed: Some(FeedChoice::Sim(sim_from_now(400.0))),
-            process: Some(ProcessorConfig::new("resume-test".into())),
-            gateway: None,
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let producer = market_node(&bus, 400.0, "resume-test").await;
     let (first, first_url) = gateway_node(&bus).await;
     let (second, second_url) = gateway_node(&bus).await;
 

@@ -21,12 +21,11 @@ use flowtape_core::filter::Filter;
 use flowtape_core::occ::Right;
 use flowtape_core::protocol::{ErrorCode, Page};
 use flowtape_server::bus::{Bus, BusConfig};
-use flowtape_server::node::{FeedChoice, Node, NodeConfig};
-use flowtape_server::pipeline::ProcessorConfig;
+use flowtape_server::node::Node;
 
 mod support;
 use support::ws::{Answer, Client};
-use support::{gateway_node, sim_from_now};
+use support::{gateway_node, market_node};
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -49,16 +48,7 @@ impl World {
         let bus = Bus::redis(&redis.url(), BusConfig::default())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let producer = Node::start(
-            bus.clone(),
-            NodeConfig {
-                feed: Some(FeedChoice::Sim(sim_from_now(rate))),
-                process: Some(ProcessorConfig::new("history-test".into())),
-                gateway: None,
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        let producer = market_node(&bus, rate, "history-test").await;
         let (gateway, url) = gateway_node(&bus).await;
         World {
             _redis: redis,

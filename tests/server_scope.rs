@@ -15,12 +15,10 @@ use flowtape_core::event::FlowEvent;
 use flowtape_core::filter::Filter;
 use flowtape_core::occ::Right;
 use flowtape_server::bus::{Bus, BusConfig};
-use flowtape_server::node::{FeedChoice, Node, NodeConfig};
-use flowtape_server::pipeline::ProcessorConfig;
 use tokio::sync::mpsc;
 
 mod support;
-use support::{gateway_node, sim_from_now};
+use support::{gateway_node, market_node};
 
 /// The watchlist: two of the busiest tickers and three of the middle.
 const WATCHLIST: [&str; 5] = ["TSLA", "NVDA", "AAPL", "AMD", "META"];
@@ -90,16 +88,7 @@ async fn the_gateway_sends_only_the_scope_and_a_new_scope_comes_with_its_backfil
     let bus = Bus::redis(&redis.url(), BusConfig::default())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let producer = Node::start(
-        bus.clone(),
-        NodeConfig {
-            feed: Some(FeedChoice::Sim(sim_from_now(300.0))),
-            process: Some(ProcessorConfig::new("scope-test".into())),
-            gateway: None,
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let producer = market_node(&bus, 300.0, "scope-test").await;
     let (gateway, url) = gateway_node(&bus).await;
 
     // A watchlist with calls only: every part of the scope on the server.

@@ -6,7 +6,8 @@ pub mod ws;
 use flowtape_server::bus::Bus;
 use flowtape_server::feed::SimConfig;
 use flowtape_server::gateway::GatewayConfig;
-use flowtape_server::node::{Node, NodeConfig};
+use flowtape_server::node::{FeedChoice, Node, NodeConfig};
+use flowtape_server::pipeline::ProcessorConfig;
 
 /// A node running only a gateway on `bus`, on a free loopback port; its `ws://` URL.
 pub async fn gateway_node(bus: &Bus) -> (Node, String) {
@@ -27,6 +28,21 @@ pub async fn gateway_node(bus: &Bus) -> (Node, String) {
         node.gateway_addr().unwrap_or_else(|| panic!("no gateway"))
     );
     (node, url)
+}
+
+/// A node running the simulated market at `rate` prints/s into `bus` and
+/// a processor (consumer `consumer`), no gateway.
+pub async fn market_node(bus: &Bus, rate: f64, consumer: &str) -> Node {
+    Node::start(
+        bus.clone(),
+        NodeConfig {
+            feed: Some(FeedChoice::Sim(sim_from_now(rate))),
+            process: Some(ProcessorConfig::new(consumer.into())),
+            gateway: None,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The simulated market at `rate` prints/s, its clock starting now.
