@@ -247,7 +247,7 @@ async fn history_and_past_days_come_from_the_archive_past_the_stream() {
         .ask(&format!(r#"{{"op":"day","date":"{older}"}}"#))
         .await
     {
-        Answer::Error(ErrorCode::BadField, m) => assert_eq!(
+        Answer::Error(ErrorCode::BadField, m, _) => assert_eq!(
             m,
             format!("day: {older} is not archived (the archive holds {first_day} to {last_day})")
         ),
@@ -259,7 +259,7 @@ async fn history_and_past_days_come_from_the_archive_past_the_stream() {
     ok(pg.stop());
     let past = format!(r#"{{"op":"history","before":"{}","limit":10}}"#, ids[10]);
     match client.ask(&past).await {
-        Answer::Error(ErrorCode::HistoryUnavailable, _) => {}
+        Answer::Error(ErrorCode::HistoryUnavailable, ..) => {}
         other => panic!("{other:?}"),
     }
     let recent = format!(r#"{{"op":"history","after":"{}","limit":10}}"#, ids[500]);
@@ -278,7 +278,7 @@ async fn history_and_past_days_come_from_the_archive_past_the_stream() {
                 assert_eq!(got, ids[..10].to_vec());
                 break;
             }
-            Answer::Error(ErrorCode::HistoryUnavailable | ErrorCode::RateLimited, _)
+            Answer::Error(ErrorCode::HistoryUnavailable | ErrorCode::RateLimited, ..)
                 if Instant::now() < deadline =>
             {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -304,7 +304,7 @@ async fn history_and_past_days_come_from_the_archive_past_the_stream() {
         .ask(&format!(r#"{{"op":"day","date":"{first_day}"}}"#))
         .await
     {
-        Answer::Error(ErrorCode::BadField, m) => {
+        Answer::Error(ErrorCode::BadField, m, _) => {
             assert!(
                 m.starts_with("day: ") && m.contains("no archive is configured"),
                 "{m}"

@@ -147,7 +147,7 @@ fn day_of(a: Answer) -> DayReport {
 
 fn error_of(a: Answer) -> (ErrorCode, String) {
     match a {
-        Answer::Error(code, message) => (code, message),
+        Answer::Error(code, message, _) => (code, message),
         other => panic!("not an error: {other:?}"),
     }
 }

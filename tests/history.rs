@@ -216,7 +216,7 @@ async fn bad_requests_get_error_frames_and_live_events_keep_coming() {
             "limit must be 1 to 1000, got 1001",
         ),
         (
-            r#"{"op":"history","before":"yesterday"}"#,
+            r#"{"op":"history","before":"yesterday","id":"bad"}"#,
             ErrorCode::BadCursor,
             "before: cursor \"yesterday\"",
         ),
@@ -229,34 +229,44 @@ async fn bad_requests_get_error_frames_and_live_events_keep_coming() {
     ];
     for (request, code, says) in cases {
         match client.ask(request).await {
-            Answer::Error(c, message) => {
+            Answer::Error(c, message, id) => {
                 assert_eq!(c, code, "{request}: {message}");
                 assert!(message.contains(says), "{request}: {message}");
+                let named = request.contains(r#""id":"bad""#);
+                assert_eq!(id.as_deref(), named.then_some("bad"), "{request}");
             }
             other => panic!("{request} answered with {other:?}"),
         }
     }
-    // Over the page rate: refused, never closed.
+    // Over the page rate: refused, never closed; each answer, page or
+    // refusal, names its request.
     let mut pages = 0;
     let mut refused = 0;
+    let mut answered = Vec::new();
     let before = Cursor::new(now_ms(), 0);
-    for _ in 0..30 {
-        let req = format!(r#"{{"op":"history","before":"{before}","limit":1}}"#);
+    for n in 0..30 {
+        let req = format!(r#"{{"op":"history","before":"{before}","limit":1,"id":"r{n}"}}"#);
         client.send(&req).await;
     }
     while pages + refused < 30 {
         match client.next_message().await {
             Ok(Answer::Page(p)) => {
                 assert_eq!(p.events.len(), 1);
+                answered.extend(p.id);
                 pages += 1;
             }
-            Ok(Answer::Error(ErrorCode::RateLimited, m)) => {
+            Ok(Answer::Error(ErrorCode::RateLimited, m, id)) => {
                 assert!(m.contains("too many history requests"), "{m}");
+                answered.extend(id);
                 refused += 1;
             }
             other => panic!("{other:?}"),
         }
     }
+    answered.sort();
+    let mut asked: Vec<String> = (0..30).map(|n| format!("r{n}")).collect();
+    asked.sort();
+    assert_eq!(answered, asked, "every request answered once, by its id");
     // The seven bad requests above took from the same bucket (burst 20).
     assert!(
         pages >= 10 && refused >= 1,

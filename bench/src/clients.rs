@@ -448,7 +448,7 @@ async fn client(
                             live = true;
                             rec.settle(true);
                         }
-                        ServerMessage::Error { code, message } => {
+                        ServerMessage::Error { code, message, .. } => {
                             tracing::warn!(client = i, ?code, "server error: {message}");
                         }
                         _ => {}

@@ -233,6 +233,10 @@ pub enum ServerMessage {
     Error {
         code: ErrorCode,
         message: String,
+        /// The `id` of the request refused, when it had one (a `history`
+        /// request's), so a client with several in flight knows which.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
     Pong,
     /// The answer to a `day` request.
@@ -333,7 +337,8 @@ pub struct ServerFrame<E = FlowEvent> {
     pub tickers: Vec<TickerPremium>,
     #[serde(default)]
     pub contracts: Vec<ContractPremium>,
-    /// `page` fields (with `events` and `notice`).
+    /// `page` fields (with `events` and `notice`); `id` is an `error`
+    /// frame's too.
     #[serde(default)]
     pub id: Option<String>,
     #[serde(default)]
@@ -409,9 +414,11 @@ impl<E> ServerFrame<E> {
                 live: self.live,
             })),
             FrameKind::Error => match (self.code, self.message) {
-                (Some(code), Some(message)) => {
-                    FrameBody::Message(Box::new(ServerMessage::Error { code, message }))
-                }
+                (Some(code), Some(message)) => FrameBody::Message(Box::new(ServerMessage::Error {
+                    code,
+                    message,
+                    id: self.id,
+                })),
                 _ => return Err(FrameError::ErrorIncomplete),
             },
             FrameKind::Pong => FrameBody::Message(Box::new(ServerMessage::Pong)),
@@ -700,7 +707,8 @@ mod tests {
             message(error),
             ServerMessage::Error {
                 code: ErrorCode::BadFilter,
-                message: "unknown field".into()
+                message: "unknown field".into(),
+                id: None,
             }
         );
         assert_eq!(message(r#"{"type":"pong"}"#), ServerMessage::Pong);
@@ -931,11 +939,24 @@ mod tests {
         let e = ServerMessage::Error {
             code: ErrorCode::BadHistory,
             message: "x".into(),
+            id: None,
         };
         let text = serde_json::to_string(&e).unwrap_or_default();
         assert_eq!(
             text,
             r#"{"type":"error","code":"bad_history","message":"x"}"#
+        );
+        assert_eq!(message(&text), e);
+        // A refused request's id comes back with the error.
+        let e = ServerMessage::Error {
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+            id: Some("p7".into()),
+        };
+        let text = serde_json::to_string(&e).unwrap_or_default();
+        assert_eq!(
+            text,
+            r#"{"type":"error","code":"rate_limited","message":"slow down","id":"p7"}"#
         );
         assert_eq!(message(&text), e);
         assert_eq!(

@@ -135,7 +135,9 @@ async fn stream_events(ws: &mut Socket, want: usize) -> Vec<Cursor> {
         let cursors = match ok(serde_json::from_str::<ServerMessage>(frame.as_str())) {
             ServerMessage::Event { cursor, .. } => vec![cursor],
             ServerMessage::Events { events } => events.iter().map(|e| e.cursor).collect(),
-            ServerMessage::Error { code, message } => panic!("server error {code:?}: {message}"),
+            ServerMessage::Error { code, message, .. } => {
+                panic!("server error {code:?}: {message}")
+            }
             _ => Vec::new(),
         };
         for c in cursors {

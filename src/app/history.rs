@@ -106,8 +106,19 @@ impl Past {
     /// Forgets requests in flight: their answers will not come, or belong
     /// to another scope.
     pub fn forget_requests(&mut self) {
+        self.forget_where(|_| true);
+    }
+
+    /// Forgets the request `id` the gateway refused; the others stay in
+    /// flight.
+    pub fn forget_request(&mut self, id: &str) {
+        self.forget_where(|loading| loading == id);
+    }
+
+    /// Sets every edge loading a request that `refused` picks back to idle.
+    fn forget_where(&mut self, refused: impl Fn(&str) -> bool) {
         let reset = |e: &mut Edge| {
-            if matches!(e, Edge::Loading(_)) {
+            if matches!(e, Edge::Loading(l) if refused(l)) {
                 *e = Edge::Idle;
             }
         };
@@ -122,8 +133,9 @@ impl Past {
     }
 }
 
-/// Whether an error with `code` may be the answer to a page request (it
-/// carries no id): the requests in flight are then forgotten.
+/// Whether an error with `code` and no request id (from a gateway that
+/// names none) may be the answer to a page request: the requests in flight
+/// are then forgotten.
 pub fn refuses_a_page(code: ErrorCode) -> bool {
     matches!(
         code,
@@ -702,10 +714,36 @@ mod tests {
         let refusal = ServerMessage::Error {
             code: ErrorCode::HistoryUnavailable,
             message: "the event store is unavailable; ask for the page again shortly".into(),
+            id: None,
         };
         let now = a.now_ms();
         a.on_client(ClientEvent::Server(Box::new(refusal)), now);
         assert_eq!(a.history_marker(), None);
+        assert!(matches!(
+            a.on_key(key('j')).as_slice(),
+            [Effect::History(_)]
+        ));
+    }
+
+    #[test]
+    fn a_refusal_that_names_its_request_frees_only_that_one() {
+        let mut a = app();
+        let id = match a.on_key(key('G')).as_slice() {
+            [Effect::History(req)] => req.id.clone().unwrap_or_default(),
+            other => panic!("{other:?}"),
+        };
+        let refuse = |a: &mut App, id: &str| {
+            let refusal = ServerMessage::Error {
+                code: ErrorCode::RateLimited,
+                message: "too many history requests; slow down".into(),
+                id: Some(id.to_string()),
+            };
+            let now = a.now_ms();
+            a.on_client(ClientEvent::Server(Box::new(refusal)), now);
+        };
+        refuse(&mut a, "not-ours");
+        assert!(a.on_key(key('j')).is_empty(), "still in flight");
+        refuse(&mut a, &id);
         assert!(matches!(
             a.on_key(key('j')).as_slice(),
             [Effect::History(_)]

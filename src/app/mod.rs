@@ -559,10 +559,13 @@ impl App {
                 self.day.refused(self.day_shown(), message);
                 None
             }
-            ServerMessage::Error { code, message } => {
-                if history::refuses_a_page(code) {
-                    // Asked again when the user next reaches that edge.
-                    self.past.forget_requests();
+            ServerMessage::Error { code, message, id } => {
+                // Asked again when the user next reaches that edge.
+                match id {
+                    Some(id) => self.past.forget_request(&id),
+                    // A gateway that names no request: any page may be refused.
+                    None if history::refuses_a_page(code) => self.past.forget_requests(),
+                    None => {}
                 }
                 self.error(format!("server: {message} ({code:?})"));
                 None

@@ -258,6 +258,7 @@ fn connection_states_follow_the_client() {
     let error = ServerMessage::Error {
         code: flowtape_core::protocol::ErrorCode::BadFilter,
         message: "bad filter".into(),
+        id: None,
     };
     app.on_client(ClientEvent::Server(Box::new(error)), now + 8_000);
     assert!(app

@@ -75,7 +75,7 @@ impl DayAsker {
     /// ageing): an error whose message starts `day:`, or a refusal for good
     /// (`unknown_op`, `unauthorized`), after which it is not asked again.
     pub(super) fn swallow(&mut self, m: &ServerMessage) -> bool {
-        let ServerMessage::Error { code, message } = m else {
+        let ServerMessage::Error { code, message, .. } = m else {
             return false;
         };
         // Every request sent before the first refusal arrived is refused too.
@@ -119,11 +119,13 @@ mod tests {
         let other = ServerMessage::Error {
             code: ErrorCode::BadFilter,
             message: "x".into(),
+            id: None,
         };
         assert!(!asker.swallow(&other), "not about day: the owner sees it");
         let unread = ServerMessage::Error {
             code: ErrorCode::Unavailable,
             message: "day: the day's totals cannot be read right now".into(),
+            id: None,
         };
         assert!(asker.swallow(&unread));
         asker.now();
@@ -131,6 +133,7 @@ mod tests {
         let old_server = ServerMessage::Error {
             code: ErrorCode::UnknownOp,
             message: "unknown op \"day\"".into(),
+            id: None,
         };
         assert!(asker.swallow(&old_server));
         assert!(
@@ -158,6 +161,7 @@ mod tests {
         let not_archived = ServerMessage::Error {
             code: ErrorCode::BadField,
             message: "day: 2026-11-20 is not in the archive".into(),
+            id: None,
         };
         assert!(!asker.swallow(&not_archived), "the owner shows it");
         asker.ask_for(None);

@@ -137,6 +137,7 @@ async fn serve(
         serde_json::to_string(&ServerMessage::Error {
             code: ErrorCode::Unavailable,
             message: "the event store is unavailable; subscribe again shortly".into(),
+            id: None,
         })
         .unwrap_or_default(),
     );
@@ -270,6 +271,7 @@ async fn serve(
                     Some(code) => serde_json::to_string(&ServerMessage::Error {
                         code: *code,
                         message: format!("scripted {code:?}"),
+                        id: None,
                     })
                     .unwrap_or_default(),
                     None => page(&script, &req),
@@ -284,6 +286,7 @@ async fn serve(
                 let refused = ServerMessage::Error {
                     code: ErrorCode::UnknownOp,
                     message: "unknown op \"day\"; the ops are subscribe, filter and ping".into(),
+                    id: None,
                 };
                 let _ = ws
                     .send(Message::text(

@@ -121,6 +121,7 @@ mod tests {
         ServerMessage::Error {
             code,
             message: String::new(),
+            id: None,
         }
     }
 

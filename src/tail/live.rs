@@ -45,7 +45,7 @@ async fn pump<W: Write>(
                 printer.flush()?;
             }
             ClientEvent::Server(m) => match *m {
-                ServerMessage::Error { code, message } => match code {
+                ServerMessage::Error { code, message, .. } => match code {
                     ErrorCode::BadFilter
                     | ErrorCode::Unauthorized
                     | ErrorCode::BadCursor

@@ -212,7 +212,7 @@ async fn ask(ws: &mut Socket, request: &ClientMessage) -> Result<Answer, String>
         match ServerFrame::<Box<RawValue>>::parse(text.as_str()).map(ServerFrame::into_body) {
             Ok(Ok(FrameBody::Page(page))) => return Ok(Answer::Page(page)),
             Ok(Ok(FrameBody::Message(m))) => {
-                if let ServerMessage::Error { code, message } = *m {
+                if let ServerMessage::Error { code, message, .. } = *m {
                     return Ok(Answer::Refused(code, message));
                 }
             }

@@ -148,6 +148,7 @@ mod tests {
             code: ErrorCode::BadField,
             message: "day: 2024-12-18 is older than the archive keeps (no archive configured)"
                 .into(),
+            id: None,
         };
         a.on_client(ClientEvent::Server(Box::new(refusal)), now);
         a.tick(now + 500);

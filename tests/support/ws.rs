@@ -28,7 +28,8 @@ pub struct Client {
 pub enum Answer {
     Page(Page),
     Day(DayReport),
-    Error(ErrorCode, String),
+    /// The code, the message, and the refused request's id if it had one.
+    Error(ErrorCode, String, Option<String>),
 }
 
 impl Client {
@@ -70,8 +71,8 @@ impl Client {
                 FrameBody::Events(items) => self.events.extend(items.iter().map(|i| i.cursor)),
                 FrameBody::Page(page) => return Ok(Answer::Page(page)),
                 FrameBody::Message(m) => match *m {
-                    ServerMessage::Error { code, message } => {
-                        return Ok(Answer::Error(code, message))
+                    ServerMessage::Error { code, message, id } => {
+                        return Ok(Answer::Error(code, message, id))
                     }
                     ServerMessage::Day(report) => return Ok(Answer::Day(report)),
                     other => return Err(other),
@@ -108,7 +109,7 @@ impl Client {
         loop {
             match self.ask(request).await {
                 Answer::Page(p) => return p,
-                Answer::Error(ErrorCode::RateLimited, _) => {
+                Answer::Error(ErrorCode::RateLimited, ..) => {
                     tokio::time::sleep(Duration::from_millis(150)).await;
                 }
                 other => panic!("{request}: {other:?}"),

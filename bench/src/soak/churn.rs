@@ -553,7 +553,7 @@ async fn session(
                             break End::Server("send failed".into());
                         }
                     }
-                    ServerMessage::Error { code, message } => {
+                    ServerMessage::Error { code, message, .. } => {
                         tracing::warn!(client = i, ?code, "server error: {message}");
                         shared.count(|a| a.errors += 1);
                     }

@@ -108,15 +108,21 @@ impl Session {
                 "too many history requests (at most {} a second, {} at once); slow down",
                 r.per_second, r.burst
             );
-            return Ok(self.out.error(ErrorCode::RateLimited, message)?);
+            return Ok(self
+                .out
+                .refuse(req.id.as_deref(), ErrorCode::RateLimited, message)?);
         }
         let plan = match plan(&req, crate::bus::now_ms()) {
             Ok(plan) => plan,
-            Err(why) => return Ok(self.out.error(ErrorCode::BadHistory, why)?),
+            Err(why) => {
+                return Ok(self
+                    .out
+                    .refuse(req.id.as_deref(), ErrorCode::BadHistory, why)?)
+            }
         };
         let bounds = match bus_call(self.ctx.bus.flow_bounds()).await {
             Ok(bounds) => bounds,
-            Err(e) => return self.history_unavailable(&e.to_string()),
+            Err(e) => return self.history_unavailable(&req, &e.to_string()),
         };
         let newest = self.ctx.tap.last();
         let read = match &self.ctx.archive {
@@ -139,7 +145,7 @@ impl Session {
         };
         let found = match read {
             Ok(found) => found,
-            Err(ReplayError::Bus(e)) => return self.history_unavailable(&e),
+            Err(ReplayError::Bus(e)) => return self.history_unavailable(&req, &e),
             Err(ReplayError::Slow) => {
                 self.out.close_slow_consumer();
                 return Err(End);
@@ -313,9 +319,10 @@ impl Session {
         }
     }
 
-    fn history_unavailable(&mut self, why: &str) -> Result<(), End> {
+    fn history_unavailable(&mut self, req: &HistoryRequest, why: &str) -> Result<(), End> {
         tracing::warn!("cannot read a history page for a client: {why}");
-        Ok(self.out.error(
+        Ok(self.out.refuse(
+            req.id.as_deref(),
             ErrorCode::HistoryUnavailable,
             "the event store is unavailable; ask for the page again shortly",
         )?)

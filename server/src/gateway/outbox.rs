@@ -525,10 +525,21 @@ impl Outbox {
         code: ErrorCode,
         message: impl Into<String>,
     ) -> Result<(), SlowConsumer> {
+        self.refuse(None, code, message)
+    }
+
+    /// Queues an error frame refusing the request `id`, when it had one.
+    pub(crate) fn refuse(
+        &self,
+        id: Option<&str>,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> Result<(), SlowConsumer> {
         self.inner.metrics.count_error(code);
         self.message(&ServerMessage::Error {
             code,
             message: message.into(),
+            id: id.map(str::to_string),
         })
     }
 

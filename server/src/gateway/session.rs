@@ -201,10 +201,11 @@ impl Reader {
             }
             let parsed = match &text {
                 Some(text) => parse_command(text),
-                None => Err((
-                    ErrorCode::NotUtf8,
-                    "messages must be JSON text frames; got a binary frame".into(),
-                )),
+                None => Err(Refused {
+                    code: ErrorCode::NotUtf8,
+                    message: "messages must be JSON text frames; got a binary frame".into(),
+                    id: None,
+                }),
             };
             let sent = match parsed {
                 Ok(ClientMessage::Ping) => self.out.message(&ServerMessage::Pong),
@@ -214,7 +215,7 @@ impl Reader {
                     }
                     Ok(())
                 }
-                Err((code, message)) => self.out.error(code, message),
+                Err(r) => self.out.refuse(r.id.as_deref(), r.code, r.message),
             };
             if sent.is_err() {
                 return self.out.close_slow_consumer();
@@ -243,26 +244,52 @@ impl Reader {
     }
 }
 
+/// A client message refused: why, and the request's `id` if it had one.
+#[derive(Debug)]
+struct Refused {
+    code: ErrorCode,
+    message: String,
+    id: Option<String>,
+}
+
 /// Parses one client message, classifying what is wrong with a bad one.
-fn parse_command(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| (ErrorCode::InvalidJson, format!("invalid JSON: {e}")))?;
+fn parse_command(text: &str) -> Result<ClientMessage, Refused> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Refused {
+        code: ErrorCode::InvalidJson,
+        message: format!("invalid JSON: {e}"),
+        id: None,
+    })?;
     let Some(object) = value.as_object() else {
-        return Err((
-            ErrorCode::BadField,
-            "a message must be a JSON object with an \"op\"".into(),
-        ));
+        return Err(Refused {
+            code: ErrorCode::BadField,
+            message: "a message must be a JSON object with an \"op\"".into(),
+            id: None,
+        });
+    };
+    let id = object
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string);
+    let refuse = |code, message: String| Refused {
+        code,
+        message,
+        id: id.clone(),
     };
     let op = match object.get("op") {
         Some(serde_json::Value::String(op)) => op.clone(),
-        Some(_) => return Err((ErrorCode::BadField, "\"op\" must be a string".into())),
-        None => return Err((ErrorCode::BadField, "missing \"op\"".into())),
+        Some(_) => {
+            return Err(refuse(
+                ErrorCode::BadField,
+                "\"op\" must be a string".into(),
+            ))
+        }
+        None => return Err(refuse(ErrorCode::BadField, "missing \"op\"".into())),
     };
     if !matches!(
         op.as_str(),
         "subscribe" | "filter" | "ping" | "history" | "day"
     ) {
-        return Err((
+        return Err(refuse(
             ErrorCode::UnknownOp,
             format!("unknown op {op:?}; the ops are subscribe, filter, history, day and ping"),
         ));
@@ -270,11 +297,11 @@ fn parse_command(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
     for field in ["since", "before", "after"] {
         if let Some(serde_json::Value::String(cursor)) = object.get(field) {
             if let Err(e) = cursor.parse::<Cursor>() {
-                return Err((ErrorCode::BadCursor, format!("{field}: {e}")));
+                return Err(refuse(ErrorCode::BadCursor, format!("{field}: {e}")));
             }
         }
     }
-    serde_json::from_value(value).map_err(|e| (ErrorCode::BadField, format!("{op}: {e}")))
+    serde_json::from_value(value).map_err(|e| refuse(ErrorCode::BadField, format!("{op}: {e}")))
 }
 
 /// Events taken from the tap per step of catching up.
@@ -662,7 +689,7 @@ mod tests {
 
     #[test]
     fn bad_messages_get_the_right_code() {
-        let code = |text: &str| parse_command(text).err().map(|(c, _)| c);
+        let code = |text: &str| parse_command(text).err().map(|r| r.code);
         assert_eq!(code("{"), Some(ErrorCode::InvalidJson));
         assert_eq!(code("[1]"), Some(ErrorCode::BadField));
         assert_eq!(code(r#"{"filter":"x"}"#), Some(ErrorCode::BadField));
@@ -687,6 +714,12 @@ mod tests {
             Some(ErrorCode::BadField)
         );
         assert_eq!(code(r#"{"op":"day","top":1.5}"#), Some(ErrorCode::BadField));
+        // A refused request's id comes back with the error.
+        let refused = parse_command(r#"{"op":"history","before":"x","id":"p3"}"#).err();
+        assert_eq!(
+            refused.map(|r| (r.code, r.id)),
+            Some((ErrorCode::BadCursor, Some("p3".to_string())))
+        );
         assert!(matches!(
             parse_command(r#"{"op":"subscribe","filter":"AAPL","since":"5-1"}"#),
             Ok(ClientMessage::Subscribe { since: Some(c), .. }) if c == Cursor::new(5, 1)

@@ -258,6 +258,7 @@ fn a_past_day_replayed_asks_for_that_days_totals_and_shows_a_refusal() {
     let refusal = ServerMessage::Error {
         code: ErrorCode::BadField,
         message: "day: 2024-12-18 is not archived".into(),
+        id: None,
     };
     a.on_client(ClientEvent::Server(Box::new(refusal)), now);
     assert_eq!(a.day_error(), Some("day: 2024-12-18 is not archived"));
