@@ -77,6 +77,26 @@ fn tape_with_rows_wide() {
     insta::assert_snapshot!(text(&render(&mut a, &skin("default", false), 160, 24)));
 }
 
+/// The flow panel goes under the tape, across the screen, where the tape
+/// keeps room: at least 100 columns and 24 rows.
+#[test]
+fn the_flow_panel_is_a_band_under_the_tape_where_it_fits() {
+    let mut a = live_app();
+    a.side_panel = true;
+    let at = |w, h, a: &App| layout(Rect::new(0, 0, w, h), a);
+    let big = at(200, 50, &a);
+    let panel = big.panel.unwrap_or_else(|| panic!("no panel at 200x50"));
+    assert_eq!((panel.x, panel.width), (0, 200), "across the screen");
+    assert_eq!(panel.y, big.tape.bottom(), "right under the tape");
+    assert_eq!(big.tape.width, 200, "the tape keeps every column");
+    assert_eq!(panel.height, panel::HEIGHT);
+    assert!(at(100, 24, &a).panel.is_some());
+    assert!(at(99, 50, &a).panel.is_none(), "too narrow");
+    assert!(at(200, 23, &a).panel.is_none(), "too low");
+    a.side_panel = false;
+    assert!(at(200, 50, &a).panel.is_none(), "hidden");
+}
+
 #[test]
 fn tape_at_80_columns_keeps_the_essentials() {
     let mut a = live_app();
