@@ -46,17 +46,25 @@ async fn health_becomes(addr: SocketAddr, code: u16, within: Duration) {
     }
 }
 
-/// Waits up to `within` for the flow stream to hold events.
-async fn events_flow(bus: &Bus, within: Duration) {
+/// Waits up to `within` for the flow stream to hold events; failing, says
+/// what the bus last answered and what the gateway's `/healthz` says.
+async fn events_flow(bus: &Bus, gateway: SocketAddr, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
-        if bus.flow_bounds().await.is_ok_and(|b| b.len > 0) {
-            return;
+        let last = match bus.flow_bounds().await {
+            Ok(b) if b.len > 0 => return,
+            Ok(b) => format!("an empty stream ({b:?})"),
+            Err(e) => format!("error: {e}"),
+        };
+        if Instant::now() >= deadline {
+            let health = tokio::task::spawn_blocking(move || healthz(gateway))
+                .await
+                .unwrap_or(None);
+            panic!(
+                "no events reached the flow stream in {within:?}; the bus last answered \
+                 {last}; /healthz: {health:?}"
+            );
         }
-        assert!(
-            Instant::now() < deadline,
-            "no events reached the flow stream"
-        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -92,7 +100,7 @@ async fn losing_the_whole_cluster_is_reported_and_recovered_from() {
     // Generous bounds: on a loaded 2-core machine forming the cluster and
     // the first sweep of the simulator can take a while; the test is about
     // recovering, not speed.
-    events_flow(&bus, Duration::from_secs(60)).await;
+    events_flow(&bus, addr, Duration::from_secs(60)).await;
     health_becomes(addr, 200, Duration::from_secs(60)).await;
 
     cluster.kill_all();
@@ -103,7 +111,7 @@ async fn losing_the_whole_cluster_is_reported_and_recovered_from() {
         .await
         .unwrap_or_else(|e| panic!("the cluster did not come back: {e}"));
     // The cluster came back empty: events in the flow stream now are new ones.
-    events_flow(&bus, Duration::from_secs(120)).await;
+    events_flow(&bus, addr, Duration::from_secs(120)).await;
     health_becomes(addr, 200, Duration::from_secs(120)).await;
 
     node.shutdown();
