@@ -8,9 +8,12 @@
 //! [`Target::check`] makes sure at start that the servers are what the URL
 //! says, and fails with a message that names the fix otherwise. [`Conn`] is a
 //! command connection to either: it reconnects by itself and, on a cluster,
-//! routes each command by its key's slot and follows `MOVED`/`ASK`.
+//! routes each command by its key's slot and follows `MOVED`/`ASK`; a
+//! cluster connection left with no node at all starts over from the seeds
+//! ([`Healing`]).
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
@@ -98,9 +101,13 @@ impl Target {
                     .get_connection_manager_with_config(manager_config())
                     .await?,
             )),
-            Target::Cluster { client, .. } => {
-                Ok(Conn::Cluster(client.get_async_connection().await?))
-            }
+            Target::Cluster { client, .. } => Ok(Conn::Cluster(Healing {
+                conn: Arc::new(Mutex::new(Current {
+                    conn: client.get_async_connection().await?,
+                    started: Instant::now(),
+                })),
+                client: client.clone(),
+            })),
         }
     }
 
@@ -279,14 +286,87 @@ async fn timeout<T>(
 #[derive(Clone)]
 pub(super) enum Conn {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(Healing),
+}
+
+/// Start over from the seeds at most this often.
+const START_OVER_EVERY: Duration = Duration::from_secs(2);
+
+/// A cluster connection that starts over from the seed nodes when a command
+/// finds no connection to any node (`ClusterConnectionNotFound`). After
+/// every node of a cluster restarted at once, redis-rs 1.8's own recovery
+/// can stay in that state for good (seen in `tests/cluster_outage.rs`: no
+/// command succeeded for 120 s after the cluster was back); a new
+/// connection from the client maps the cluster afresh. The clones share the
+/// current connection, so one start-over serves them all.
+#[derive(Clone)]
+pub(super) struct Healing {
+    client: Box<ClusterClient>,
+    conn: Arc<Mutex<Current>>,
+}
+
+/// The connection in use, and when it was made.
+struct Current {
+    conn: ClusterConnection,
+    started: Instant,
+}
+
+impl Healing {
+    fn current(&self) -> ClusterConnection {
+        match self.conn.lock() {
+            Ok(c) => c.conn.clone(),
+            Err(poisoned) => poisoned.into_inner().conn.clone(),
+        }
+    }
+
+    /// After `result`, starts over if it says no node is connected and the
+    /// connection in use is older than [`START_OVER_EVERY`]; the command
+    /// itself is not retried (its caller retries, as after any failure).
+    async fn after<T>(&self, result: &redis::RedisResult<T>) {
+        let lost =
+            matches!(result, Err(e) if e.kind() == redis::ErrorKind::ClusterConnectionNotFound);
+        if !lost {
+            return;
+        }
+        {
+            let mut current = match self.conn.lock() {
+                Ok(c) => c,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if current.started.elapsed() < START_OVER_EVERY {
+                return;
+            }
+            // Others wait for this attempt instead of starting their own.
+            current.started = Instant::now();
+        }
+        match self.client.get_async_connection().await {
+            Ok(conn) => {
+                tracing::warn!(
+                    "the cluster connection had no node left; started over from the seeds"
+                );
+                let mut current = match self.conn.lock() {
+                    Ok(c) => c,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                *current = Current {
+                    conn,
+                    started: Instant::now(),
+                };
+            }
+            Err(e) => tracing::debug!("cannot start the cluster connection over yet: {e}"),
+        }
+    }
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Cluster(h) => Box::pin(async move {
+                let result = h.current().req_packed_command(cmd).await;
+                h.after(&result).await;
+                result
+            }),
         }
     }
 
@@ -298,14 +378,21 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(h) => Box::pin(async move {
+                let result = h
+                    .current()
+                    .req_packed_commands(pipeline, offset, count)
+                    .await;
+                h.after(&result).await;
+                result
+            }),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+            Conn::Cluster(_) => 0,
         }
     }
 }
