@@ -12,7 +12,7 @@
 //! cluster connection left with no node at all starts over from the seeds
 //! ([`Healing`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -312,11 +312,14 @@ struct Current {
 }
 
 impl Healing {
+    /// The shared state (a panic elsewhere cannot leave it half-written:
+    /// it is replaced whole).
+    fn lock(&self) -> MutexGuard<'_, Current> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn current(&self) -> ClusterConnection {
-        match self.conn.lock() {
-            Ok(c) => c.conn.clone(),
-            Err(poisoned) => poisoned.into_inner().conn.clone(),
-        }
+        self.lock().conn.clone()
     }
 
     /// After `result`, starts over if it says no node is connected and the
@@ -329,10 +332,7 @@ impl Healing {
             return;
         }
         {
-            let mut current = match self.conn.lock() {
-                Ok(c) => c,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut current = self.lock();
             if current.started.elapsed() < START_OVER_EVERY {
                 return;
             }
@@ -344,11 +344,7 @@ impl Healing {
                 tracing::warn!(
                     "the cluster connection had no node left; started over from the seeds"
                 );
-                let mut current = match self.conn.lock() {
-                    Ok(c) => c,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
-                *current = Current {
+                *self.lock() = Current {
                     conn,
                     started: Instant::now(),
                 };
