@@ -26,26 +26,22 @@ fn title(date: Date, today: bool) -> String {
 /// The panel border's heading: `· Today 2026-12-07 · as of 14:03:05 ET`
 /// (or `Day 2026-11-20`).
 pub fn heading(r: &DayReport, today: bool, skin: &Skin) -> Vec<Span<'static>> {
-    let t = &skin.theme;
     vec![
-        Span::styled(
-            format!("{} {} ", skin.glyphs.dot, title(r.date, today)),
-            t.header(),
-        ),
+        day_heading(r.date, today, skin),
         Span::styled(
             format!("{} as of {} ET ", skin.glyphs.dot, format::time_s(r.as_of)),
-            t.dim(),
+            skin.theme.dim(),
         ),
     ]
 }
 
-/// The heading for a past day the gateway has no totals for:
-/// `· Day 2026-11-20`.
-pub fn heading_refused(date: Date, skin: &Skin) -> Vec<Span<'static>> {
-    vec![Span::styled(
-        format!("{} {} ", skin.glyphs.dot, title(date, false)),
+/// `· Today 2026-12-07` (or `· Day 2026-11-20`), alone for a past day the
+/// gateway has no totals for.
+pub fn day_heading(date: Date, today: bool, skin: &Skin) -> Span<'static> {
+    Span::styled(
+        format!("{} {} ", skin.glyphs.dot, title(date, today)),
         skin.theme.header(),
-    )]
+    )
 }
 
 /// Why the gateway sent no totals for a past day (the `day:` prefix

@@ -64,10 +64,12 @@ fn bar(frac: f64, width: usize, glyph: &str) -> String {
 /// Draws the panel in `area`.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, skin: &Skin) {
     let report = app.day_report();
+    // Why the gateway sent no totals for the day shown, if it said.
+    let refused = report.is_none().then(|| app.day_error()).flatten();
     let mut title = vec![Span::styled(" Flow ", skin.theme.header())];
-    match (report, app.day_error()) {
+    match (report, refused) {
         (Some(r), _) => title.extend(day::heading(r, app.day_asked().is_none(), skin)),
-        (None, Some(_)) => title.extend(day::heading_refused(app.day_shown(), skin)),
+        (None, Some(_)) => title.push(day::day_heading(app.day_shown(), false, skin)),
         (None, None) => {}
     }
     let block = skin.block(Line::from(title));
@@ -104,10 +106,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, skin: &Skin) {
     columns.draw(frame, list, heading, entries);
 
     let width = usize::from(summary_area.width);
-    let mut lines = match (report, app.day_error()) {
-        (None, Some(why)) => day::refusal(why, width, skin),
-        _ => Vec::new(),
-    };
+    let mut lines = refused.map_or_else(Vec::new, |why| day::refusal(why, width, skin));
     lines.extend(summary(&figures, skin, width));
     if let Some(r) = report {
         lines.push(Line::default());
